@@ -1,0 +1,39 @@
+"""onnx-st: sentence-transformers models on ONNX Runtime and NumPy, without PyTorch."""
+
+from __future__ import annotations
+
+from .dense import Encoder, SentenceTransformer
+from .errors import (
+    ConfigError,
+    InputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    OnnxModelError,
+    OnnxSTError,
+    ProviderError,
+    UnsupportedModuleError,
+)
+from .quantization import quantize_embeddings
+from .session import available_providers
+from .util import cos_sim, dot_score, semantic_search
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Encoder",
+    "InputError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "OnnxModelError",
+    "OnnxSTError",
+    "ProviderError",
+    "SentenceTransformer",
+    "UnsupportedModuleError",
+    "__version__",
+    "available_providers",
+    "cos_sim",
+    "dot_score",
+    "quantize_embeddings",
+    "semantic_search",
+]

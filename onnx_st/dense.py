@@ -1,0 +1,180 @@
+"""The dense embedding model: ``SentenceTransformer`` (alias ``Encoder``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import HFConfig, SIMILARITY_FN_NAMES
+from .errors import InputError
+from .functional import PAIRWISE, SIMILARITY, normalize
+from .model import BaseModel
+from .modules import Features, LoadContext, Module, embedding_dimension
+from .modules.pooling import Pooling
+from .modules.transformer import Transformer
+from .quantization import check_precision, quantize_embeddings
+
+OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
+
+
+class SentenceTransformer(BaseModel):
+    """Dense embeddings from a sentence-transformers model directory, equal to sentence-transformers.
+
+    Construct as in sentence-transformers (``SentenceTransformer(path, backend="onnx", model_kwargs=...)``)
+    or with :meth:`from_dir` / :meth:`from_pretrained`.
+
+    Example:
+        >>> model = SentenceTransformer("all-minilm-l6-v2-onnx")
+        >>> model.encode(["The weather is lovely today."]).shape
+        (1, 384)
+    """
+
+    def __init__(self, model_name_or_path: str, *, truncate_dim: int | None = None,
+                 similarity_fn_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(model_name_or_path, **kwargs)
+        self.truncate_dim = truncate_dim if truncate_dim is not None else self.config.truncate_dim
+        self._similarity_fn_name = similarity_fn_name or self.config.similarity_fn_name
+        if self._similarity_fn_name is not None and self._similarity_fn_name not in SIMILARITY_FN_NAMES:
+            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {similarity_fn_name!r}")
+
+    def _default_modules(self, ctx: LoadContext) -> list[Module]:
+        transformer = Transformer.load(ctx.model_dir, ctx)
+        causal = any(a.endswith("ForCausalLM") for a in HFConfig.read(ctx.model_dir).architectures)
+        dim = transformer.embedding_dimension or 0
+        return [transformer, Pooling(dim, ("lasttoken",) if causal else ("mean",))]
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """``cosine`` (default), ``dot``, ``euclidean`` or ``manhattan``."""
+        return self._similarity_fn_name or "cosine"
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        if value not in SIMILARITY_FN_NAMES:
+            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {value!r}")
+        self._similarity_fn_name = value
+
+    def get_embedding_dimension(self) -> int | None:
+        """Dimension of ``encode`` output (after ``truncate_dim``)."""
+        dim = embedding_dimension(self.modules)
+        if self.truncate_dim is not None:
+            return self.truncate_dim if dim is None else min(dim, self.truncate_dim)
+        return dim
+
+    get_sentence_embedding_dimension = get_embedding_dimension
+
+    @contextmanager
+    def truncate_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Within the block, ``encode`` truncates embeddings to ``truncate_dim``."""
+        previous, self.truncate_dim = self.truncate_dim, truncate_dim
+        try:
+            yield
+        finally:
+            self.truncate_dim = previous
+
+    def encode(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+               batch_size: int = 32, show_progress_bar: bool | None = None,
+               output_value: OutputValue = "sentence_embedding", precision: str = "float32",
+               convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | None = None,
+               normalize_embeddings: bool = False, truncate_dim: int | None = None, task: str | None = None,
+               **kwargs: Any) -> Any:
+        """Embed texts.
+
+        Args:
+            sentences: one text or a list of texts.
+            prompt_name: key of the directory's ``prompts``; ``prompt``: a literal prompt (wins).
+            batch_size: texts per ONNX run; texts are sorted by length first.
+            output_value: ``"sentence_embedding"``, ``"token_embeddings"`` (one array per text) or
+                ``None`` (a dict of every feature per text).
+            precision: ``float32``, ``int8``, ``uint8``, ``binary`` or ``ubinary``.
+            normalize_embeddings: L2-normalize (after ``truncate_dim``).
+            truncate_dim: keep the first dimensions (Matryoshka models).
+            task: route of a Router model (``encode_query`` passes ``"query"``).
+            convert_to_numpy, convert_to_tensor, device: accepted for compatibility; results are NumPy.
+
+        Returns:
+            ``(n, dim)`` array (``(dim,)`` for one string; ``(0, dim)`` for an empty list), or lists for
+            ``token_embeddings`` / ``None``.
+
+        Raises:
+            InputError: non-string input, unknown prompt name or precision, bad ``truncate_dim``.
+        """
+        if kwargs:
+            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
+        texts, single = self._as_text_list(sentences, "sentences")
+        check_precision(precision)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        full_dim = embedding_dimension(self.modules)
+        if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1
+                                         or (full_dim is not None and truncate_dim > full_dim)):
+            raise InputError(f"truncate_dim must be an integer from 1 to {full_dim}, got {truncate_dim!r}")
+        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
+
+        def collect(features: Features) -> list[Any]:
+            if output_value == "token_embeddings":
+                return _token_embeddings(features)
+            if output_value is None:
+                n = len(features["sentence_embedding"])
+                return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v)
+                         for k, v in features.items()} for i in range(n)]
+            emb = features["sentence_embedding"]
+            if truncate_dim is not None:
+                emb = emb[:, :truncate_dim]
+            return list(normalize(emb) if normalize_embeddings else emb)
+
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise InputError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, "
+                             f"got {output_value!r}")
+        rows = self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=resolved_prompt, task=task,
+                                         show_progress_bar=show_progress_bar)
+        if output_value != "sentence_embedding":
+            return rows[0] if single else rows
+        dim = truncate_dim if truncate_dim is not None else (full_dim or 0)
+        embeddings = np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, dim), np.float32)
+        if precision != "float32":
+            embeddings = quantize_embeddings(embeddings, precision)  # type: ignore[arg-type]
+        return embeddings[0] if single else embeddings
+
+    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+                     **kwargs: Any) -> Any:
+        """``encode`` with the ``query`` prompt (when the directory has one) and the ``query`` route."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+
+    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None,
+                        prompt: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def similarity(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
+        """All-pairs similarity matrix with the model's ``similarity_fn_name``."""
+        return SIMILARITY[self.similarity_fn_name](embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
+        """Similarity of ``embeddings1[i]`` with ``embeddings2[i]``."""
+        return PAIRWISE[self.similarity_fn_name](embeddings1, embeddings2)
+
+    def _extra_config(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}
+        if self.truncate_dim is not None:
+            extra["truncate_dim"] = self.truncate_dim
+        return extra
+
+
+def _token_embeddings(features: Features) -> list[np.ndarray]:
+    """Per-text token embeddings up to the last attended position."""
+    out = []
+    for tokens, mask in zip(features["token_embeddings"], features["attention_mask"]):
+        nonzero = np.flatnonzero(mask)
+        last = int(nonzero[-1]) if len(nonzero) else 0
+        out.append(tokens[: last + 1])
+    return out
+
+
+Encoder = SentenceTransformer

@@ -1,0 +1,161 @@
+"""Pure NumPy: pooling, normalization, activations and similarity functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+_EPS = 1e-9
+
+
+def exclude_prompt(attention_mask: np.ndarray, prompt_length: int) -> np.ndarray:
+    """A copy of the mask with the first ``prompt_length`` real tokens of each row zeroed."""
+    mask = attention_mask.copy()
+    starts = mask.argmax(axis=1)  # > 0 only under left padding
+    positions = np.arange(mask.shape[1])[None, :]
+    mask[positions < (starts + prompt_length)[:, None]] = 0
+    return mask
+
+
+def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, mode: str,
+         padding_mask: np.ndarray | None = None) -> np.ndarray:
+    """Pool ``(batch, seq, dim)`` token embeddings into ``(batch, dim)`` with one pooling mode.
+
+    ``padding_mask`` is the mask before prompt exclusion: weightedmean counts positions from its
+    first real token (it defaults to ``attention_mask``).
+    """
+    if mode == "cls":
+        first = attention_mask.argmax(axis=1)
+        return token_embeddings[np.arange(len(first)), first]
+    mask = attention_mask[..., None].astype(token_embeddings.dtype)
+    if mode == "max":
+        return np.where(mask > 0, token_embeddings, -np.inf).max(axis=1).astype(token_embeddings.dtype)
+    if mode in ("mean", "mean_sqrt_len_tokens"):
+        summed = np.einsum("bsd,bs->bd", token_embeddings, mask[..., 0])
+        counts = np.maximum(mask.sum(axis=1), _EPS)
+        return summed / (counts if mode == "mean" else np.sqrt(counts))
+    if mode == "weightedmean":
+        seq = token_embeddings.shape[1]
+        starts = (attention_mask if padding_mask is None else padding_mask).argmax(axis=1)
+        weights = np.arange(1, seq + 1, dtype=token_embeddings.dtype)[None, :] - starts[:, None]
+        weighted = mask[..., 0] * weights
+        summed = np.einsum("bsd,bs->bd", token_embeddings, weighted)
+        return summed / np.maximum(weighted.sum(axis=1, keepdims=True), _EPS)
+    if mode == "lasttoken":
+        seq = attention_mask.shape[1]
+        flipped = attention_mask[:, ::-1]
+        last = seq - 1 - flipped.argmax(axis=1)
+        last = np.where(flipped.max(axis=1) == 0, 0, last)
+        out = token_embeddings[np.arange(len(last)), last]
+        return out * attention_mask[np.arange(len(last)), last][:, None].astype(out.dtype)
+    raise InputError(f"Unknown pooling mode {mode!r}; supported: {POOLING_MODES}")
+
+
+def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """L2-normalize along ``axis``; zero vectors stay zero (epsilon 1e-12 as torch)."""
+    norms = np.linalg.norm(x, axis=axis, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis``."""
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU as torch.nn.GELU."""
+    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
+
+
+ACTIVATIONS = {
+    "Identity": lambda x: x,
+    "Tanh": np.tanh,
+    "Sigmoid": sigmoid,
+    "ReLU": lambda x: np.maximum(x, 0),
+    "GELU": gelu,
+    "SiLU": lambda x: x * sigmoid(x),
+    "Softmax": softmax,
+}
+
+
+def activation(name: str | None):
+    """The NumPy function for a torch activation path such as ``torch.nn.modules.activation.Tanh``."""
+    key = "Identity" if not name else name.rsplit(".", 1)[-1]
+    if key not in ACTIVATIONS:
+        raise InputError(f"Unsupported activation {name!r}; supported: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[key]
+
+
+def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise InputError("Embeddings must be a numeric array")
+    arr = arr.astype(np.float32, copy=False) if not np.issubdtype(arr.dtype, np.floating) else arr
+    return arr[None, :] if arr.ndim == 1 else arr
+
+
+def cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity matrix ``(len(a), len(b))``."""
+    return normalize(_as_2d(a)) @ normalize(_as_2d(b)).T
+
+
+def dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot-product matrix ``(len(a), len(b))``."""
+    return _as_2d(a) @ _as_2d(b).T
+
+
+def euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Negative euclidean distance matrix."""
+    a2, b2 = _as_2d(a), _as_2d(b)
+    sq = (a2 * a2).sum(1)[:, None] + (b2 * b2).sum(1)[None, :] - 2 * a2 @ b2.T
+    return -np.sqrt(np.maximum(sq, 0))
+
+
+def manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Negative manhattan distance matrix."""
+    a2, b2 = _as_2d(a), _as_2d(b)
+    return -np.abs(a2[:, None, :] - b2[None, :, :]).sum(-1)
+
+
+def pairwise_cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of ``a[i]`` and ``b[i]``."""
+    return (normalize(_as_2d(a)) * normalize(_as_2d(b))).sum(-1)
+
+
+def pairwise_dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot product of ``a[i]`` and ``b[i]``."""
+    return (_as_2d(a) * _as_2d(b)).sum(-1)
+
+
+def pairwise_euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Negative euclidean distance of ``a[i]`` and ``b[i]``."""
+    return -np.linalg.norm(_as_2d(a) - _as_2d(b), axis=-1)
+
+
+def pairwise_manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Negative manhattan distance of ``a[i]`` and ``b[i]``."""
+    return -np.abs(_as_2d(a) - _as_2d(b)).sum(-1)
+
+
+SIMILARITY = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}
+PAIRWISE = {"cosine": pairwise_cos_sim, "dot": pairwise_dot_score, "euclidean": pairwise_euclidean_sim,
+            "manhattan": pairwise_manhattan_sim}

@@ -1,0 +1,71 @@
+"""A local path or a Hub repo id -> a local model directory, fetching only the files inference needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+from .session import DEFAULT_FILE_NAMES
+
+# configs, tokenizer files and small module files; never torch weights of the transformer itself
+_CONFIG_PATTERNS = ["*.json", "**/*.json", "*.txt", "**/*.txt", "*.model", "**/*.model"]
+_MODULE_WEIGHTS = ["*_*/model.safetensors", "**/*_*/model.safetensors"]
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _onnx_patterns(snapshot: Path, file_name: str | None) -> list[str]:
+    """Patterns for the ONNX file of every Transformer folder named by modules.json / router_config.json."""
+    names = [file_name] if file_name else list(DEFAULT_FILE_NAMES)
+    folders = [""]
+    try:
+        for module in json.loads((snapshot / "modules.json").read_text()):
+            folders.append(module.get("path", ""))
+            router = snapshot / module.get("path", "") / "router_config.json"
+            if router.is_file():
+                folders += [f"{module.get('path', '')}/{m}".strip("/") for m in json.loads(router.read_text())["types"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    patterns = []
+    for folder in dict.fromkeys(folders):
+        prefix = f"{folder}/" if folder else ""
+        for name in names:
+            patterns += [prefix + name, prefix + name + "_data", prefix + name + ".data"]
+    return patterns
+
+
+def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+                      local_files_only: bool = False, token: str | bool | None = None,
+                      file_name: str | None = None) -> Path:
+    """Return a local directory holding the model.
+
+    A path that exists is used as it is. Otherwise ``name_or_path`` is a Hub repo id (a bare name
+    gets the ``sentence-transformers/`` organisation, as sentence-transformers does); configs and
+    tokenizer files are fetched first, then only the ONNX file(s) and module weights needed.
+
+    Raises:
+        ModelNotFoundError: the path does not exist, or the repo/files cannot be found or fetched.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if path.exists() or _looks_like_path(name):
+        raise ModelNotFoundError(f"Model directory not found: {name}")
+    repo_id = name if "/" in name else f"sentence-transformers/{name}"
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    kwargs = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                  token=token)
+    try:
+        snapshot = Path(snapshot_download(allow_patterns=_CONFIG_PATTERNS, **kwargs))  # type: ignore[arg-type]
+        patterns = _onnx_patterns(snapshot, file_name) + _MODULE_WEIGHTS + ["**/tokenizer.json"]
+        snapshot = Path(snapshot_download(allow_patterns=patterns, **kwargs))  # type: ignore[arg-type]
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
+        where = "in the local Hub cache" if local_files_only else "on the Hub or in the local cache"
+        raise ModelNotFoundError(f"Cannot find model {repo_id!r} {where}: {exc}") from exc
+    return snapshot

@@ -1,0 +1,178 @@
+"""What the three front classes share: loading, prompts, providers, saving."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .config import MODEL_CONFIG_FILE, ModelConfig
+from .errors import InputError
+from .hub import resolve_model_dir
+from .modules import LoadContext, Module, load_modules
+from .pipeline import Pipeline
+from .session import SessionOptions
+from .tokenizer import check_texts
+
+_SESSION_KEYS = ("provider", "providers", "provider_options", "file_name", "intra_op_num_threads",
+                 "inter_op_num_threads")
+
+
+def _provider_for_device(device: str | None) -> str | None:
+    """Map sentence-transformers' ``device`` to an execution provider."""
+    if device is None or device == "cpu":
+        return None
+    if device.startswith("cuda"):
+        return "CUDAExecutionProvider"
+    raise InputError(f"device {device!r} has no ONNX Runtime provider here; pass model_kwargs={{'provider': ...}}")
+
+
+class BaseModel:
+    """A loaded model directory: its modules, prompts and ONNX sessions.
+
+    Args:
+        model_name_or_path: a local directory or a Hub repo id.
+        backend: only ``"onnx"``; accepted so sentence-transformers code runs unchanged.
+        model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts.
+        device: ``"cpu"`` or ``"cuda[:N]"`` (mapped to the CUDA execution provider).
+        prompts, default_prompt_name: override the directory's prompts.
+        cache_folder, revision, local_files_only, token: Hub options.
+    """
+
+    model_kind: ClassVar[str] = "SentenceTransformer"
+    default_task: ClassVar[str] = "feature-extraction"
+
+    def __init__(self, model_name_or_path: str | Path, *, device: str | None = None,
+                 prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
+                 cache_folder: str | Path | None = None, revision: str | None = None, local_files_only: bool = False,
+                 token: str | bool | None = None, backend: str = "onnx", model_kwargs: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False, **unused: Any) -> None:
+        if backend != "onnx":
+            raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
+        kwargs = dict(model_kwargs or {})
+        unknown = set(kwargs) - set(_SESSION_KEYS)
+        if unknown:
+            raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(_SESSION_KEYS)}")
+        if "provider" not in kwargs and "providers" not in kwargs:
+            kwargs["provider"] = _provider_for_device(device)
+        self.session_options = SessionOptions.from_kwargs(**kwargs)
+        self.model_dir = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_folder,
+                                           local_files_only=local_files_only, token=token,
+                                           file_name=self.session_options.file_name)
+        self.config = ModelConfig.read(self.model_dir)
+        ctx = LoadContext(self.model_dir, self.session_options, self.default_task)
+        modules = load_modules(self.model_dir, ctx)
+        self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx))
+        self.prompts: dict[str, str] = dict(self.config.prompts) if prompts is None else dict(prompts)
+        self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise InputError(f"Default prompt name {self.default_prompt_name!r} not found in prompts "
+                             f"{sorted(self.prompts)}")
+
+    @classmethod
+    def from_dir(cls, path: str | Path, *, provider: str | None = None, file_name: str | None = None,
+                 **kwargs: Any) -> BaseModel:
+        """Load a local model directory.
+
+        Args:
+            path: directory in the sentence-transformers layout with ONNX files under ``onnx/``.
+            provider: ONNX Runtime execution provider (default ``CPUExecutionProvider``).
+            file_name: ONNX file relative to the Transformer folder (default ``onnx/model.onnx``).
+            **kwargs: ``providers``, ``provider_options``, ``intra_op_num_threads``, ``inter_op_num_threads``,
+                and the constructor's own keywords (``prompts``, ``truncate_dim``...).
+
+        Raises:
+            ModelNotFoundError, ConfigError, OnnxModelError, ProviderError.
+
+        Example:
+            >>> model = Encoder.from_dir("all-minilm-l6-v2-onnx", provider="CPUExecutionProvider")
+        """
+        if not Path(path).expanduser().is_dir():
+            from .errors import ModelNotFoundError
+
+            raise ModelNotFoundError(f"Model directory not found: {path}")
+        return cls.from_pretrained(path, file_name=file_name, provider=provider, local_files_only=True, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | Path, *, revision: str | None = None,
+                        file_name: str | None = None, local_files_only: bool = False,
+                        cache_dir: str | Path | None = None, token: str | bool | None = None,
+                        **kwargs: Any) -> BaseModel:
+        """Load from a Hub repo id (only the needed files are fetched) or a local path.
+
+        Example:
+            >>> model = Encoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", local_files_only=True)
+        """
+        session = {k: kwargs.pop(k) for k in _SESSION_KEYS if k in kwargs}
+        if file_name is not None:
+            session["file_name"] = file_name
+        return cls(repo_id_or_path, revision=revision, local_files_only=local_files_only, cache_folder=cache_dir,
+                   token=token, model_kwargs=session, **kwargs)
+
+    def _default_modules(self, ctx: LoadContext) -> list[Module]:
+        """Modules for a directory without ``modules.json``."""
+        raise NotImplementedError
+
+    def get_backend(self) -> str:
+        """Always ``"onnx"``."""
+        return "onnx"
+
+    @property
+    def modules(self) -> list[Module]:
+        """The modules in order."""
+        return self.pipeline.modules
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer`` of the input module, when it has one."""
+        tok = getattr(self.pipeline.input_module, "tokenizer", None)
+        return getattr(tok, "backend", tok)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Truncation length of the input module."""
+        return getattr(self.pipeline.input_module, "max_seq_length", None)
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise InputError(f"Prompt name {prompt_name!r} not found in the configured prompts dictionary "
+                                 f"with keys {sorted(self.prompts)!r}")
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts.get(self.default_prompt_name)
+        return None
+
+    @staticmethod
+    def _as_text_list(sentences: Any, what: str = "input") -> tuple[list[str], bool]:
+        """Normalize ``str | Sequence[str]`` to a list; the flag says a single string was passed."""
+        if isinstance(sentences, str):
+            return [sentences], True
+        if sentences is None or not isinstance(sentences, (Sequence,)) and not hasattr(sentences, "__array__"):
+            raise InputError(f"{what} must be a str or a list of str, got {type(sentences).__name__}")
+        return check_texts(list(sentences), what), False
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write a directory that reloads with ``local_files_only=True`` (ONNX files included)."""
+        target = Path(path)
+        if target.resolve() != self.model_dir.resolve():
+            shutil.copytree(self.model_dir, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))
+        data = dict(self.config.raw)
+        data.update({"model_type": self.model_kind, "prompts": self.prompts,
+                     "default_prompt_name": self.default_prompt_name})
+        data.update(self._extra_config())
+        (target / MODEL_CONFIG_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    save = save_pretrained
+
+    def _extra_config(self) -> dict[str, Any]:
+        """Kind-specific keys written by ``save_pretrained``."""
+        return {}
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(m).__name__ for m in self.modules)
+        return f"{type(self).__name__}(dir={str(self.model_dir)!r}, modules=[{names}])"

@@ -1,0 +1,51 @@
+"""The module contract shared by every module: ``features -> features``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..session import SessionOptions
+
+Features = dict[str, Any]
+
+
+@runtime_checkable
+class Module(Protocol):
+    """A step after tokenization: reads some features and returns a new dict with more."""
+
+    def forward(self, features: Features) -> Features:
+        """Return a new features dict."""
+        ...
+
+
+@runtime_checkable
+class InputModule(Module, Protocol):
+    """The first module of a model: turns texts into features (tokenizes)."""
+
+    def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
+        """Tokenize one batch of texts (or pairs)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What module loaders need beyond their own directory."""
+
+    model_dir: Path
+    session_options: SessionOptions
+    default_task: str = "feature-extraction"
+
+
+Loader = Callable[[Path, LoadContext], Module]
+
+
+def embedding_dimension(modules: Sequence[Module]) -> int | None:
+    """The output dimension of a module list: the last module that knows it."""
+    for module in reversed(modules):
+        dim = getattr(module, "embedding_dimension", None)
+        if dim is not None:
+            return int(dim)
+    return None

@@ -1,0 +1,75 @@
+"""The Transformer module: tokenizer plus the ONNX graph that replaces the torch model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import HFConfig, TransformerConfig
+from ..errors import ConfigError
+from ..session import OnnxSession, resolve_onnx_file
+from ..tokenizer import TextTokenizer
+from .base import Features, LoadContext
+
+_OUTPUT_NAMES = {
+    "feature-extraction": ("last_hidden_state", "token_embeddings"),
+    "fill-mask": ("logits",),
+    "sequence-classification": ("logits",),
+}
+_FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_embeddings",
+                  "sequence-classification": "scores"}
+
+
+class Transformer:
+    """Tokenizes texts and runs the exported transformer graph.
+
+    Writes ``token_embeddings`` (feature-extraction, fill-mask) or ``scores`` (sequence-classification).
+    """
+
+    def __init__(self, tokenizer: TextTokenizer, session: OnnxSession, config: TransformerConfig,
+                 hf_config: HFConfig) -> None:
+        if config.transformer_task not in _OUTPUT_NAMES:
+            raise ConfigError(f"transformer_task {config.transformer_task!r} is not supported; "
+                              f"supported: {sorted(_OUTPUT_NAMES)}")
+        self.tokenizer = tokenizer
+        self.session = session
+        self.config = config
+        self.hf_config = hf_config
+        self.task = config.transformer_task
+        self.output_name = session.pick_output(_OUTPUT_NAMES[self.task])
+        self.feature_name = config.module_output_name or _FEATURE_NAMES[self.task]
+        self.embedding_dimension = hf_config.hidden_size if self.task == "feature-extraction" else None
+
+    @classmethod
+    def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
+        """Load ``sentence_bert_config.json``, ``tokenizer.json``, ``config.json`` and the ONNX file."""
+        config = TransformerConfig.read(directory, default_task=ctx.default_task)
+        hf_config = HFConfig.read(directory)
+        tokenizer = TextTokenizer.from_dir(directory, max_seq_length=config.max_seq_length,
+                                           do_lower_case=config.do_lower_case, hf_config=hf_config)
+        session = OnnxSession(resolve_onnx_file(directory, ctx.session_options.file_name), ctx.session_options)
+        return cls(tokenizer, session, config, hf_config)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Truncation length in tokens."""
+        return self.tokenizer.max_length
+
+    def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
+        """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
+        if prompt:
+            texts = [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
+        features: Features = dict(self.tokenizer(texts))
+        if prompt:
+            features["prompt_length"] = self.tokenizer.prompt_length(prompt)
+        return features
+
+    def forward(self, features: Features) -> Features:
+        """Run the graph and add its output under ``token_embeddings`` or ``scores``."""
+        output = self.session.run(self.output_name, features)
+        if output.dtype != np.float32:  # fp16 exports: pool and score in float32
+            output = output.astype(np.float32)
+        return {**features, self.feature_name: output}

@@ -1,0 +1,75 @@
+"""Modules in order, run over length-sorted batches with an optional progress bar."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .modules import Features, InputModule, Module
+
+T = TypeVar("T")
+logger = logging.getLogger("onnx_st")
+
+
+def default_show_progress_bar() -> bool:
+    """sentence-transformers' default: a bar when the library logs at INFO or DEBUG."""
+    return logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+
+
+def _progress(iterable: Sequence[int], show: bool, total: int) -> Iterator[int] | Sequence[int]:
+    if not show:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with huggingface_hub; without it, no bar
+        return iterable
+    return tqdm(iterable, desc="Batches", total=total)
+
+
+def text_length(item: Any) -> int:
+    """Sort key of an input: characters of a text, summed over a pair."""
+    if isinstance(item, str):
+        return len(item)
+    return sum(len(part) for part in item)
+
+
+class Pipeline:
+    """The input module (tokenizer side) followed by the other modules."""
+
+    def __init__(self, modules: Sequence[Module]) -> None:
+        if not modules or not isinstance(modules[0], InputModule):
+            raise ConfigError("The first module must tokenize its input (Transformer, StaticEmbedding, Router)")
+        self.modules = list(modules)
+        self.input_module: InputModule = modules[0]  # type: ignore[assignment]
+
+    def __call__(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
+        """Run one batch through every module."""
+        features = self.input_module.preprocess(texts, prompt=prompt, task=task)
+        for module in self.modules:
+            features = module.forward(features)
+        return features
+
+    def map_batches(self, items: Sequence[Any], collect: Callable[[Features], Sequence[T]], *, batch_size: int = 32,
+                    prompt: str | None = None, task: str | None = None,
+                    show_progress_bar: bool | None = None) -> list[T]:
+        """Run ``items`` in batches of similar length and return ``collect``'s per-item results in input order.
+
+        Raises:
+            InputError: ``batch_size`` below 1.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        order = np.argsort([-text_length(item) for item in items], kind="stable")
+        show = default_show_progress_bar() if show_progress_bar is None else bool(show_progress_bar)
+        starts = range(0, len(items), batch_size)
+        results: list[Any] = [None] * len(items)
+        for start in _progress(starts, show, len(starts)):
+            idx = order[start:start + batch_size]
+            outputs = collect(self([items[i] for i in idx], prompt=prompt, task=task))
+            for i, out in zip(idx, outputs):
+                results[i] = out
+        return results

@@ -1,0 +1,68 @@
+"""Embedding quantization to int8, uint8, binary and ubinary, as sentence-transformers does it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .errors import InputError
+
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def check_precision(precision: str) -> str:
+    """Return ``precision`` or raise InputError listing the allowed ones."""
+    if precision not in PRECISIONS:
+        raise InputError(f"Precision {precision!r} is not supported, must be one of {PRECISIONS}")
+    return precision
+
+
+def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np.ndarray | None = None,
+                        calibration_embeddings: np.ndarray | None = None) -> np.ndarray:
+    """Quantize float embeddings.
+
+    int8/uint8 map each dimension's [min, max] (from ``ranges``, else ``calibration_embeddings``,
+    else the embeddings themselves) onto 256 buckets; binary/ubinary pack the sign bits.
+
+    Args:
+        embeddings: ``(n, dim)`` or ``(dim,)`` float array.
+        precision: one of ``float32``, ``int8``, ``uint8``, ``binary``, ``ubinary``.
+        ranges: optional ``(2, dim)`` array of per-dimension minimum and maximum.
+        calibration_embeddings: optional embeddings to compute the ranges from.
+
+    Returns:
+        The quantized array (int8 or uint8; binary forms have ``ceil(dim / 8)`` columns).
+
+    Raises:
+        InputError: unknown precision, integer input, or int8 ranges from one embedding.
+
+    Example:
+        >>> quantize_embeddings(np.array([[0.1, -0.2], [0.3, 0.4]]), "ubinary")
+        array([[128], [192]], dtype=uint8)
+    """
+    check_precision(precision)
+    embeddings = np.asarray(embeddings)
+    if embeddings.dtype in (np.int8, np.uint8):
+        raise InputError("Embeddings to quantize must be float rather than int8 or uint8.")
+    if precision == "float32":
+        return embeddings.astype(np.float32)
+    if embeddings.ndim == 2 and embeddings.shape[0] == 0:
+        dim = embeddings.shape[1] if precision.endswith("int8") else (embeddings.shape[1] + 7) // 8
+        return np.zeros((0, dim), dtype=np.int8 if precision in ("int8", "binary") else np.uint8)
+    if precision.endswith("int8"):
+        if ranges is None:
+            calibration = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings)
+            if calibration.ndim == 1 or calibration.shape[0] == 1:
+                raise InputError(f"Cannot compute {precision} quantization ranges from a single embedding; "
+                                 "pass ranges= or calibration_embeddings=")
+            ranges = np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
+        ranges = np.asarray(ranges).astype(np.float32, copy=False)
+        starts = ranges[0, :]
+        steps = (ranges[1, :] - starts) / 255
+        steps = np.where(steps == 0, 1, steps)
+        q_vals = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
+        return q_vals.astype(np.uint8) if precision == "uint8" else (q_vals - 128).astype(np.int8)
+    packed = np.packbits(embeddings > 0, axis=-1)
+    return (packed - 128).astype(np.int8) if precision == "binary" else packed

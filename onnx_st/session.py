@@ -1,0 +1,133 @@
+"""ONNX Runtime sessions: file choice, provider check, threads, and feeding only declared inputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelNotFoundError, OnnxModelError, ProviderError
+
+DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
+ProviderSpec = str | tuple[str, dict[str, Any]]
+
+
+def list_onnx_files(directory: Path) -> list[str]:
+    """Every ``.onnx`` file under ``directory``, relative, sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*.onnx"))
+
+
+def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
+    """Pick the ONNX file of a Transformer directory: ``file_name``, else ``onnx/model.onnx``, else ``model.onnx``.
+
+    Raises:
+        ModelNotFoundError: the file is missing; the message lists the ONNX files present.
+    """
+    candidates = (file_name,) if file_name else DEFAULT_FILE_NAMES
+    for candidate in candidates:
+        path = directory / candidate
+        if path.is_file():
+            return path
+    present = list_onnx_files(directory)
+    wanted = file_name or " or ".join(DEFAULT_FILE_NAMES)
+    raise ModelNotFoundError(
+        f"No ONNX file {wanted} in {directory}. ONNX files present: {present or 'none'}. "
+        "Pass file_name=... to pick one, or export the model with `onnx-st-export`."
+    )
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def check_providers(providers: Sequence[ProviderSpec]) -> list[ProviderSpec]:
+    """Fail when a requested provider is not available; never fall back silently.
+
+    Raises:
+        ProviderError: naming the missing and the available providers.
+    """
+    available = available_providers()
+    for spec in providers:
+        name = spec if isinstance(spec, str) else spec[0]
+        if name not in available:
+            raise ProviderError(f"Execution provider {name!r} is not available; available: {', '.join(available)}")
+    return list(providers)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to build sessions: providers, threads, extra ORT session config."""
+
+    providers: tuple[ProviderSpec, ...] = ("CPUExecutionProvider",)
+    intra_op_num_threads: int | None = None
+    inter_op_num_threads: int | None = None
+    file_name: str | None = None
+
+    @classmethod
+    def from_kwargs(cls, provider: str | None = None, providers: Sequence[ProviderSpec] | None = None,
+                    provider_options: Mapping[str, Any] | None = None, file_name: str | None = None,
+                    intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
+                    ) -> SessionOptions:
+        """Build from the keyword arguments users pass (``provider=`` as in sentence-transformers)."""
+        if providers is None:
+            name = provider or "CPUExecutionProvider"
+            providers = [(name, dict(provider_options)) if provider_options else name]
+            if name != "CPUExecutionProvider":
+                providers.append("CPUExecutionProvider")  # for ops the accelerator lacks, as ORT documents
+        return cls(tuple(providers), intra_op_num_threads, inter_op_num_threads, file_name)
+
+
+class OnnxSession:
+    """One ``onnxruntime.InferenceSession`` and the names of its inputs and outputs."""
+
+    def __init__(self, path: Path, options: SessionOptions) -> None:
+        import onnxruntime as ort
+
+        providers = check_providers(options.providers)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.intra_op_num_threads or 0
+        if options.inter_op_num_threads:
+            so.inter_op_num_threads = options.inter_op_num_threads
+        so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise OnnxModelError(f"Cannot load ONNX file {path}: {exc}") from exc
+        self.path = path
+        self.input_names = tuple(i.name for i in self._session.get_inputs())
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
+        self.providers = tuple(self._session.get_providers())
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if wanted not in self.providers:
+            raise ProviderError(f"ONNX Runtime could not start {wanted!r} for {path} (it runs on {self.providers}); "
+                                "check the accelerator's drivers and libraries")
+
+    def pick_output(self, preferred: Sequence[str]) -> str:
+        """The first of ``preferred`` the graph outputs, else its first output."""
+        for name in preferred:
+            if name in self.output_names:
+                return name
+        return self.output_names[0]
+
+    def run(self, output: str, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Run the graph on the inputs it declares and return one output.
+
+        Raises:
+            OnnxModelError: the graph needs an input we cannot provide, or it fails.
+        """
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise OnnxModelError(f"{self.path} needs inputs {missing}; onnx-st provides {sorted(feeds)}")
+        try:
+            return self._session.run([output], {n: feeds[n] for n in self.input_names})[0]
+        except Exception as exc:
+            raise OnnxModelError(f"ONNX Runtime failed on {self.path}: {exc}") from exc

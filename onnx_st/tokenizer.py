@@ -1,0 +1,156 @@
+"""``tokenizer.json`` plus the directory's overrides, as sentence-transformers applies them.
+
+sentence-transformers pads every batch to its longest text and truncates at ``max_seq_length``,
+whatever fixed padding or truncation the ``tokenizer.json`` file carries; it lower-cases input
+when the Transformer config says ``do_lower_case``. This module reproduces exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer, normalizers
+
+from .config import HFConfig, read_json
+from .errors import ConfigError, InputError, ModelNotFoundError
+
+_HUGE = 10**20
+
+
+def _token_content(value: Any) -> str | None:
+    """A special token entry of tokenizer_config.json is a string or ``{"content": ...}``."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _has_lowercase(normalizer: dict[str, Any] | None) -> bool:
+    """Whether a serialized normalizer already lower-cases."""
+    if not normalizer:
+        return False
+    kind = normalizer.get("type")
+    if kind == "Lowercase" or (kind == "BertNormalizer" and normalizer.get("lowercase")):
+        return True
+    return kind == "Sequence" and any(_has_lowercase(n) for n in normalizer.get("normalizers", []))
+
+
+def resolve_max_length(st_max_seq_length: int | None, tokenizer_config: dict[str, Any],
+                       hf_config: HFConfig) -> int | None:
+    """The truncation length sentence-transformers uses for a Transformer module."""
+    if st_max_seq_length is not None:
+        return st_max_seq_length
+    model_max = tokenizer_config.get("model_max_length")
+    limit = int(model_max) if isinstance(model_max, (int, float)) and model_max < _HUGE else None
+    max_pos = hf_config.max_position_embeddings
+    if isinstance(max_pos, int) and max_pos > 0:
+        limit = max_pos if limit is None else min(limit, max_pos)
+    return limit
+
+
+def check_texts(texts: Sequence[Any], what: str = "input") -> list[str]:
+    """Check that every item is a ``str``; raise InputError naming the first that is not."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"{what} #{i} must be a str, got {type(text).__name__}: {text!r:.80}")
+    return list(texts)
+
+
+class TextTokenizer:
+    """Tokenizes single texts or pairs into padded int64 arrays, the way sentence-transformers does.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``; its padding and truncation settings are replaced.
+        max_length: truncation length in tokens (special tokens included); ``None`` for none.
+        pad_id, pad_type_id, pad_token: the padding token.
+        padding_side, truncation_side: ``"right"`` or ``"left"``.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_length: int | None, *, pad_id: int = 0, pad_type_id: int = 0,
+                 pad_token: str = "[PAD]", padding_side: str = "right", truncation_side: str = "right") -> None:
+        self._tokenizer = tokenizer
+        self.max_length = max_length
+        tokenizer.no_padding()
+        tokenizer.enable_padding(direction=padding_side, pad_id=pad_id, pad_type_id=pad_type_id, pad_token=pad_token)
+        if max_length is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
+        self._special_ids = {i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special}
+
+    @classmethod
+    def from_dir(cls, directory: Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
+                 hf_config: HFConfig | None = None) -> TextTokenizer:
+        """Load ``tokenizer.json`` of ``directory`` with sentence-transformers' overrides.
+
+        Raises:
+            ModelNotFoundError: no ``tokenizer.json`` (slow-only tokenizers are not supported).
+            ConfigError: the file cannot be parsed.
+        """
+        path = directory / "tokenizer.json"
+        if not path.is_file():
+            raise ModelNotFoundError(f"{directory} has no tokenizer.json; onnx-st needs a fast tokenizer file")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            tokenizer = Tokenizer.from_str(json.dumps(raw))
+        except Exception as exc:  # tokenizers raises plain Exception subclasses
+            raise ConfigError(f"Cannot read {path}: {exc}") from exc
+        if do_lower_case and not _has_lowercase(raw.get("normalizer")):
+            current = tokenizer.normalizer
+            parts = [normalizers.Lowercase()] + ([current] if current is not None else [])
+            tokenizer.normalizer = normalizers.Sequence(parts)
+        tok_config = read_json(directory / "tokenizer_config.json", required=False)
+        special_map = read_json(directory / "special_tokens_map.json", required=False)
+        max_length = resolve_max_length(max_seq_length, tok_config, hf_config or HFConfig.read(directory))
+        padding = raw.get("padding") or {}
+        pad_token = _token_content(tok_config.get("pad_token")) or _token_content(special_map.get("pad_token")) \
+            or padding.get("pad_token")
+        pad_id = tokenizer.token_to_id(pad_token) if pad_token else None
+        if pad_id is None:
+            pad_id = int(padding.get("pad_id", 0))
+        return cls(tokenizer, max_length, pad_id=pad_id, pad_type_id=int(padding.get("pad_type_id", 0)),
+                   pad_token=pad_token or "[PAD]", padding_side=str(tok_config.get("padding_side", "right")),
+                   truncation_side=str(tok_config.get("truncation_side", "right")))
+
+    @property
+    def backend(self) -> Tokenizer:
+        """The underlying ``tokenizers.Tokenizer``."""
+        return self._tokenizer
+
+    def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        if not encodings:
+            empty = np.zeros((0, 0), dtype=np.int64)
+            return {"input_ids": empty, "attention_mask": empty, "token_type_ids": empty}
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens a prompt takes at the start of a text, without a trailing special token."""
+        ids = self._tokenizer.encode(prompt).ids
+        return len(ids) - 1 if ids and ids[-1] in self._special_ids else len(ids)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token count of each text after truncation, special tokens included."""
+        if not texts:
+            return []
+        return [len(e.ids) - e.attention_mask.count(0) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def decode_id(self, token_id: int) -> str:
+        """The vocabulary string of one token id."""
+        token = self._tokenizer.id_to_token(int(token_id))
+        if token is None:
+            raise InputError(f"Token id {token_id} is outside the vocabulary")
+        return token
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the vocabulary, added tokens included."""
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
