@@ -14,6 +14,8 @@ from .errors import ModelNotFoundError, OnnxModelError, ProviderError
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
 ProviderSpec = str | tuple[str, dict[str, Any]]
+_NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
+                "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
 
 
 def list_onnx_files(directory: Path) -> list[str]:
@@ -104,19 +106,26 @@ class OnnxSession:
             raise OnnxModelError(f"Cannot load ONNX file {path}: {exc}") from exc
         self.path = path
         self.input_names = tuple(i.name for i in self._session.get_inputs())
+        self._input_dtypes = {i.name: _NUMPY_TYPES.get(i.type, np.int64) for i in self._session.get_inputs()}
         self.output_names = tuple(o.name for o in self._session.get_outputs())
+        self._output_ranks = {o.name: len(o.shape) if isinstance(o.shape, list) else None
+                              for o in self._session.get_outputs()}
         self.providers = tuple(self._session.get_providers())
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if wanted not in self.providers:
             raise ProviderError(f"ONNX Runtime could not start {wanted!r} for {path} (it runs on {self.providers}); "
                                 "check the accelerator's drivers and libraries")
 
-    def pick_output(self, preferred: Sequence[str]) -> str:
-        """The first of ``preferred`` the graph outputs, else its first output."""
+    def pick_output(self, preferred: Sequence[str], rank: int | None = None) -> str:
+        """The first of ``preferred`` the graph outputs, else its first output of ``rank`` dimensions."""
         for name in preferred:
             if name in self.output_names:
                 return name
-        return self.output_names[0]
+        for name in self.output_names:
+            if rank is None or self._output_ranks.get(name) == rank:
+                return name
+        raise OnnxModelError(f"{self.path} has no output named {list(preferred)} nor any of rank {rank}; "
+                             f"outputs: {list(self.output_names)}")
 
     def run(self, output: str, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run the graph on the inputs it declares and return one output.
@@ -128,6 +137,7 @@ class OnnxSession:
         if missing:
             raise OnnxModelError(f"{self.path} needs inputs {missing}; onnx-st provides {sorted(feeds)}")
         try:
-            return self._session.run([output], {n: feeds[n] for n in self.input_names})[0]
+            inputs = {n: np.asarray(feeds[n], dtype=self._input_dtypes[n]) for n in self.input_names}
+            return self._session.run([output], inputs)[0]
         except Exception as exc:
             raise OnnxModelError(f"ONNX Runtime failed on {self.path}: {exc}") from exc

@@ -19,6 +19,7 @@ _OUTPUT_NAMES = {
     "fill-mask": ("logits",),
     "sequence-classification": ("logits",),
 }
+_OUTPUT_RANKS = {"feature-extraction": 3, "fill-mask": 3, "sequence-classification": 2}
 _FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_embeddings",
                   "sequence-classification": "scores"}
 
@@ -39,7 +40,7 @@ class Transformer:
         self.config = config
         self.hf_config = hf_config
         self.task = config.transformer_task
-        self.output_name = session.pick_output(_OUTPUT_NAMES[self.task])
+        self.output_name = session.pick_output(_OUTPUT_NAMES[self.task], rank=_OUTPUT_RANKS[self.task])
         self.feature_name = config.module_output_name or _FEATURE_NAMES[self.task]
         self.embedding_dimension = hf_config.hidden_size if self.task == "feature-extraction" else None
 
