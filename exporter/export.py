@@ -1,0 +1,153 @@
+"""Load a sentence-transformers model, save it in the plain layout and add ONNX graphs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers.base.model import BaseModel
+from sentence_transformers.base.modules.router import Router
+from sentence_transformers.base.modules.transformer import Transformer
+
+from .onnx_export import export_transformer
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["auto", "dense", "sparse", "cross"]
+ResolvedKind = Literal["dense", "sparse", "cross"]
+MODEL_TYPE_TO_KIND: dict[str, ResolvedKind] = {
+    "SentenceTransformer": "dense",
+    "SparseEncoder": "sparse",
+    "CrossEncoder": "cross",
+}
+KIND_TO_CLASS: dict[ResolvedKind, type[BaseModel]] = {
+    "dense": SentenceTransformer,
+    "sparse": SparseEncoder,
+    "cross": CrossEncoder,
+}
+
+
+def _read_json(model_name_or_path: str, filename: str) -> object | None:
+    """Read a JSON file from a local directory or (best effort) from the Hugging Face Hub."""
+    if os.path.isdir(model_name_or_path):
+        path = Path(model_name_or_path, filename)
+        return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(model_name_or_path, filename)).read_text(encoding="utf8"))
+    except Exception:  # noqa: BLE001 - missing file or no network: fall back to the defaults
+        return None
+
+
+def detect_kind(model_name_or_path: str) -> ResolvedKind:
+    """Guess the model family from ``config_sentence_transformers.json`` / ``config.json``; default dense."""
+    st_config = _read_json(model_name_or_path, "config_sentence_transformers.json")
+    if isinstance(st_config, dict) and st_config.get("model_type") in MODEL_TYPE_TO_KIND:
+        return MODEL_TYPE_TO_KIND[st_config["model_type"]]
+    if _read_json(model_name_or_path, "modules.json") is None:
+        hf_config = _read_json(model_name_or_path, "config.json")
+        architectures = (hf_config.get("architectures") or []) if isinstance(hf_config, dict) else []
+        if any(str(arch).endswith("ForSequenceClassification") for arch in architectures):
+            return "cross"
+    return "dense"
+
+
+def load_model(model_name_or_path: str | Path, kind: Kind = "auto") -> BaseModel:
+    """Load the model on CPU with the sentence-transformers class matching ``kind``."""
+    name = str(model_name_or_path)
+    resolved: ResolvedKind = detect_kind(name) if kind == "auto" else kind
+    model_class = KIND_TO_CLASS[resolved]
+    model = model_class(name, device="cpu", local_files_only=os.path.isdir(name))
+    return model.eval()
+
+
+def model_kind(model: BaseModel) -> ResolvedKind:
+    """The kind of an already loaded model."""
+    return MODEL_TYPE_TO_KIND.get(getattr(model, "model_type", ""), "dense")
+
+
+def _module_dir(index: int, module: nn.Module) -> str:
+    """Folder name that ``BaseModel.save`` uses for the top-level module at ``index``."""
+    if index == 0 and getattr(module, "save_in_root", False):
+        return ""
+    return f"{index}_{type(module).__name__}"
+
+
+def _router_entries(router: Router) -> Iterator[tuple[str, nn.Module]]:
+    """Sub-folder name and module for each distinct module of a Router, as ``Router.save`` names them."""
+    seen: set[int] = set()
+    for route, modules in router.sub_modules.items():
+        for position, module in enumerate(modules):
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield f"{route}_{position}_{type(module).__name__}", module
+
+
+def iter_transformer_modules(model: BaseModel) -> Iterator[tuple[str, Transformer]]:
+    """Yield ``(relative_dir, module)`` for every Transformer in the saved layout, Router routes included."""
+    for index, module in enumerate(model._modules.values()):
+        folder = _module_dir(index, module)
+        if isinstance(module, Transformer):
+            yield folder, module
+        elif isinstance(module, Router):
+            for sub_folder, sub_module in _router_entries(module):
+                if isinstance(sub_module, Transformer):
+                    yield os.path.join(folder, sub_folder), sub_module
+
+
+def _prepare_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{output_dir} is not empty; pass overwrite=True to replace it")
+        if not any((output_dir / marker).exists() for marker in ("modules.json", "config.json", "onnx")):
+            raise FileExistsError(f"refusing to delete {output_dir}: it does not look like a model directory")
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def save_with_onnx(model: BaseModel, output_dir: str | Path, *, opset: int = 17, model_card: bool = True) -> list[Path]:
+    """Save ``model`` with safetensors into ``output_dir`` and write one ONNX graph per Transformer."""
+    output_dir = Path(output_dir)
+    model.save(str(output_dir), safe_serialization=True, create_model_card=model_card)
+    return write_onnx(model, output_dir, opset=opset)
+
+
+def write_onnx(model: BaseModel, output_dir: str | Path, *, opset: int = 17) -> list[Path]:
+    """Write ``onnx/model.onnx`` into the folder of every Transformer module of an already saved model."""
+    written = [export_transformer(module, Path(output_dir, folder), opset=opset) for folder, module in iter_transformer_modules(model)]
+    if not written:
+        logger.info("%s has no Transformer module: nothing to export to ONNX", output_dir)
+    return written
+
+
+def export_model(
+    model_name_or_path: str,
+    output_dir: str | Path,
+    *,
+    kind: Kind = "auto",
+    opset: int = 17,
+    overwrite: bool = False,
+    model_card: bool = True,
+) -> Path:
+    """Export a sentence-transformers model (directory or Hub id) to ``output_dir``; returns ``output_dir``.
+
+    The directory gets the plain sentence-transformers layout (``model.save``, safetensors only)
+    plus ``onnx/model.onnx`` next to every Transformer module (see the package docstring).
+    """
+    output_dir = Path(output_dir)
+    if os.path.isdir(model_name_or_path) and Path(model_name_or_path).resolve() == output_dir.resolve():
+        raise ValueError("output_dir must differ from the source model directory")
+    model = load_model(model_name_or_path, kind)
+    _prepare_output_dir(output_dir, overwrite)
+    save_with_onnx(model, output_dir, opset=opset, model_card=model_card)
+    return output_dir
