@@ -1,0 +1,5 @@
+"""``python -m onnx_st``."""
+
+from .cli import main
+
+raise SystemExit(main())
