@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .cross import CrossEncoder, Reranker
 from .dense import Encoder, SentenceTransformer
 from .errors import (
     ConfigError,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "CrossEncoder",
     "Encoder",
     "InputError",
     "ModelLoadError",
@@ -28,6 +30,7 @@ __all__ = [
     "OnnxModelError",
     "OnnxSTError",
     "ProviderError",
+    "Reranker",
     "SentenceTransformer",
     "UnsupportedModuleError",
     "__version__",

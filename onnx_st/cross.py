@@ -1,0 +1,235 @@
+"""The reranker: ``CrossEncoder`` (alias ``Reranker``), scoring text pairs like sentence-transformers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import HFConfig
+from .errors import ConfigError, InputError, UnsupportedModuleError
+from .functional import ACTIVATIONS, activation, softmax
+from .model import BaseModel
+from .modules import Features, LoadContext, Module
+from .modules.transformer import Transformer
+
+logger = logging.getLogger("onnx_st")
+
+Activation = Callable[[np.ndarray], np.ndarray]
+
+
+def _torch_path(name: str) -> str:
+    """The dotted path sentence-transformers saves for a torch activation class name."""
+    return f"torch.nn.modules.{'linear' if name == 'Identity' else 'activation'}.{name}"
+
+
+class CrossEncoder(BaseModel):
+    """Scores ``(query, document)`` pairs from a sentence-transformers cross-encoder directory.
+
+    Construct as in sentence-transformers (``CrossEncoder(path, backend="onnx")``) or with
+    :meth:`from_dir` / :meth:`from_pretrained`. Reads both the sentence-transformers 6 layout
+    (``modules.json``) and older directories without it.
+
+    Args:
+        num_labels: checked against the directory's classifier when given.
+        max_length: truncation length in tokens, replacing the directory's.
+        activation_fn: a ``torch.nn`` activation (instance or dotted path) or a NumPy callable;
+            default: the directory's, else sigmoid for one label and identity otherwise.
+
+    Example:
+        >>> model = CrossEncoder("cross-encoder-onnx")
+        >>> model.predict([("How old is Paris?", "Paris was founded in the 3rd century BC.")]).shape
+        (1,)
+    """
+
+    model_kind = "CrossEncoder"
+    default_task = "sequence-classification"
+
+    def __init__(self, model_name_or_path: str, *, num_labels: int | None = None, max_length: int | None = None,
+                 activation_fn: Any = None, **kwargs: Any) -> None:
+        super().__init__(model_name_or_path, **kwargs)
+        if not any("scores" in (getattr(m, "feature_name", None), getattr(m, "output_name", None))
+                   for m in self.modules):
+            raise ConfigError(f"{self.model_dir} is not a cross-encoder: no module outputs 'scores' "
+                              "(export it with transformer_task 'sequence-classification')")
+        if num_labels is not None and num_labels != self.num_labels:
+            raise InputError(f"num_labels={num_labels} does not match the model's {self.num_labels} labels")
+        if max_length is not None:
+            self.max_seq_length = max_length
+        self.activation_fn_name, self.activation_fn = (
+            _resolve(activation_fn) if activation_fn is not None else self._default_activation())
+
+    def _default_modules(self, ctx: LoadContext) -> list[Module]:
+        if any(a.endswith("ForCausalLM") for a in HFConfig.read(ctx.model_dir).architectures):
+            raise UnsupportedModuleError(f"{ctx.model_dir} is a generative (causal LM) reranker; onnx-st runs "
+                                         "sequence-classification cross-encoders only")
+        return [Transformer.load(ctx.model_dir, ctx)]
+
+    @property
+    def _hf_config(self) -> HFConfig:
+        config = getattr(self.pipeline.input_module, "hf_config", None)
+        return config if isinstance(config, HFConfig) else HFConfig.read(self.model_dir)
+
+    @property
+    def num_labels(self) -> int:
+        """Scores per pair: the classifier's labels (or a final Dense writing ``scores``)."""
+        for module in reversed(self.modules):
+            if getattr(module, "output_name", None) == "scores" and hasattr(module, "embedding_dimension"):
+                return int(module.embedding_dimension)
+            if isinstance(module, Transformer):
+                return module.hf_config.num_labels
+        return 1
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Truncation length of a pair in tokens (special tokens included)."""
+        return getattr(self.pipeline.input_module, "max_seq_length", None)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        tokenizer = getattr(self.pipeline.input_module, "tokenizer", None)
+        limit = self._hf_config.max_position_embeddings
+        if not isinstance(value, int) or isinstance(value, bool) or value < 4 or (limit and value > limit):
+            raise InputError(f"max_length must be an integer from 4 to {limit or 'the model limit'}, got {value!r}")
+        if tokenizer is None:
+            raise InputError("This model's input module has no tokenizer to truncate with")
+        direction = (tokenizer.backend.truncation or {}).get("direction", "right")
+        tokenizer.backend.enable_truncation(value, strategy="longest_first", direction=direction)
+        tokenizer.max_length = value
+
+    max_length = max_seq_length
+
+    def _default_activation(self) -> tuple[str, Activation]:
+        """sentence-transformers' order: config_sentence_transformers.json, config.json, then by label count."""
+        hf = self._hf_config
+        for path in (self.config.activation_fn, hf.st_activation_fn, hf.raw.get("sbert_ce_default_activation_function")):
+            if not path:
+                continue
+            if not str(path).startswith("torch."):
+                logger.warning("Activation %r is not a torch activation; using the default instead", path)
+                continue
+            try:
+                return _resolve(str(path))
+            except InputError as exc:
+                raise ConfigError(f"{self.model_dir}: {exc}") from exc
+        return _resolve(_torch_path("Sigmoid" if self.num_labels == 1 else "Identity"))
+
+    def predict(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None,
+                batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Any = None,
+                apply_softmax: bool | None = False, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                **kwargs: Any) -> Any:
+        """Score text pairs.
+
+        Args:
+            inputs: one ``(text, text)`` pair or a list of pairs (``sentences=`` is accepted too).
+            prompt_name, prompt: a prompt prepended to the first text of each pair.
+            batch_size: pairs per ONNX run; pairs are sorted by length first.
+            activation_fn: overrides the model's activation for this call.
+            apply_softmax: softmax over labels (models with several labels).
+            convert_to_numpy: ``False`` gives a list of per-pair results.
+            convert_to_tensor: accepted for compatibility; results are NumPy.
+
+        Returns:
+            ``(n,)`` for one label, ``(n, num_labels)`` otherwise; one pair gives a scalar (one label)
+            or a ``(num_labels,)`` array; an empty list gives ``(0,)``.
+
+        Raises:
+            InputError: a pair that is not two strings, bad ``batch_size`` or unknown arguments.
+        """
+        for legacy in ("sentences", "sentence_pairs", "sentences_pairs"):
+            if legacy in kwargs and inputs is None:
+                inputs = kwargs.pop(legacy)
+        if "activation_fct" in kwargs and activation_fn is None:
+            activation_fn = kwargs.pop("activation_fct")
+        kwargs.pop("num_workers", None)
+        if kwargs:
+            raise InputError(f"predict() got unsupported keyword arguments {sorted(kwargs)}")
+        pairs, single = _as_pairs(inputs)
+        fn = self.activation_fn if activation_fn is None else _resolve(activation_fn)[1]
+        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
+
+        def collect(features: Features) -> list[np.ndarray]:
+            return list(features["scores"])
+
+        rows = self.pipeline.map_batches(pairs, collect, batch_size=batch_size, prompt=resolved_prompt,
+                                         show_progress_bar=show_progress_bar)
+        if not rows:
+            return np.zeros((0,), dtype=np.float32) if convert_to_numpy or convert_to_tensor else []
+        scores = np.asarray(fn(np.stack(rows).astype(np.float32, copy=False)), dtype=np.float32)
+        if self.num_labels == 1 and scores.ndim > 1:
+            scores = scores.squeeze(-1)
+        if apply_softmax and scores.ndim > 1:
+            scores = softmax(scores, axis=1)
+        result: Any = scores if convert_to_numpy or convert_to_tensor else list(scores)
+        return result[0] if single else result
+
+    def rank(self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False,
+             batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Any = None,
+             prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """Score ``query`` against each document and sort best first.
+
+        Returns:
+            ``[{"corpus_id": int, "score": float[, "text": str]}, ...]``, at most ``top_k`` long
+            (ties keep document order); an empty document list gives ``[]``.
+
+        Raises:
+            InputError: a model with several labels, non-string query or documents, ``top_k`` below 1.
+        """
+        for ignored in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
+            kwargs.pop(ignored, None)
+        if kwargs:
+            raise InputError(f"rank() got unsupported keyword arguments {sorted(kwargs)}")
+        if self.num_labels != 1:
+            raise InputError("CrossEncoder.rank() only works for models with num_labels=1; "
+                             f"this model has {self.num_labels}. Use predict() with pairs instead.")
+        if not isinstance(query, str):
+            raise InputError(f"query must be a str, got {type(query).__name__}")
+        docs, _ = self._as_text_list(documents, "documents")
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+            raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
+        scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
+                              batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
+        results: list[dict[str, Any]] = []
+        for i, score in enumerate(scores.tolist()):
+            results.append({"corpus_id": i, "score": score, **({"text": docs[i]} if return_documents else {})})
+        results.sort(key=lambda r: r["score"], reverse=True)
+        return results[:top_k]
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {"activation_fn": self.activation_fn_name}
+
+
+def _resolve(fn: Any) -> tuple[str, Activation]:
+    """A dotted torch path, a ``torch.nn`` activation instance or a NumPy callable -> ``(name, function)``."""
+    if isinstance(fn, str):
+        name = fn.rsplit(".", 1)[-1]
+        if name not in ACTIVATIONS:
+            raise InputError(f"Unsupported activation {fn!r}; supported: {sorted(ACTIVATIONS)}")
+        return _torch_path(name), activation(name)
+    kind = type(fn)
+    if kind.__module__.startswith("torch.") and kind.__name__ in ACTIVATIONS:
+        return _torch_path(kind.__name__), activation(kind.__name__)
+    if not callable(fn):
+        raise InputError(f"activation_fn must be callable or a torch activation path, got {type(fn).__name__}")
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', kind.__qualname__)}", fn
+
+
+def _as_pairs(inputs: Any) -> tuple[list[tuple[str, str]], bool]:
+    """Normalize one pair or a list of pairs to a list of string tuples; the flag says one pair was given."""
+    if isinstance(inputs, np.ndarray):
+        inputs = inputs.tolist()
+    if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
+        raise InputError(f"inputs must be a (text, text) pair or a list of pairs, got {type(inputs).__name__}")
+    single = len(inputs) > 0 and not isinstance(inputs[0], (list, tuple))
+    pairs = [inputs] if single else inputs
+    out: list[tuple[str, str]] = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+            raise InputError(f"pair #{i} must be two strings, got {pair!r:.120}")
+        out.append((pair[0], pair[1]))
+    return out, single
+
+
+Reranker = CrossEncoder
