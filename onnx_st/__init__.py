@@ -16,6 +16,8 @@ from .errors import (
 )
 from .quantization import quantize_embeddings
 from .session import available_providers
+from .sparse import SparseEncoder
+from .sparse_types import SparseEmbeddings, SparseVector
 from .util import cos_sim, dot_score, semantic_search
 
 __version__ = "0.1.0"
@@ -32,6 +34,9 @@ __all__ = [
     "ProviderError",
     "Reranker",
     "SentenceTransformer",
+    "SparseEmbeddings",
+    "SparseEncoder",
+    "SparseVector",
     "UnsupportedModuleError",
     "__version__",
     "available_providers",

@@ -67,12 +67,15 @@ class TextTokenizer:
         max_length: truncation length in tokens (special tokens included); ``None`` for none.
         pad_id, pad_type_id, pad_token: the padding token.
         padding_side, truncation_side: ``"right"`` or ``"left"``.
+        add_special_tokens: add ``[CLS]``/``[SEP]``-style tokens (off for sparse static embeddings).
     """
 
     def __init__(self, tokenizer: Tokenizer, max_length: int | None, *, pad_id: int = 0, pad_type_id: int = 0,
-                 pad_token: str = "[PAD]", padding_side: str = "right", truncation_side: str = "right") -> None:
+                 pad_token: str = "[PAD]", padding_side: str = "right", truncation_side: str = "right",
+                 add_special_tokens: bool = True) -> None:
         self._tokenizer = tokenizer
         self.max_length = max_length
+        self.add_special_tokens = add_special_tokens
         tokenizer.no_padding()
         tokenizer.enable_padding(direction=padding_side, pad_id=pad_id, pad_type_id=pad_type_id, pad_token=pad_token)
         if max_length is None:
@@ -83,7 +86,7 @@ class TextTokenizer:
 
     @classmethod
     def from_dir(cls, directory: Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
-                 hf_config: HFConfig | None = None) -> TextTokenizer:
+                 hf_config: HFConfig | None = None, add_special_tokens: bool = True) -> TextTokenizer:
         """Load ``tokenizer.json`` of ``directory`` with sentence-transformers' overrides.
 
         Raises:
@@ -113,7 +116,8 @@ class TextTokenizer:
             pad_id = int(padding.get("pad_id", 0))
         return cls(tokenizer, max_length, pad_id=pad_id, pad_type_id=int(padding.get("pad_type_id", 0)),
                    pad_token=pad_token or "[PAD]", padding_side=str(tok_config.get("padding_side", "right")),
-                   truncation_side=str(tok_config.get("truncation_side", "right")))
+                   truncation_side=str(tok_config.get("truncation_side", "right")),
+                   add_special_tokens=add_special_tokens)
 
     @property
     def backend(self) -> Tokenizer:
@@ -122,7 +126,7 @@ class TextTokenizer:
 
     def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
         """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item."""
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=self.add_special_tokens)
         if not encodings:
             empty = np.zeros((0, 0), dtype=np.int64)
             return {"input_ids": empty, "attention_mask": empty, "token_type_ids": empty}

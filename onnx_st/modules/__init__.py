@@ -15,6 +15,7 @@ from .base import Features, InputModule, LoadContext, Loader, Module, embedding_
 from .dense import Dense, Normalize
 from .pooling import Pooling
 from .router import Router
+from .splade import SparseStaticEmbedding, SpladePooling
 from .static import StaticEmbedding
 from .transformer import Transformer
 
@@ -63,3 +64,5 @@ register_module("Dense", Dense.load)
 register_module("Normalize", Normalize.load)
 register_module("StaticEmbedding", StaticEmbedding.load)
 register_module("Router", lambda d, ctx: Router.load(d, ctx, load_module))
+register_module("SpladePooling", SpladePooling.load)
+register_module("SparseStaticEmbedding", SparseStaticEmbedding.load)

@@ -1,0 +1,219 @@
+"""SPLADE modules: SpladePooling over MLM logits, the fused memory-bounded MLM path, SparseStaticEmbedding."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import read_module_config
+from ..errors import ConfigError, ModelNotFoundError
+from ..tokenizer import TextTokenizer
+from ..weights import load_safetensors
+from .base import Features, LoadContext, Module
+from .router import Router
+from .transformer import Transformer
+
+POOLING_STRATEGIES = ("max", "sum")
+ACTIVATIONS = ("relu", "log1p_relu")
+DEFAULT_LOGITS_BUDGET_MIB = 64.0
+
+
+def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str = "max",
+                activation: str = "relu") -> np.ndarray:
+    """``(batch, seq, vocab)`` MLM logits -> ``(batch, vocab)`` SPLADE weights; overwrites ``logits``.
+
+    ``log1p(relu(x))`` (``relu``) or ``log1p(log1p(relu(x)))`` (``log1p_relu``) of every attended
+    token, then max or sum over tokens, exactly as sentence-transformers' SpladePooling.
+    """
+    logits[attention_mask == 0] = 0.0  # padded positions contribute log1p(relu(0)) = 0
+    if strategy == "max":  # the activation is monotone: pool first, activate the (batch, vocab) result
+        pooled = logits.max(axis=1)
+        np.maximum(pooled, 0.0, out=pooled)
+        np.log1p(pooled, out=pooled)
+        return np.log1p(pooled, out=pooled) if activation == "log1p_relu" else pooled
+    np.maximum(logits, 0.0, out=logits)
+    np.log1p(logits, out=logits)
+    if activation == "log1p_relu":
+        np.log1p(logits, out=logits)
+    return logits.sum(axis=1, dtype=np.float32)
+
+
+class SpladePooling:
+    """Activation and max/sum pooling of the ``token_embeddings`` (MLM logits) into ``sentence_embedding``."""
+
+    def __init__(self, pooling_strategy: str = "max", activation_function: str = "relu",
+                 embedding_dimension: int | None = None) -> None:
+        if pooling_strategy not in POOLING_STRATEGIES:
+            raise ConfigError(f"SpladePooling pooling_strategy must be one of {POOLING_STRATEGIES}, "
+                              f"got {pooling_strategy!r}")
+        if activation_function not in ACTIVATIONS:
+            raise ConfigError(f"SpladePooling activation_function must be one of {ACTIVATIONS}, "
+                              f"got {activation_function!r}")
+        self.pooling_strategy = pooling_strategy
+        self.activation_function = activation_function
+        self.embedding_dimension = embedding_dimension
+
+    @classmethod
+    def load(cls, directory: Path, ctx: LoadContext) -> SpladePooling:
+        """Read ``config.json`` (``word_embedding_dimension`` is the old name of ``embedding_dimension``)."""
+        config = read_module_config(directory)
+        dim = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+        return cls(str(config.get("pooling_strategy", "max")), str(config.get("activation_function", "relu")),
+                   int(dim) if dim is not None else None)
+
+    def forward(self, features: Features) -> Features:
+        """Pool ``token_embeddings`` (consumed: the logits array is overwritten)."""
+        pooled = splade_pool(features["token_embeddings"], features["attention_mask"], self.pooling_strategy,
+                             self.activation_function)
+        out = {k: v for k, v in features.items() if k != "token_embeddings"}
+        return {**out, "sentence_embedding": pooled}
+
+    def __repr__(self) -> str:
+        return f"SpladePooling({self.pooling_strategy!r}, {self.activation_function!r})"
+
+
+class SpladeMLM:
+    """A fill-mask Transformer fused with its SpladePooling, run in sub-batches under a memory budget.
+
+    The ``(rows, seq, vocab)`` float32 logits of one ONNX run stay below ``logits_budget_mib`` (one row
+    at least), and each sub-batch is pooled before the next runs, so peak memory does not grow with
+    ``batch_size``.
+    """
+
+    def __init__(self, transformer: Transformer, pooling: SpladePooling,
+                 logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> None:
+        self.transformer = transformer
+        self.pooling = pooling
+        self.logits_budget_mib = logits_budget_mib
+        vocab = pooling.embedding_dimension or transformer.hf_config.vocab_size
+        self.embedding_dimension = int(vocab) if vocab else None
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        """The Transformer's tokenizer."""
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """Truncation length in tokens."""
+        return self.transformer.max_seq_length
+
+    def rows_per_run(self, seq_len: int) -> int:
+        """How many texts of ``seq_len`` tokens one ONNX run may take under the budget."""
+        vocab = self.embedding_dimension or 32_000
+        return max(1, int(self.logits_budget_mib * 2**20) // max(1, seq_len * vocab * 4))
+
+    def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
+        """Tokenize as the Transformer does."""
+        return self.transformer.preprocess(texts, prompt=prompt, task=task)
+
+    def forward(self, features: Features) -> Features:
+        """Run the graph and pool, sub-batch by sub-batch; adds ``sentence_embedding`` (batch, vocab)."""
+        mask = features["attention_mask"]
+        batch, seq_len = mask.shape
+        step = self.rows_per_run(seq_len)
+        parts: list[np.ndarray] = []
+        for start in range(0, batch, step):
+            sub = {k: (v[start:start + step] if isinstance(v, np.ndarray) and v.ndim and len(v) == batch else v)
+                   for k, v in features.items()}
+            parts.append(self.pooling.forward(self.transformer.forward(sub))["sentence_embedding"])
+        pooled = np.concatenate(parts) if parts else np.zeros((0, self.embedding_dimension or 0), np.float32)
+        if self.embedding_dimension is None and pooled.ndim == 2:
+            self.embedding_dimension = int(pooled.shape[1])
+        return {**features, "sentence_embedding": pooled}
+
+    def __repr__(self) -> str:
+        return f"SpladeMLM({self.pooling!r}, logits_budget_mib={self.logits_budget_mib})"
+
+
+def fuse_splade(modules: Sequence[Module], logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> list[Module]:
+    """Replace each fill-mask Transformer followed by SpladePooling with a :class:`SpladeMLM`.
+
+    Router routes are fused in place. Other modules are kept as they are.
+    """
+    out: list[Module] = []
+    i = 0
+    while i < len(modules):
+        module = modules[i]
+        nxt = modules[i + 1] if i + 1 < len(modules) else None
+        if isinstance(module, Transformer) and module.task == "fill-mask" and isinstance(nxt, SpladePooling):
+            out.append(SpladeMLM(module, nxt, logits_budget_mib))
+            i += 2
+            continue
+        if isinstance(module, Router):
+            module.routes = {route: fuse_splade(chain, logits_budget_mib) for route, chain in module.routes.items()}
+        if isinstance(module, SpladeMLM):
+            module.logits_budget_mib = logits_budget_mib
+        out.append(module)
+        i += 1
+    return out
+
+
+class SparseStaticEmbedding:
+    """Inference-free sparse encoding: each token present in the text gets its static (IDF) weight.
+
+    Tokenized without special tokens; no ONNX graph.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer, weight: np.ndarray) -> None:
+        self.tokenizer = tokenizer
+        self.weight = np.asarray(weight, dtype=np.float32).reshape(-1)
+        self.embedding_dimension = int(self.weight.shape[0])
+        self.max_seq_length = tokenizer.max_length
+
+    @classmethod
+    def load(cls, directory: Path, ctx: LoadContext) -> SparseStaticEmbedding:
+        """Read ``tokenizer.json`` and the weights (``model.safetensors`` or an IDF JSON named by ``path``)."""
+        # the module's config.json is not a model config: the limit is tokenizer_config's model_max_length
+        tokenizer = TextTokenizer.from_dir(directory, add_special_tokens=False)
+        config = read_module_config(directory)
+        path = config.get("path")
+        if isinstance(path, str) and path.endswith(".json"):
+            return cls(tokenizer, _idf_from_json(directory, path, tokenizer))
+        tensors = load_safetensors(directory / "model.safetensors")
+        if "weight" not in tensors:
+            raise ConfigError(f"{directory}/model.safetensors has no 'weight' tensor; found {sorted(tensors)}")
+        return cls(tokenizer, tensors["weight"])
+
+    def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
+        """Token ids without special tokens, padded to the longest text."""
+        if prompt:
+            texts = [prompt + t for t in texts]
+        return dict(self.tokenizer(list(texts)))
+
+    def forward(self, features: Features) -> Features:
+        """Weight of every attended token, once per token; times an earlier ``sentence_embedding`` if any."""
+        ids, mask = features["input_ids"], features["attention_mask"]
+        presence = np.zeros((len(ids), self.embedding_dimension), dtype=np.float32)
+        rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
+        presence[rows.ravel(), ids.ravel()] = mask.ravel()  # as torch scatter_: the last write wins
+        embeddings = presence * self.weight
+        if "sentence_embedding" in features:
+            embeddings = embeddings * features["sentence_embedding"]
+        return {**features, "sentence_embedding": embeddings}
+
+    def __repr__(self) -> str:
+        return f"SparseStaticEmbedding(dim={self.embedding_dimension})"
+
+
+def _idf_from_json(directory: Path, path: str, tokenizer: TextTokenizer) -> np.ndarray:
+    """Token -> weight JSON into a vocabulary-sized vector; unknown tokens land on the unknown token, as in
+    sentence-transformers."""
+    file = Path(path) if Path(path).is_absolute() else directory / path
+    if not file.is_file():
+        raise ModelNotFoundError(f"SparseStaticEmbedding IDF file not found: {file}")
+    idf = json.loads(file.read_text(encoding="utf-8"))
+    backend = tokenizer.backend
+    unk = getattr(backend.model, "unk_token", None)
+    unk_id = backend.token_to_id(unk) if isinstance(unk, str) else None
+    weight = np.zeros(tokenizer.vocab_size, dtype=np.float32)
+    for token, value in idf.items():
+        token_id = backend.token_to_id(token)
+        token_id = unk_id if token_id is None else token_id
+        if token_id is not None:
+            weight[token_id] = float(value)
+    return weight

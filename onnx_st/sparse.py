@@ -1,0 +1,233 @@
+"""The sparse embedding model: ``SparseEncoder`` (SPLADE and inference-free SPLADE)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import HFConfig, SIMILARITY_FN_NAMES
+from .errors import InputError, UnsupportedModuleError
+from .model import BaseModel
+from .modules import Features, LoadContext, Module, embedding_dimension
+from .modules.router import Router
+from .modules.splade import DEFAULT_LOGITS_BUDGET_MIB, SpladePooling, fuse_splade
+from .modules.transformer import Transformer
+from .pipeline import Pipeline
+from .sparse_ops import (check_max_active_dims, dense_rows_to_sparse, intersection, sparse_similarity,
+                         sparse_similarity_pairwise, sparsity, top_tokens)
+from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
+
+Row = tuple[np.ndarray, np.ndarray]
+
+
+class SparseEncoder(BaseModel):
+    """Sparse (vocabulary-sized) embeddings, equal to sentence-transformers' ``SparseEncoder``.
+
+    ``encode`` returns :class:`~onnx_st.SparseEmbeddings` (indices and values per text) by default,
+    a dense array with ``convert_to_sparse_tensor=False``. MLM logits are computed in sub-batches
+    whose ``(rows, seq, vocab)`` float32 array stays under ``logits_budget_mib`` (default 64 MiB).
+
+    Unlike sentence-transformers, an empty or whitespace-only text gives an empty vector (the MLM
+    would otherwise score only its special tokens).
+
+    Example:
+        >>> model = SparseEncoder("splade-onnx")
+        >>> emb = model.encode(["The weather is lovely today."])
+        >>> model.decode(emb[0], top_k=3)
+        [('weather', 2.1), ('lovely', 1.8), ('today', 1.2)]
+    """
+
+    model_kind = "SparseEncoder"
+    default_task = "fill-mask"
+
+    def __init__(self, model_name_or_path: str, *, similarity_fn_name: str | None = None,
+                 max_active_dims: int | None = None, logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB,
+                 **kwargs: Any) -> None:
+        super().__init__(model_name_or_path, **kwargs)
+        for key in ("query", "document"):  # as sentence-transformers: blank, so no default prompt applies
+            self.prompts.setdefault(key, "")
+        name = similarity_fn_name or self.config.similarity_fn_name or "dot"
+        if name not in SIMILARITY_FN_NAMES:
+            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {name!r}")
+        self._similarity_fn_name = name
+        saved = self.config.raw.get("max_active_dims")
+        self.max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else saved)
+        self.logits_budget_mib = logits_budget_mib
+        self._vocab: list[str] | None = None
+
+    def _default_modules(self, ctx: LoadContext) -> list[Module]:
+        """A bare ``*ForMaskedLM`` directory: Transformer (fill-mask) + SpladePooling(max, relu)."""
+        if not any(a.endswith("ForMaskedLM") for a in HFConfig.read(ctx.model_dir).architectures):
+            raise UnsupportedModuleError(f"{ctx.model_dir} has no modules.json and is not a *ForMaskedLM model; "
+                                         "onnx-st runs SPLADE-style sparse models only")
+        return [Transformer.load(ctx.model_dir, ctx), SpladePooling("max", "relu")]
+
+    @property
+    def logits_budget_mib(self) -> float:
+        """Upper bound (MiB) of the MLM logits array of one ONNX run (at least one text per run)."""
+        return self._logits_budget_mib
+
+    @logits_budget_mib.setter
+    def logits_budget_mib(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InputError(f"logits_budget_mib must be a positive number, got {value!r}")
+        self._logits_budget_mib = float(value)
+        self.pipeline = Pipeline(fuse_splade(self.pipeline.modules, float(value)))
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """``dot`` (default), ``cosine``, ``euclidean`` or ``manhattan``."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        if value not in SIMILARITY_FN_NAMES:
+            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {value!r}")
+        self._similarity_fn_name = value
+
+    def get_embedding_dimension(self) -> int | None:
+        """Vocabulary size (the dimension of ``encode`` output)."""
+        return embedding_dimension(self.modules)
+
+    get_sentence_embedding_dimension = get_embedding_dimension
+
+    def _input_modules(self) -> list[Any]:
+        first = self.pipeline.input_module
+        return [chain[0] for chain in first.routes.values()] if isinstance(first, Router) else [first]
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``tokenizers.Tokenizer`` used by ``decode`` (a Router's first route with one)."""
+        for module in self._input_modules():
+            tok = getattr(module, "tokenizer", None)
+            if tok is not None:
+                return getattr(tok, "backend", tok)
+        return None
+
+    @property
+    def vocab(self) -> list[str]:
+        """Token string of every output dimension."""
+        dim = self.get_embedding_dimension() or 0
+        if self._vocab is None or len(self._vocab) != dim:
+            tok = self.tokenizer
+            names = [tok.id_to_token(i) if tok is not None else None for i in range(dim)]
+            self._vocab = [n if n is not None else f"[{i}]" for i, n in enumerate(names)]
+        return self._vocab
+
+    def encode(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True, save_to_cpu: bool = False,
+               device: str | None = None, max_active_dims: int | None = None, task: str | None = None,
+               **kwargs: Any) -> Any:
+        """Sparse embeddings of texts.
+
+        Args:
+            inputs: one text or a list of texts (``sentences=`` is accepted too).
+            prompt_name, prompt: as in sentence-transformers (``prompt`` wins).
+            batch_size: texts per batch (length-sorted); the MLM runs in sub-batches under the logits budget.
+            convert_to_sparse_tensor: ``True`` -> :class:`SparseEmbeddings`; ``False`` -> dense float32 array.
+            convert_to_tensor: ``False`` -> a list with one vector (sparse or dense) per text.
+            max_active_dims: keep the k largest weights per text (default: the model's setting).
+            task: route of a Router model (``encode_query`` passes ``"query"``).
+            save_to_cpu, device: accepted for compatibility.
+
+        Returns:
+            ``SparseEmbeddings`` (n, vocab) / ``SparseVector`` for one string; dense ``(n, vocab)`` /
+            ``(vocab,)`` arrays with ``convert_to_sparse_tensor=False``.
+
+        Raises:
+            InputError: non-string input, unknown prompt name or task, ``max_active_dims`` < 1,
+                ``batch_size`` < 1, unknown keyword arguments.
+        """
+        if "sentences" in kwargs and inputs is None:
+            inputs = kwargs.pop("sentences")
+        if kwargs:
+            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
+        texts, single = self._as_text_list(inputs, "inputs")
+        k = check_max_active_dims(max_active_dims if max_active_dims is not None else self.max_active_dims)
+        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
+        if isinstance(self.pipeline.input_module, Router):
+            self.pipeline.input_module.resolve_route(task)  # a bad task fails even when nothing runs
+
+        def collect(features: Features) -> list[Row]:
+            return dense_rows_to_sparse(features["sentence_embedding"], k)
+
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        computed = self.pipeline.map_batches([texts[i] for i in keep], collect, batch_size=batch_size,
+                                             prompt=resolved_prompt, task=task, show_progress_bar=show_progress_bar)
+        dim = self.get_embedding_dimension() or 0
+        empty: Row = (np.zeros(0, np.int32), np.zeros(0, np.float32))
+        rows: list[Row] = [empty] * len(texts)
+        for i, row in zip(keep, computed):
+            rows[i] = row
+        vectors = [SparseVector(idx, val, dim, self.vocab) for idx, val in rows]
+        if not convert_to_sparse_tensor:
+            dense = SparseEmbeddings.from_rows(vectors, dim).to_dense()
+            result: Any = list(dense) if not convert_to_tensor else dense
+        else:
+            result = vectors if not convert_to_tensor else SparseEmbeddings.from_rows(vectors, dim, self.vocab)
+        return result[0] if single else result
+
+    def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+                     prompt: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` with the ``query`` prompt and the ``query`` route."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+
+    def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+                        prompt: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """All-pairs ``(n1, n2)`` similarity with ``similarity_fn_name``, computed on the sparse entries only."""
+        a, _ = as_sparse(embeddings1)
+        b, _ = as_sparse(embeddings2)
+        return sparse_similarity(a, b, self.similarity_fn_name)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """Similarity of ``embeddings1[i]`` with ``embeddings2[i]``."""
+        a, _ = as_sparse(embeddings1)
+        b, _ = as_sparse(embeddings2)
+        return sparse_similarity_pairwise(a, b, self.similarity_fn_name)
+
+    @staticmethod
+    def sparsity(embeddings: Any) -> dict[str, float]:
+        """``{"active_dims": mean active dimensions, "sparsity_ratio": mean share of zeros}``."""
+        return sparsity(as_sparse(embeddings)[0])
+
+    def decode(self, embeddings: Any, top_k: int | None = None) -> list[Any]:
+        """``(token, weight)`` pairs by descending weight: a list for one vector, a list per row for many.
+
+        Raises:
+            InputError: ``top_k`` not a positive integer.
+        """
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+            raise InputError(f"top_k must be a positive integer, got {top_k!r}")
+        matrix, single = as_sparse(embeddings)
+        vocab = self.vocab
+        out = []
+        for row in matrix:
+            ids, values = top_tokens(row, top_k)
+            out.append([(vocab[int(i)], float(v)) for i, v in zip(ids, values)])
+        return out[0] if single else out
+
+    def intersection(self, embeddings_1: Any, embeddings_2: Any) -> Any:
+        """Shared positive dimensions of one vector with each row of ``embeddings_2`` (element-wise product)."""
+        a, single_a = as_sparse(embeddings_1)
+        if not single_a:
+            raise InputError(f"embeddings_1 must be a single vector, got {len(a)} rows")
+        b, single_b = as_sparse(embeddings_2, self.vocab)
+        result = intersection(a[0], b)
+        return result[0] if single_b else result
+
+    def _extra_config(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}
+        if self.max_active_dims is not None:
+            extra["max_active_dims"] = self.max_active_dims
+        return extra
