@@ -1,0 +1,72 @@
+"""Shared test helpers: fixture paths, golden outputs, and real models exported once per machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+
+
+def fixture_dir(name: str) -> Path:
+    """Path of a committed fixture model; fails (never skips) when it is missing."""
+    path = FIXTURES / name
+    assert path.is_dir(), f"fixture {name} is missing: rebuild with `python -m exporter.fixtures`"
+    return path
+
+
+def fixture_inputs(name: str) -> Any:
+    """The texts (or pairs) the golden outputs of a fixture were computed on."""
+    return json.loads((fixture_dir(name) / "inputs.json").read_text())
+
+
+def fixture_expected(name: str) -> dict[str, np.ndarray]:
+    """Golden outputs computed by sentence-transformers when the fixture was built."""
+    with np.load(fixture_dir(name) / "expected.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _exporter_stamp() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "exporter").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_real(name: str, source: Path | str, kind: str = "auto") -> Path:
+    """Export a real model with the exporter once (cached until the exporter changes)."""
+    from exporter import export_model
+    from exporter.pypi_models import exported
+
+    target = exported(name)
+    stamp = target / ".export-stamp"
+    if stamp.is_file() and stamp.read_text() == _exporter_stamp():
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    export_model(str(source), target, kind=kind)  # type: ignore[arg-type]
+    stamp.write_text(_exporter_stamp())
+    return target
+
+
+@pytest.fixture(scope="session")
+def minilm_onnx_dir() -> Path:
+    """all-MiniLM-L6-v2 exported by the exporter."""
+    from exporter.pypi_models import minilm_dir
+
+    return export_real("all-MiniLM-L6-v2", minilm_dir(), "dense")
+
+
+@pytest.fixture(scope="session")
+def mpnet_onnx_dir() -> Path:
+    """all-mpnet-base-v2 exported by the exporter."""
+    from exporter.pypi_models import mpnet_dir
+
+    return export_real("all-mpnet-base-v2", mpnet_dir(), "dense")

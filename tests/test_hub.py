@@ -1,0 +1,75 @@
+"""Hub resolution, offline, against a local Hugging Face cache layout."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from huggingface_hub.utils import filter_repo_objects
+
+import onnx_st
+from onnx_st.errors import ModelNotFoundError
+from onnx_st.hub import _CONFIG_PATTERNS, _MODULE_WEIGHTS, _onnx_patterns, resolve_model_dir
+
+from .conftest import fixture_dir, fixture_expected, fixture_inputs
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def make_hub_cache(cache: Path, repo_id: str, source: Path) -> Path:
+    """Lay ``source`` out as huggingface_hub stores a downloaded snapshot."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    snapshot = repo / "snapshots" / COMMIT
+    shutil.copytree(source, snapshot, ignore=shutil.ignore_patterns("expected.npz", "inputs.json", "meta.json"))
+    return snapshot
+
+
+def test_from_pretrained_reads_local_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = make_hub_cache(tmp_path, "acme/tiny-dense", fixture_dir("dense-mean"))
+    model = onnx_st.Encoder.from_pretrained("acme/tiny-dense", cache_dir=tmp_path, local_files_only=True)
+    assert model.model_dir == snapshot
+    texts = fixture_inputs("dense-mean")
+    np.testing.assert_allclose(model.encode(texts), fixture_expected("dense-mean")["encode"], atol=1e-5)
+
+
+def test_drop_in_constructor_reads_local_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    make_hub_cache(tmp_path, "acme/tiny-dense", fixture_dir("dense-mean"))
+    model = onnx_st.SentenceTransformer("acme/tiny-dense", backend="onnx", cache_folder=str(tmp_path),
+                                        model_kwargs={"provider": "CPUExecutionProvider",
+                                                      "file_name": "onnx/model.onnx"})
+    assert model.get_backend() == "onnx"
+
+
+def test_missing_repo_in_cache_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="acme/absent"):
+        resolve_model_dir("acme/absent", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_missing_local_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        onnx_st.SentenceTransformer(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError):  # the error tree also speaks the builtin's language
+        onnx_st.Encoder.from_dir(tmp_path / "nope")
+
+
+def test_only_needed_files_are_fetched(tmp_path: Path) -> None:
+    """Configs, tokenizer, the chosen ONNX file and module weights; never the torch weights."""
+    snapshot = make_hub_cache(tmp_path, "acme/tiny-dense", fixture_dir("dense-dense-layer"))
+    repo_files = ["config.json", "modules.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin",
+                  "onnx/model.onnx", "onnx/model_O4.onnx", "onnx/model_qint8_avx2.onnx", "openvino/model.xml",
+                  "2_Dense/config.json", "2_Dense/model.safetensors", "2_Dense/pytorch_model.bin",
+                  "1_Pooling/config.json", "README.md"]
+    first = set(filter_repo_objects(repo_files, allow_patterns=_CONFIG_PATTERNS))
+    second = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, None) + _MODULE_WEIGHTS))
+    fetched = first | second
+    assert {"onnx/model.onnx", "2_Dense/model.safetensors", "tokenizer.json", "modules.json"} <= fetched
+    assert not fetched & {"model.safetensors", "pytorch_model.bin", "2_Dense/pytorch_model.bin",
+                          "onnx/model_O4.onnx", "onnx/model_qint8_avx2.onnx", "openvino/model.xml"}
+    chosen = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, "onnx/model_O4.onnx")))
+    assert chosen == {"onnx/model_O4.onnx"}
