@@ -1,6 +1,5 @@
 """onnx-st: sentence-transformers models on ONNX Runtime and NumPy, without PyTorch."""
 
-from __future__ import annotations
 
 from .cross import CrossEncoder, Reranker
 from .dense import Encoder, SentenceTransformer
