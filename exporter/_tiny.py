@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,7 @@ from transformers import (
 )
 
 SPECIAL_TOKENS: list[str] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB_SIZE = 800
+VOCAB_SIZE = 600
 MAX_SEQ_LENGTH = 64
 
 CORPUS: list[str] = [
@@ -95,6 +96,12 @@ CORPUS: list[str] = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def learned_vocab() -> tuple[str, ...]:
+    """The fixture vocabulary (learned once per process)."""
+    return tuple(_learn_wordpiece_vocab(CORPUS, VOCAB_SIZE))
+
+
 def _learn_wordpiece_vocab(texts: list[str], vocab_size: int) -> list[str]:
     """Learn a WordPiece vocabulary by greedy pair merges with lexicographic tie-breaking.
 
@@ -138,7 +145,7 @@ def _learn_wordpiece_vocab(texts: list[str], vocab_size: int) -> list[str]:
 
 def build_tokenizer(lowercase: bool = True) -> Tokenizer:
     """WordPiece tokenizer over the learned vocabulary, BERT normalization and [CLS]/[SEP] templates."""
-    vocab = _learn_wordpiece_vocab(CORPUS, VOCAB_SIZE)
+    vocab = learned_vocab()
     tokenizer = Tokenizer(
         models.WordPiece(vocab={tok: i for i, tok in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100)
     )
@@ -173,8 +180,8 @@ def bert_config(**overrides: object) -> BertConfig:
     return BertConfig(**params)
 
 
-def hf_tokenizer(lowercase: bool = True) -> PreTrainedTokenizerFast:
-    """The tiny tokenizer wrapped for ``transformers``, truncating at :data:`MAX_SEQ_LENGTH`."""
+def hf_tokenizer(lowercase: bool = True, model_max_length: int = MAX_SEQ_LENGTH) -> PreTrainedTokenizerFast:
+    """The tiny tokenizer wrapped for ``transformers`` (``model_max_length`` goes to tokenizer_config.json)."""
     return PreTrainedTokenizerFast(
         tokenizer_object=build_tokenizer(lowercase=lowercase),
         unk_token="[UNK]",
@@ -182,12 +189,18 @@ def hf_tokenizer(lowercase: bool = True) -> PreTrainedTokenizerFast:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_max_length=MAX_SEQ_LENGTH,
+        model_max_length=model_max_length,
     )
 
 
 def save_tiny_hf_model(
-    out_dir: Path, *, head: str = "base", seed: int = 0, num_labels: int = 1, lowercase: bool = True
+    out_dir: Path,
+    *,
+    head: str = "base",
+    seed: int = 0,
+    num_labels: int = 1,
+    lowercase: bool = True,
+    model_max_length: int = MAX_SEQ_LENGTH,
 ) -> Path:
     """Save a seeded tiny BERT (``base``, ``mlm`` or ``cls`` head) plus tokenizer with ``save_pretrained``."""
     torch.manual_seed(seed)
@@ -196,11 +209,14 @@ def save_tiny_hf_model(
         model = BertModel(bert_config())
     elif head == "mlm":
         model = BertForMaskedLM(bert_config())
+        # A negative vocabulary bias keeps SPLADE outputs sparse (about 15% active terms), as in trained models.
+        with torch.no_grad():
+            model.cls.predictions.bias.fill_(-2.0)
     elif head == "cls":
         model = BertForSequenceClassification(bert_config(num_labels=num_labels))
     else:
         raise ValueError(f"unknown head {head!r}")
     model.eval()
     model.save_pretrained(out_dir, safe_serialization=True)
-    hf_tokenizer(lowercase=lowercase).save_pretrained(out_dir)
+    hf_tokenizer(lowercase=lowercase, model_max_length=model_max_length).save_pretrained(out_dir)
     return out_dir

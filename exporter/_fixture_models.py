@@ -1,0 +1,129 @@
+"""In-memory sentence-transformers models for each fixture, built from seeded tiny BERTs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers.base.model import BaseModel
+from sentence_transformers.base.modules import Dense, Normalize, Router, Transformer
+from sentence_transformers.sentence_transformer.modules import Pooling, StaticEmbedding
+from sentence_transformers.sparse_encoder.modules import MLMTransformer, SparseStaticEmbedding, SpladePooling
+
+from ._tiny import MAX_SEQ_LENGTH, VOCAB_SIZE, build_tokenizer, hf_tokenizer, save_tiny_hf_model
+
+HIDDEN = 32
+PROMPTS: dict[str, str] = {"query": "query: ", "document": "passage: "}
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    """How to build one fixture: its family, a model builder, and a short description."""
+
+    name: str
+    kind: str
+    build: Callable[[Path], BaseModel]
+    description: str
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def _transformer(work: Path, tag: str, seed: int, *, head: str = "base", lowercase: bool = True, **kwargs: object) -> Transformer:
+    tasks = {"base": "feature-extraction", "mlm": "fill-mask", "cls": "sequence-classification"}
+    hf_dir = save_tiny_hf_model(work / f"hf-{tag}", head=head, seed=seed, lowercase=lowercase, **kwargs)  # type: ignore[arg-type]
+    return Transformer(str(hf_dir), transformer_task=tasks[head], max_seq_length=MAX_SEQ_LENGTH)  # type: ignore[arg-type]
+
+
+def _dense(modules: list[nn.Module], **kwargs: object) -> SentenceTransformer:
+    return SentenceTransformer(modules=modules, device="cpu", **kwargs)  # type: ignore[arg-type]
+
+
+def _pooled(name: str, seed: int, mode: str | tuple[str, ...], *, normalize: bool = False, **kwargs: object) -> FixtureSpec:
+    def build(work: Path) -> BaseModel:
+        include_prompt = bool(kwargs.get("include_prompt", True))
+        modules: list[nn.Module] = [_transformer(work, name, seed), Pooling(HIDDEN, mode, include_prompt=include_prompt)]  # type: ignore[arg-type]
+        if normalize:
+            modules.append(Normalize())
+        return _dense(modules, prompts=kwargs.get("prompts"), similarity_fn_name=kwargs.get("similarity", "cosine"))
+
+    return FixtureSpec(name, "dense", build, f"Transformer + Pooling {mode!r}" + (" + Normalize" if normalize else ""))
+
+
+def _dense_layer(work: Path) -> BaseModel:
+    transformer = _transformer(work, "dense-layer", 11)
+    torch.manual_seed(111)
+    dense = Dense(HIDDEN, 16, activation_function=nn.Tanh())
+    return _dense([transformer, Pooling(HIDDEN, "mean"), dense, Normalize()], similarity_fn_name="dot")
+
+
+def _do_lower_case(work: Path) -> BaseModel:
+    hf_dir = save_tiny_hf_model(work / "hf-lower", seed=12, lowercase=False)
+    transformer = Transformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH, do_lower_case=True)
+    return _dense([transformer, Pooling(HIDDEN, "mean")])
+
+
+def _router(work: Path) -> BaseModel:
+    query = [_transformer(work, "router-query", 13), Pooling(HIDDEN, "mean")]
+    document = [_transformer(work, "router-document", 14), Pooling(HIDDEN, "cls")]
+    router = Router.for_query_document(query_modules=query, document_modules=document)
+    return _dense([router, Normalize()])
+
+
+def _static(work: Path) -> BaseModel:
+    torch.manual_seed(15)
+    weights = torch.randn(VOCAB_SIZE, 16)
+    return _dense([StaticEmbedding(build_tokenizer(), embedding_weights=weights)])
+
+
+def _sparse(name: str, seed: int, strategy: str, activation: str, prompts: dict[str, str] | None) -> FixtureSpec:
+    def build(work: Path) -> BaseModel:
+        modules = [_transformer(work, name, seed, head="mlm"), SpladePooling(strategy, activation, VOCAB_SIZE)]  # type: ignore[arg-type]
+        return SparseEncoder(modules=modules, device="cpu", prompts=prompts, similarity_fn_name="dot")
+
+    return FixtureSpec(name, "sparse", build, f"Transformer(fill-mask) + SpladePooling({strategy}, {activation})")
+
+
+def _inference_free(work: Path) -> BaseModel:
+    hf_dir = save_tiny_hf_model(work / "hf-inference-free", head="mlm", seed=23)
+    document = [MLMTransformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH), SpladePooling("max", "relu", VOCAB_SIZE)]
+    generator = torch.Generator().manual_seed(24)
+    idf = torch.rand(VOCAB_SIZE, generator=generator) * 4.0
+    query = [SparseStaticEmbedding(tokenizer=hf_tokenizer(), weight=idf, frozen=True)]
+    router = Router.for_query_document(query_modules=query, document_modules=document)
+    return SparseEncoder(modules=[router], device="cpu", similarity_fn_name="dot")
+
+
+def _cross(name: str, seed: int, num_labels: int) -> FixtureSpec:
+    def build(work: Path) -> BaseModel:
+        transformer = _transformer(work, name, seed, head="cls", num_labels=num_labels)
+        return CrossEncoder(modules=[transformer], device="cpu")
+
+    return FixtureSpec(name, "cross", build, f"CrossEncoder, BertForSequenceClassification num_labels={num_labels}")
+
+
+FIXTURES: dict[str, FixtureSpec] = {
+    spec.name: spec
+    for spec in (
+        _pooled("dense-mean", 1, "mean", normalize=True, prompts=PROMPTS),
+        _pooled("dense-cls", 2, "cls"),
+        _pooled("dense-max", 3, "max"),
+        _pooled("dense-mean-sqrt", 4, "mean_sqrt_len_tokens"),
+        _pooled("dense-weightedmean", 5, "weightedmean"),
+        _pooled("dense-lasttoken", 6, "lasttoken"),
+        _pooled("dense-mean-exclude-prompt", 7, "mean", prompts=PROMPTS, include_prompt=False),
+        _pooled("dense-multi-pooling", 8, ("cls", "mean")),
+        FixtureSpec("dense-dense-layer", "dense", _dense_layer, "Transformer + mean + Dense(32->16, Tanh) + Normalize"),
+        FixtureSpec("dense-do-lower-case", "dense", _do_lower_case, "cased tokenizer, Transformer(do_lower_case=True)"),
+        FixtureSpec("dense-router", "dense", _router, "Router(query: T+mean, document: T+cls) + Normalize"),
+        FixtureSpec("dense-static", "dense", _static, "StaticEmbedding(dim 16), no ONNX graph"),
+        _sparse("sparse-max-relu", 21, "max", "relu", {"query": "query: "}),
+        _sparse("sparse-sum-log1p", 22, "sum", "log1p_relu", None),
+        FixtureSpec("sparse-inference-free", "sparse", _inference_free, "Router(query: SparseStaticEmbedding, document: MLMTransformer + SpladePooling)"),
+        _cross("cross-1label", 31, 1),
+        _cross("cross-3labels", 32, 3),
+    )
+}
