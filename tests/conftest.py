@@ -23,8 +23,14 @@ def fixture_dir(name: str) -> Path:
 
 
 def fixture_inputs(name: str) -> Any:
-    """The texts (or pairs) the golden outputs of a fixture were computed on."""
-    return json.loads((fixture_dir(name) / "inputs.json").read_text())
+    """The texts (dense, sparse) or the ``inputs.json`` dict (cross) the golden outputs were computed on."""
+    data = json.loads((fixture_dir(name) / "inputs.json").read_text())
+    return data["texts"] if "texts" in data else data
+
+
+def fixture_names(prefix: str) -> list[str]:
+    """Committed fixtures whose name starts with ``prefix``."""
+    return sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name.startswith(prefix))
 
 
 def fixture_expected(name: str) -> dict[str, np.ndarray]:
