@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import json
 from pathlib import Path
 from typing import Any

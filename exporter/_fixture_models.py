@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
-from sentence_transformers.base.modules import Dense, Normalize, Router, Transformer
+from sentence_transformers.base.modules import Dense, Module, Normalize, Router, Transformer
+from sentence_transformers.base.modules.transformer import TransformerTask
 from sentence_transformers.sentence_transformer.modules import Pooling, StaticEmbedding
 from sentence_transformers.sparse_encoder.modules import MLMTransformer, SparseStaticEmbedding, SpladePooling
 
@@ -32,25 +36,40 @@ class FixtureSpec:
     extras: dict[str, object] = field(default_factory=dict)
 
 
-def _transformer(work: Path, tag: str, seed: int, *, head: str = "base", lowercase: bool = True, **kwargs: object) -> Transformer:
-    tasks = {"base": "feature-extraction", "mlm": "fill-mask", "cls": "sequence-classification"}
-    hf_dir = save_tiny_hf_model(work / f"hf-{tag}", head=head, seed=seed, lowercase=lowercase, **kwargs)  # type: ignore[arg-type]
-    return Transformer(str(hf_dir), transformer_task=tasks[head], max_seq_length=MAX_SEQ_LENGTH)  # type: ignore[arg-type]
+_TASKS: dict[str, TransformerTask] = {
+    "base": "feature-extraction",
+    "mlm": "fill-mask",
+    "cls": "sequence-classification",
+}
 
 
-def _dense(modules: list[nn.Module], **kwargs: object) -> SentenceTransformer:
-    return SentenceTransformer(modules=modules, device="cpu", **kwargs)  # type: ignore[arg-type]
+def _transformer(work: Path, tag: str, seed: int, *, head: str = "base", num_labels: int = 1) -> Transformer:
+    hf_dir = save_tiny_hf_model(work / f"hf-{tag}", head=head, seed=seed, num_labels=num_labels)
+    return Transformer(str(hf_dir), transformer_task=_TASKS[head], max_seq_length=MAX_SEQ_LENGTH)
 
 
-def _pooled(name: str, seed: int, mode: str | tuple[str, ...], *, normalize: bool = False, **kwargs: object) -> FixtureSpec:
+def _dense(modules: Sequence[nn.Module], **kwargs: Any) -> SentenceTransformer:
+    return SentenceTransformer(modules=list(modules), device="cpu", **kwargs)
+
+
+def _pooled(
+    name: str,
+    seed: int,
+    mode: Any,
+    *,
+    normalize: bool = False,
+    prompts: dict[str, str] | None = None,
+    include_prompt: bool = True,
+) -> FixtureSpec:
     def build(work: Path) -> BaseModel:
-        include_prompt = bool(kwargs.get("include_prompt", True))
-        modules: list[nn.Module] = [_transformer(work, name, seed), Pooling(HIDDEN, mode, include_prompt=include_prompt)]  # type: ignore[arg-type]
+        pooling = Pooling(HIDDEN, mode, include_prompt=include_prompt)
+        modules: list[nn.Module] = [_transformer(work, name, seed), pooling]
         if normalize:
             modules.append(Normalize())
-        return _dense(modules, prompts=kwargs.get("prompts"), similarity_fn_name=kwargs.get("similarity", "cosine"))
+        return _dense(modules, prompts=prompts, similarity_fn_name="cosine")
 
-    return FixtureSpec(name, "dense", build, f"Transformer + Pooling {mode!r}" + (" + Normalize" if normalize else ""))
+    description = f"Transformer + Pooling {mode!r}" + (" + Normalize" if normalize else "")
+    return FixtureSpec(name, "dense", build, description)
 
 
 def _dense_layer(work: Path) -> BaseModel:
@@ -67,8 +86,8 @@ def _do_lower_case(work: Path) -> BaseModel:
 
 
 def _router(work: Path) -> BaseModel:
-    query = [_transformer(work, "router-query", 13), Pooling(HIDDEN, "mean")]
-    document = [_transformer(work, "router-document", 14), Pooling(HIDDEN, "cls")]
+    query: list[Module] = [_transformer(work, "router-query", 13), Pooling(HIDDEN, "mean")]
+    document: list[Module] = [_transformer(work, "router-document", 14), Pooling(HIDDEN, "cls")]
     router = Router.for_query_document(query_modules=query, document_modules=document)
     return _dense([router, Normalize()])
 
@@ -79,9 +98,10 @@ def _static(work: Path) -> BaseModel:
     return _dense([StaticEmbedding(build_tokenizer(), embedding_weights=weights)])
 
 
-def _sparse(name: str, seed: int, strategy: str, activation: str, prompts: dict[str, str] | None) -> FixtureSpec:
+def _sparse(name: str, seed: int, strategy: Any, activation: Any, prompts: dict[str, str] | None) -> FixtureSpec:
     def build(work: Path) -> BaseModel:
-        modules = [_transformer(work, name, seed, head="mlm"), SpladePooling(strategy, activation, VOCAB_SIZE)]  # type: ignore[arg-type]
+        transformer = _transformer(work, name, seed, head="mlm")
+        modules: list[nn.Module] = [transformer, SpladePooling(strategy, activation, VOCAB_SIZE)]
         return SparseEncoder(modules=modules, device="cpu", prompts=prompts, similarity_fn_name="dot")
 
     return FixtureSpec(name, "sparse", build, f"Transformer(fill-mask) + SpladePooling({strategy}, {activation})")
@@ -89,10 +109,13 @@ def _sparse(name: str, seed: int, strategy: str, activation: str, prompts: dict[
 
 def _inference_free(work: Path) -> BaseModel:
     hf_dir = save_tiny_hf_model(work / "hf-inference-free", head="mlm", seed=23)
-    document = [MLMTransformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH), SpladePooling("max", "relu", VOCAB_SIZE)]
+    document: list[Module] = [
+        MLMTransformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH),
+        SpladePooling("max", "relu", VOCAB_SIZE),
+    ]
     generator = torch.Generator().manual_seed(24)
     idf = torch.rand(VOCAB_SIZE, generator=generator) * 4.0
-    query = [SparseStaticEmbedding(tokenizer=hf_tokenizer(), weight=idf, frozen=True)]
+    query: list[Module] = [SparseStaticEmbedding(tokenizer=cast(Any, hf_tokenizer()), weight=idf, frozen=True)]
     router = Router.for_query_document(query_modules=query, document_modules=document)
     return SparseEncoder(modules=[router], device="cpu", similarity_fn_name="dot")
 
@@ -122,7 +145,12 @@ FIXTURES: dict[str, FixtureSpec] = {
         FixtureSpec("dense-static", "dense", _static, "StaticEmbedding(dim 16), no ONNX graph"),
         _sparse("sparse-max-relu", 21, "max", "relu", {"query": "query: "}),
         _sparse("sparse-sum-log1p", 22, "sum", "log1p_relu", None),
-        FixtureSpec("sparse-inference-free", "sparse", _inference_free, "Router(query: SparseStaticEmbedding, document: MLMTransformer + SpladePooling)"),
+        FixtureSpec(
+            "sparse-inference-free",
+            "sparse",
+            _inference_free,
+            "Router(query: SparseStaticEmbedding, document: MLMTransformer + SpladePooling)",
+        ),
         _cross("cross-1label", 31, 1),
         _cross("cross-3labels", 32, 3),
     )

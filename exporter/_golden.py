@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -113,12 +115,13 @@ def dense_golden(name: str, model: SentenceTransformer) -> tuple[dict[str, np.nd
     arrays["similarity"] = _numpy(model.similarity(embeddings, embeddings))
     if name == "dense-mean":
         for precision in PRECISIONS:
-            arrays[precision] = np.asarray(quantize_embeddings(embeddings, precision=precision))
+            arrays[precision] = np.asarray(quantize_embeddings(embeddings, precision=cast(Any, precision)))
     return arrays, {}
 
 
 def _decode(model: SparseEncoder, embedding: torch.Tensor) -> list[list[Any]]:
-    return [[token, float(weight)] for token, weight in model.decode(embedding, top_k=DECODE_TOP_K)]
+    decoded = cast(list[tuple[str, float]], model.decode(embedding, top_k=DECODE_TOP_K))
+    return [[token, float(weight)] for token, weight in decoded]
 
 
 def sparse_golden(name: str, model: SparseEncoder) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -137,13 +140,14 @@ def sparse_golden(name: str, model: SparseEncoder) -> tuple[dict[str, np.ndarray
 
 def cross_golden(name: str, model: CrossEncoder) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``predict`` with the default activation, raw logits, softmax (multi-label) and ``rank`` (1 label)."""
+    pairs = cast(Any, PAIRS)
     arrays = {
-        "predict": _numpy(model.predict(PAIRS)),
-        "predict_logits": _numpy(model.predict(PAIRS, activation_fn=torch.nn.Identity())),
+        "predict": _numpy(model.predict(pairs)),
+        "predict_logits": _numpy(model.predict(pairs, activation_fn=torch.nn.Identity())),
     }
     documents: dict[str, Any] = {}
     if model.num_labels > 1:
-        arrays["predict_softmax"] = _numpy(model.predict(PAIRS, apply_softmax=True))
+        arrays["predict_softmax"] = _numpy(model.predict(pairs, apply_softmax=True))
     else:
         result = model.rank(RANK_QUERY, RANK_DOCUMENTS)
         ranked = [{"corpus_id": int(r["corpus_id"]), "score": float(r["score"])} for r in result]

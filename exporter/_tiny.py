@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import functools
 import string
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -121,7 +124,7 @@ def _learn_wordpiece_vocab(texts: list[str], vocab_size: int) -> list[str]:
     while len(vocab) < vocab_size:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, pieces in words.items():
-            for a, b in zip(pieces, pieces[1:]):
+            for a, b in zip(pieces, pieces[1:], strict=False):
                 pairs[(a, b)] += counts[word]
         if not pairs:
             break
@@ -163,9 +166,9 @@ def build_tokenizer(lowercase: bool = True) -> Tokenizer:
     return tokenizer
 
 
-def bert_config(**overrides: object) -> BertConfig:
+def bert_config(**overrides: Any) -> BertConfig:
     """Config of the tiny BERT used by every fixture."""
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "vocab_size": VOCAB_SIZE,
         "hidden_size": 32,
         "num_hidden_layers": 2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def _list_files(root: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the exporter; returns the process exit code (1 when verification fails)."""
     args = build_parser().parse_args(argv)
-    from . import export_model, verify_export
+    try:
+        from . import export_model, verify_export
+    except ImportError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
     output_dir = export_model(args.model, args.output_dir, kind=args.kind, opset=args.opset, overwrite=args.overwrite)
     print(f"Wrote {output_dir}:")

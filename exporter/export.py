@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import json
 import logging
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from torch import nn
 
@@ -86,7 +88,7 @@ def _router_entries(router: Router) -> Iterator[tuple[str, nn.Module]]:
     """Sub-folder name and module for each distinct module of a Router, as ``Router.save`` names them."""
     seen: set[int] = set()
     for route, modules in router.sub_modules.items():
-        for position, module in enumerate(modules):
+        for position, module in enumerate(cast(nn.Sequential, modules)):
             if id(module) in seen:
                 continue
             seen.add(id(module))
@@ -95,7 +97,7 @@ def _router_entries(router: Router) -> Iterator[tuple[str, nn.Module]]:
 
 def iter_transformer_modules(model: BaseModel) -> Iterator[tuple[str, Transformer]]:
     """Yield ``(relative_dir, module)`` for every Transformer in the saved layout, Router routes included."""
-    for index, module in enumerate(model._modules.values()):
+    for index, module in enumerate(model.children()):
         folder = _module_dir(index, module)
         if isinstance(module, Transformer):
             yield folder, module
@@ -124,7 +126,10 @@ def save_with_onnx(model: BaseModel, output_dir: str | Path, *, opset: int = 17,
 
 def write_onnx(model: BaseModel, output_dir: str | Path, *, opset: int = 17) -> list[Path]:
     """Write ``onnx/model.onnx`` into the folder of every Transformer module of an already saved model."""
-    written = [export_transformer(module, Path(output_dir, folder), opset=opset) for folder, module in iter_transformer_modules(model)]
+    written = [
+        export_transformer(module, Path(output_dir, folder), opset=opset)
+        for folder, module in iter_transformer_modules(model)
+    ]
     if not written:
         logger.info("%s has no Transformer module: nothing to export to ONNX", output_dir)
     return written

@@ -8,6 +8,8 @@ single-label cross-encoders ``rank.json``. See ``fixtures/README.md`` for the la
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import argparse
 import logging
 import math
@@ -47,7 +49,7 @@ class LegacySpec:
 LEGACY_FIXTURES: dict[str, LegacySpec] = {
     spec.name: spec
     for spec in (
-        LegacySpec("dense-legacy-format", "dense", write_dense_legacy, "sentence-transformers 2.x layout, do_lower_case"),
+        LegacySpec("dense-legacy-format", "dense", write_dense_legacy, "sentence-transformers 2.x layout"),
         LegacySpec("cross-1label-legacy", "cross", write_cross_legacy, "CrossEncoder without modules.json"),
     )
 }
@@ -60,7 +62,9 @@ def _quiet() -> None:
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 
-def _meta(name: str, kind: str, description: str, model: Any, target: Path, keys: Sequence[str], diff: float) -> dict[str, Any]:
+def _meta(
+    name: str, kind: str, description: str, model: Any, target: Path, keys: Sequence[str], diff: float
+) -> dict[str, Any]:
     onnx_files = sorted(str(p.relative_to(target)) for p in target.rglob(ONNX_FILE))
     max_len = model.max_seq_length
     meta: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 import inspect
 import logging
 import warnings
@@ -54,7 +56,7 @@ class _GraphWrapper(nn.Module):
         self.output_name = output_name
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        outputs = self.model(**dict(zip(self.input_names, inputs)), return_dict=True)
+        outputs = self.model(**dict(zip(self.input_names, inputs, strict=True)), return_dict=True)
         return outputs[self.output_name]
 
 
@@ -86,7 +88,9 @@ def graph_spec(module: Transformer) -> GraphSpec:
     return GraphSpec(task=task, input_names=names, output_name=TASK_OUTPUT_NAMES[task])
 
 
-def _export_torchscript(wrapper: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path, opset: int) -> None:
+def _export_torchscript(
+    wrapper: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path, opset: int
+) -> None:
     axes = {name: {0: "batch", 1: "sequence"} for name in spec.input_names}
     axes[spec.output_name] = {0: "batch", 1: "sequence"} if spec.task != "sequence-classification" else {0: "batch"}
     torch.onnx.export(
@@ -131,7 +135,8 @@ def _max_positions(module: Transformer) -> int:
     if not isinstance(limit, int) or limit <= 0:
         return max(length for _, length in _SWEEP_SHAPES)
     # RoBERTa-style embeddings offset positions by padding_idx + 1.
-    offset = getattr(config, "pad_token_id", 0) + 1 if config.model_type in {"roberta", "xlm-roberta", "camembert"} else 0
+    roberta_like = config.model_type in {"roberta", "xlm-roberta", "camembert"}
+    offset = int(getattr(config, "pad_token_id", 0) or 0) + 1 if roberta_like else 0
     return limit - offset
 
 
@@ -177,7 +182,9 @@ def masked_max_abs_diff(expected: np.ndarray, actual: np.ndarray, attention_mask
     return float(diff.max()) if diff.size else 0.0
 
 
-def export_transformer(module: Transformer, module_dir: str | Path, *, opset: int = 17, tolerance: float = 1e-3) -> Path:
+def export_transformer(
+    module: Transformer, module_dir: str | Path, *, opset: int = 17, tolerance: float = 1e-3
+) -> Path:
     """Write ``<module_dir>/onnx/model.onnx`` for ``module`` and check it; returns the file path."""
     path = Path(module_dir) / ONNX_SUBDIR / ONNX_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from sentence_transformers.base.modules.transformer import Transformer
 
 from .export import iter_transformer_modules, load_model, model_kind
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, masked_max_abs_diff, sample_features
@@ -66,11 +70,12 @@ class VerifyReport:
         lines = [f"{self.st_dir} ({self.kind}): largest difference {self.max_abs_diff:.3e}"]
         for check in self.checks:
             where = check.module_dir or "."
-            lines.append(f"  {where}/{ONNX_SUBDIR}/{ONNX_FILE} [{check.output_name}] max |diff| = {check.max_abs_diff:.3e}")
+            graph = f"{where}/{ONNX_SUBDIR}/{ONNX_FILE}"
+            lines.append(f"  {graph} [{check.output_name}] max |diff| = {check.max_abs_diff:.3e}")
         return "\n".join(lines)
 
 
-def _compare_module(module: torch.nn.Module, onnx_path: Path, texts: Sequence[str]) -> tuple[str, float]:
+def _compare_module(module: Transformer, onnx_path: Path, texts: Sequence[str]) -> tuple[str, float]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
