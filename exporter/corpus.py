@@ -66,3 +66,18 @@ def sample_pairs(n: int, *, seed: int = 0) -> list[tuple[str, str]]:
     queries = sample_texts(n, seed=seed + 1, long_fraction=0.0)
     documents = sample_texts(n, seed=seed + 2, long_fraction=0.4)
     return list(zip((" ".join(q.split()[:12]) for q in queries), documents))
+
+
+def benchmark_sentences(n: int, *, seed: int = 0, min_words: int = 4, max_words: int = 120) -> list[str]:
+    """``n`` English texts of ``min_words`` to ``max_words`` words, joined from consecutive docstring sentences."""
+    sentences = stdlib_sentences()
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        target = rng.randint(min_words, max_words)
+        i, words = rng.randrange(len(sentences)), []
+        while len(words) < target:
+            words += sentences[i % len(sentences)].split()
+            i += 1
+        texts.append(" ".join(words[:target]))
+    return texts
