@@ -186,6 +186,8 @@ class CrossEncoder(BaseModel):
                              f"this model has {self.num_labels}. Use predict() with pairs instead.")
         if not isinstance(query, str):
             raise InputError(f"query must be a str, got {type(query).__name__}")
+        if isinstance(documents, str):
+            raise InputError("documents must be a list of str, not a single str")
         docs, _ = self._as_text_list(documents, "documents")
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
