@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .config import HFConfig, SIMILARITY_FN_NAMES
-from .errors import InputError, UnsupportedModuleError
+from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
 from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.router import Router
@@ -56,6 +56,9 @@ class SparseEncoder(BaseModel):
         self.max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else saved)
         self.logits_budget_mib = logits_budget_mib
         self._vocab: list[str] | None = None
+        if not self.get_embedding_dimension():
+            raise ConfigError(f"{self.model_dir}: cannot tell the output dimension (vocabulary size) of the modules "
+                              f"{[type(m).__name__ for m in self.modules]}")
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """A bare ``*ForMaskedLM`` directory: Transformer (fill-mask) + SpladePooling(max, relu)."""

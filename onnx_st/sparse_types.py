@@ -164,7 +164,11 @@ class SparseEmbeddings:
     def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> Any:
         if isinstance(key, (int, np.integer)):
             return self.row(int(key))
-        picked = range(len(self))[key] if isinstance(key, slice) else np.asarray(key).reshape(-1)
+        if isinstance(key, slice):
+            picked: Sequence[int] | np.ndarray = range(len(self))[key]
+        else:
+            picked = np.asarray(key).reshape(-1)
+            picked = np.flatnonzero(picked) if picked.dtype == np.bool_ else picked
         return SparseEmbeddings.from_rows([self.row(int(i)) for i in picked], self.dim, self.vocab)
 
     def __iter__(self) -> Iterator[SparseVector]:

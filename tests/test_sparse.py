@@ -217,6 +217,29 @@ def test_bare_masked_lm_directory_gets_max_relu_pooling(tmp_path: Path) -> None:
         SparseEncoder(str(target))
 
 
+def test_idf_json_weights_and_unsized_pooling_config(tmp_path: Path) -> None:
+    """Older saves: IDF weights in a JSON named by ``path``; SpladePooling without ``embedding_dimension``."""
+    source = fixture_dir("sparse-inference-free")
+    target = tmp_path / "idf-json"
+    shutil.copytree(source, target)
+    static = SparseEncoder(str(source)).modules[0].routes["query"][0]
+    vocab = static.tokenizer.backend.get_vocab()
+    idf = {token: float(static.weight[i]) for token, i in vocab.items() if static.weight[i] != 0}
+    query_dir = target / "query_0_SparseStaticEmbedding"
+    (query_dir / "model.safetensors").unlink()
+    (query_dir / "idf.json").write_text(json.dumps(idf))
+    (query_dir / "config.json").write_text(json.dumps({"frozen": True, "path": "idf.json"}))
+    pooling = target / "document_1_SpladePooling" / "config.json"
+    pooling.write_text(json.dumps({**json.loads(pooling.read_text()), "embedding_dimension": None}))
+    texts = _texts("sparse-inference-free")
+    model, reference = SparseEncoder(str(target)), SparseEncoder(str(source))
+    assert model.get_embedding_dimension() == reference.get_embedding_dimension()
+    np.testing.assert_array_equal(model.encode_query(texts).to_dense(), reference.encode_query(texts).to_dense())
+    np.testing.assert_array_equal(model.encode(texts).to_dense(), reference.encode(texts).to_dense())
+    emb = model.encode(texts)
+    assert emb[_nonempty(texts)].shape == (int(_nonempty(texts).sum()), emb.dim)
+
+
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5, "8"])
 def test_bad_max_active_dims(bad: object) -> None:
     model = SparseEncoder(str(fixture_dir("sparse-max-relu")))

@@ -13,7 +13,7 @@ from ..config import read_module_config
 from ..errors import ConfigError, ModelNotFoundError
 from ..tokenizer import TextTokenizer
 from ..weights import load_safetensors
-from .base import Features, LoadContext, Module
+from .base import Features, LoadContext, Module, embedding_dimension
 from .router import Router
 from .transformer import Transformer
 
@@ -81,7 +81,8 @@ class SpladeMLM:
 
     The ``(rows, seq, vocab)`` float32 logits of one ONNX run stay below ``logits_budget_mib`` (one row
     at least), and each sub-batch is pooled before the next runs, so peak memory does not grow with
-    ``batch_size``.
+    ``batch_size``. ONNX Runtime holds about one more logits-sized buffer while it runs (the head's
+    MatMul before its bias Add), so a run adds up to about twice the budget.
     """
 
     def __init__(self, transformer: Transformer, pooling: SpladePooling,
@@ -146,6 +147,8 @@ def fuse_splade(modules: Sequence[Module], logits_budget_mib: float = DEFAULT_LO
             continue
         if isinstance(module, Router):
             module.routes = {route: fuse_splade(chain, logits_budget_mib) for route, chain in module.routes.items()}
+            dims = {embedding_dimension(chain) for chain in module.routes.values()}
+            module.embedding_dimension = dims.pop() if len(dims) == 1 else None
         if isinstance(module, SpladeMLM):
             module.logits_budget_mib = logits_budget_mib
         out.append(module)
@@ -190,7 +193,8 @@ class SparseStaticEmbedding:
         ids, mask = features["input_ids"], features["attention_mask"]
         presence = np.zeros((len(ids), self.embedding_dimension), dtype=np.float32)
         rows = np.broadcast_to(np.arange(len(ids))[:, None], ids.shape)
-        presence[rows.ravel(), ids.ravel()] = mask.ravel()  # as torch scatter_: the last write wins
+        attended = mask > 0
+        presence[rows[attended], ids[attended]] = 1.0
         embeddings = presence * self.weight
         if "sentence_embedding" in features:
             embeddings = embeddings * features["sentence_embedding"]
