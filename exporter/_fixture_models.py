@@ -43,8 +43,10 @@ _TASKS: dict[str, TransformerTask] = {
 }
 
 
-def _transformer(work: Path, tag: str, seed: int, *, head: str = "base", num_labels: int = 1) -> Transformer:
-    hf_dir = save_tiny_hf_model(work / f"hf-{tag}", head=head, seed=seed, num_labels=num_labels)
+def _transformer(
+    work: Path, tag: str, seed: int, *, head: str = "base", num_labels: int = 1, type_ids: bool = True
+) -> Transformer:
+    hf_dir = save_tiny_hf_model(work / f"hf-{tag}", head=head, seed=seed, num_labels=num_labels, type_ids=type_ids)
     return Transformer(str(hf_dir), transformer_task=_TASKS[head], max_seq_length=MAX_SEQ_LENGTH)
 
 
@@ -60,15 +62,18 @@ def _pooled(
     normalize: bool = False,
     prompts: dict[str, str] | None = None,
     include_prompt: bool = True,
+    type_ids: bool = True,
 ) -> FixtureSpec:
     def build(work: Path) -> BaseModel:
         pooling = Pooling(HIDDEN, mode, include_prompt=include_prompt)
-        modules: list[nn.Module] = [_transformer(work, name, seed), pooling]
+        modules: list[nn.Module] = [_transformer(work, name, seed, type_ids=type_ids), pooling]
         if normalize:
             modules.append(Normalize())
         return _dense(modules, prompts=prompts, similarity_fn_name="cosine")
 
     description = f"Transformer + Pooling {mode!r}" + (" + Normalize" if normalize else "")
+    if not type_ids:
+        description += " (tokenizer without token_type_ids)"
     return FixtureSpec(name, "dense", build, description)
 
 
@@ -136,7 +141,7 @@ FIXTURES: dict[str, FixtureSpec] = {
         _pooled("dense-max", 3, "max"),
         _pooled("dense-mean-sqrt", 4, "mean_sqrt_len_tokens"),
         _pooled("dense-weightedmean", 5, "weightedmean"),
-        _pooled("dense-lasttoken", 6, "lasttoken"),
+        _pooled("dense-lasttoken", 6, "lasttoken", type_ids=False),
         _pooled("dense-mean-exclude-prompt", 7, "mean", prompts=PROMPTS, include_prompt=False),
         _pooled("dense-multi-pooling", 8, ("cls", "mean")),
         FixtureSpec("dense-dense-layer", "dense", _dense_layer, "Transformer + mean + Dense(32->16, Tanh) + Normalize"),

@@ -183,8 +183,15 @@ def bert_config(**overrides: Any) -> BertConfig:
     return BertConfig(**params)
 
 
-def hf_tokenizer(lowercase: bool = True, model_max_length: int = MAX_SEQ_LENGTH) -> PreTrainedTokenizerFast:
-    """The tiny tokenizer wrapped for ``transformers`` (``model_max_length`` goes to tokenizer_config.json)."""
+def hf_tokenizer(
+    lowercase: bool = True, model_max_length: int = MAX_SEQ_LENGTH, type_ids: bool = True
+) -> PreTrainedTokenizerFast:
+    """The tiny tokenizer wrapped for ``transformers`` (settings go to tokenizer_config.json).
+
+    A generic ``TokenizersBackend`` only returns ``token_type_ids`` (so that sentence-transformers
+    feeds them to BERT) when ``model_input_names`` lists them, as BERT tokenizers do.
+    """
+    names = ["input_ids", "token_type_ids", "attention_mask"] if type_ids else ["input_ids", "attention_mask"]
     return PreTrainedTokenizerFast(
         tokenizer_object=build_tokenizer(lowercase=lowercase),
         unk_token="[UNK]",
@@ -193,6 +200,7 @@ def hf_tokenizer(lowercase: bool = True, model_max_length: int = MAX_SEQ_LENGTH)
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=model_max_length,
+        model_input_names=names,
     )
 
 
@@ -204,6 +212,7 @@ def save_tiny_hf_model(
     num_labels: int = 1,
     lowercase: bool = True,
     model_max_length: int = MAX_SEQ_LENGTH,
+    type_ids: bool = True,
 ) -> Path:
     """Save a seeded tiny BERT (``base``, ``mlm`` or ``cls`` head) plus tokenizer with ``save_pretrained``."""
     torch.manual_seed(seed)
@@ -221,5 +230,5 @@ def save_tiny_hf_model(
         raise ValueError(f"unknown head {head!r}")
     model.eval()
     model.save_pretrained(out_dir, safe_serialization=True)
-    hf_tokenizer(lowercase=lowercase, model_max_length=model_max_length).save_pretrained(out_dir)
+    hf_tokenizer(lowercase=lowercase, model_max_length=model_max_length, type_ids=type_ids).save_pretrained(out_dir)
     return out_dir

@@ -37,26 +37,45 @@ KIND_TO_CLASS: dict[ResolvedKind, type[BaseModel]] = {
 }
 
 
-def _read_json(model_name_or_path: str, filename: str) -> object | None:
-    """Read a JSON file from a local directory or (best effort) from the Hugging Face Hub."""
-    if os.path.isdir(model_name_or_path):
-        path = Path(model_name_or_path, filename)
-        return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
-    try:
-        from huggingface_hub import hf_hub_download
+class _ConfigReader:
+    """Reads small JSON files of a local directory or a Hub repo (cache first; stops asking an unreachable Hub)."""
 
-        return json.loads(Path(hf_hub_download(model_name_or_path, filename)).read_text(encoding="utf8"))
-    except Exception:  # noqa: BLE001 - missing file or no network: fall back to the defaults
+    def __init__(self, model_name_or_path: str) -> None:
+        self.name = model_name_or_path
+        self.hub_reachable = True
+
+    def read(self, filename: str) -> object | None:
+        """Parsed file content, or ``None`` when the file is absent or cannot be fetched."""
+        if os.path.isdir(self.name):
+            path = Path(self.name, filename)
+            return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        for local_only in (True, False):
+            if not local_only and not self.hub_reachable:
+                return None
+            try:
+                return json.loads(Path(hf_hub_download(self.name, filename, local_files_only=local_only)).read_text())
+            except LocalEntryNotFoundError:  # not cached (local_only) or Hub unreachable (online)
+                if not local_only:
+                    self.hub_reachable = False
+            except EntryNotFoundError:  # the repo has no such file
+                return None
+            except Exception:  # noqa: BLE001 - unknown repo, network or auth errors: use the defaults
+                if not local_only:
+                    self.hub_reachable = False
         return None
 
 
 def detect_kind(model_name_or_path: str) -> ResolvedKind:
     """Guess the model family from ``config_sentence_transformers.json`` / ``config.json``; default dense."""
-    st_config = _read_json(model_name_or_path, "config_sentence_transformers.json")
+    reader = _ConfigReader(model_name_or_path)
+    st_config = reader.read("config_sentence_transformers.json")
     if isinstance(st_config, dict) and st_config.get("model_type") in MODEL_TYPE_TO_KIND:
         return MODEL_TYPE_TO_KIND[st_config["model_type"]]
-    if _read_json(model_name_or_path, "modules.json") is None:
-        hf_config = _read_json(model_name_or_path, "config.json")
+    if reader.read("modules.json") is None:
+        hf_config = reader.read("config.json")
         architectures = (hf_config.get("architectures") or []) if isinstance(hf_config, dict) else []
         if any(str(arch).endswith("ForSequenceClassification") for arch in architectures):
             return "cross"

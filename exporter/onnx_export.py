@@ -55,9 +55,13 @@ class _GraphWrapper(nn.Module):
         self.input_names = tuple(input_names)
         self.output_name = output_name
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        outputs = self.model(**dict(zip(self.input_names, inputs, strict=True)), return_dict=True)
-        return outputs[self.output_name]
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        return self.model(**inputs, return_dict=True)[self.output_name]
 
 
 def is_text_pair_task(module: Transformer) -> bool:
@@ -108,7 +112,7 @@ def _export_torchscript(
 
 def _export_dynamo(wrapper: nn.Module, args: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path, opset: int) -> None:
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    shapes = tuple({0: batch, 1: sequence} for _ in spec.input_names)
+    shapes = {name: {0: batch, 1: sequence} for name in spec.input_names}
     program = torch.onnx.export(
         wrapper,
         args,
