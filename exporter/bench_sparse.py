@@ -127,7 +127,8 @@ def run_worker(engine: str, mode: str, args: argparse.Namespace) -> dict[str, fl
     """One fresh process for one engine and mode; ``None`` when it fails (the reason goes to stderr)."""
     cmd = [sys.executable, "-m", "exporter.bench_sparse", "--worker", engine, "--mode", mode, "--model",
            str(args.model), "--texts", str(args.texts), "--batch-size", str(args.batch_size)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
         print(f"# {engine} {mode} failed: {tail}", file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import HFConfig, SIMILARITY_FN_NAMES
+from .config import SIMILARITY_FN_NAMES, HFConfig
 from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
 from .modules import Features, LoadContext, Module, embedding_dimension
@@ -15,8 +15,15 @@ from .modules.router import Router
 from .modules.splade import DEFAULT_LOGITS_BUDGET_MIB, SpladePooling, fuse_splade
 from .modules.transformer import Transformer
 from .pipeline import Pipeline
-from .sparse_ops import (check_max_active_dims, dense_rows_to_sparse, intersection, sparse_similarity,
-                         sparse_similarity_pairwise, sparsity, top_tokens)
+from .sparse_ops import (
+    check_max_active_dims,
+    dense_rows_to_sparse,
+    intersection,
+    sparse_similarity,
+    sparse_similarity_pairwise,
+    sparsity,
+    top_tokens,
+)
 from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
 
 Row = tuple[np.ndarray, np.ndarray]

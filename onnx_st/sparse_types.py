@@ -30,7 +30,7 @@ def _token_dict(indices: np.ndarray, values: np.ndarray, vocab: Vocab | None, do
 class SparseVector:
     """One sparse embedding: sorted ``indices`` (int32) and their ``values`` (float32) over ``dim`` dimensions."""
 
-    __slots__ = ("indices", "values", "dim", "vocab")
+    __slots__ = ("dim", "indices", "values", "vocab")
 
     def __init__(self, indices: np.ndarray, values: np.ndarray, dim: int, vocab: Vocab | None = None) -> None:
         self.indices = np.asarray(indices, dtype=np.int32)
@@ -46,7 +46,7 @@ class SparseVector:
     @property
     def nnz(self) -> int:
         """Number of active (non-zero) dimensions."""
-        return int(len(self.indices))
+        return len(self.indices)
 
     ndim = 1
 
@@ -143,7 +143,7 @@ class SparseEmbeddings:
     @property
     def nnz(self) -> int:
         """Active dimensions over all rows."""
-        return int(len(self.indices))
+        return len(self.indices)
 
     def active_dims(self) -> np.ndarray:
         """Active dimensions of each row."""
