@@ -240,6 +240,23 @@ def test_idf_json_weights_and_unsized_pooling_config(tmp_path: Path) -> None:
     assert emb[_nonempty(texts)].shape == (int(_nonempty(texts).sum()), emb.dim)
 
 
+def test_hub_cache_and_drop_in_constructor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_hub import make_hub_cache
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = make_hub_cache(tmp_path, "acme/tiny-splade-if", fixture_dir("sparse-inference-free"))
+    texts, expected = _texts("sparse-inference-free"), fixture_expected("sparse-inference-free")
+    keep = _nonempty(texts)
+    hub = SparseEncoder.from_pretrained("acme/tiny-splade-if", cache_dir=tmp_path, local_files_only=True)
+    drop_in = SparseEncoder("acme/tiny-splade-if", backend="onnx", cache_folder=str(tmp_path), device="cpu",
+                            model_kwargs={"provider": "CPUExecutionProvider", "file_name": "onnx/model.onnx"})
+    for model in (hub, drop_in):
+        assert model.model_dir == snapshot
+        for method in ("encode_query", "encode_document"):
+            got = getattr(model, method)(texts, convert_to_sparse_tensor=False)
+            np.testing.assert_allclose(got[keep], expected[method][keep], rtol=1e-4, atol=ATOL)
+
+
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5, "8"])
 def test_bad_max_active_dims(bad: object) -> None:
     model = SparseEncoder(str(fixture_dir("sparse-max-relu")))
