@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import MODEL_CONFIG_FILE, ModelConfig
-from .errors import InputError
+from .errors import InputError, ModelNotFoundError
 from .hub import resolve_model_dir
 from .modules import LoadContext, Module, load_modules
 from .pipeline import Pipeline
@@ -90,8 +90,6 @@ class BaseModel:
             >>> model = Encoder.from_dir("all-minilm-l6-v2-onnx", provider="CPUExecutionProvider")
         """
         if not Path(path).expanduser().is_dir():
-            from .errors import ModelNotFoundError
-
             raise ModelNotFoundError(f"Model directory not found: {path}")
         return cls.from_pretrained(path, file_name=file_name, provider=provider, local_files_only=True, **kwargs)
 
