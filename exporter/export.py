@@ -56,7 +56,9 @@ class _ConfigReader:
             if not local_only and not self.hub_reachable:
                 return None
             try:
-                return json.loads(Path(hf_hub_download(self.name, filename, local_files_only=local_only)).read_text())
+                return json.loads(
+                    Path(hf_hub_download(self.name, filename, local_files_only=local_only)).read_text("utf8")
+                )
             except LocalEntryNotFoundError:  # not cached (local_only) or Hub unreachable (online)
                 if not local_only:
                     self.hub_reachable = False
