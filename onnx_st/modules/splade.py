@@ -103,10 +103,25 @@ class SpladeMLM:
         """Truncation length in tokens."""
         return self.transformer.max_seq_length
 
-    def rows_per_run(self, seq_len: int) -> int:
-        """How many texts of ``seq_len`` tokens one ONNX run may take under the budget."""
-        vocab = self.embedding_dimension or 32_000
-        return max(1, int(self.logits_budget_mib * 2**20) // max(1, seq_len * vocab * 4))
+    def plan_runs(self, attention_mask: np.ndarray) -> list[tuple[int, int, int]]:
+        """``(start, stop, width)`` of each ONNX run: consecutive rows whose ``(rows, width, vocab)`` float32
+        logits fit the budget, ``width`` being their last attended position + 1 (trailing padding dropped).
+
+        Dropping right padding leaves positions unchanged; left-padded rows keep their full width.
+        """
+        batch, seq_len = attention_mask.shape
+        ends = seq_len - np.argmax(attention_mask[:, ::-1] > 0, axis=1)
+        budget = self.logits_budget_mib * 2**20 / (4 * (self.embedding_dimension or 32_000))  # in tokens
+        runs: list[tuple[int, int, int]] = []
+        start = 0
+        while start < batch:
+            stop, width = start + 1, int(ends[start])
+            while stop < batch and (stop + 1 - start) * max(width, int(ends[stop])) <= budget:
+                width = max(width, int(ends[stop]))
+                stop += 1
+            runs.append((start, stop, max(width, 1)))
+            start = stop
+        return runs
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize as the Transformer does."""
@@ -116,11 +131,9 @@ class SpladeMLM:
         """Run the graph and pool, sub-batch by sub-batch; adds ``sentence_embedding`` (batch, vocab)."""
         mask = features["attention_mask"]
         batch, seq_len = mask.shape
-        step = self.rows_per_run(seq_len)
         parts: list[np.ndarray] = []
-        for start in range(0, batch, step):
-            sub = {k: (v[start:start + step] if isinstance(v, np.ndarray) and v.ndim and len(v) == batch else v)
-                   for k, v in features.items()}
+        for start, stop, width in self.plan_runs(mask):
+            sub = {k: _rows(v, batch, seq_len, start, stop, width) for k, v in features.items()}
             parts.append(self.pooling.forward(self.transformer.forward(sub))["sentence_embedding"])
         pooled = np.concatenate(parts) if parts else np.zeros((0, self.embedding_dimension or 0), np.float32)
         if self.embedding_dimension is None and pooled.ndim == 2:
@@ -129,6 +142,13 @@ class SpladeMLM:
 
     def __repr__(self) -> str:
         return f"SpladeMLM({self.pooling!r}, logits_budget_mib={self.logits_budget_mib})"
+
+
+def _rows(value: Any, batch: int, seq_len: int, start: int, stop: int, width: int) -> Any:
+    """Rows ``start:stop`` (and the first ``width`` positions) of a per-text array; other values as they are."""
+    if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != batch:
+        return value
+    return value[start:stop, :width] if value.ndim >= 2 and value.shape[1] == seq_len else value[start:stop]
 
 
 def fuse_splade(modules: Sequence[Module], logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> list[Module]:
