@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,16 +41,18 @@ class SparseEncoder(BaseModel):
     would otherwise score only its special tokens).
 
     Example:
-        >>> model = SparseEncoder("splade-onnx")
-        >>> emb = model.encode(["The weather is lovely today."])
-        >>> model.decode(emb[0], top_k=3)
-        [('weather', 2.1), ('lovely', 1.8), ('today', 1.2)]
+        >>> model = SparseEncoder("splade-onnx")  # an exported SPLADE directory
+        >>> emb = model.encode(["The weather is lovely today.", "It's so sunny outside!"])
+        >>> emb.shape
+        (2, 30522)
+        >>> tokens = model.decode(emb[0], top_k=3)  # [(token, weight), ...], largest first
+        >>> scores = model.similarity(emb, emb)  # (2, 2) dot products of the sparse entries
     """
 
     model_kind = "SparseEncoder"
     default_task = "fill-mask"
 
-    def __init__(self, model_name_or_path: str, *, similarity_fn_name: str | None = None,
+    def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
                  max_active_dims: int | None = None, logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB,
                  **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
