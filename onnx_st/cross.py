@@ -104,7 +104,8 @@ class CrossEncoder(BaseModel):
     def _default_activation(self) -> tuple[str, Activation]:
         """sentence-transformers' order: config_sentence_transformers.json, config.json, then by label count."""
         hf = self._hf_config
-        for path in (self.config.activation_fn, hf.st_activation_fn, hf.raw.get("sbert_ce_default_activation_function")):
+        legacy = hf.raw.get("sbert_ce_default_activation_function")
+        for path in (self.config.activation_fn, hf.st_activation_fn, legacy):
             if not path:
                 continue
             if not str(path).startswith("torch."):

@@ -113,7 +113,7 @@ def _edit_json(path: Path, **changes: object) -> None:
 
 
 def test_legacy_activation_sources(tmp_path: Path) -> None:
-    """config.json ``sentence_transformers.activation_fn``, then ``sbert_ce_default_activation_function``, then Sigmoid."""
+    """config.json `sentence_transformers.activation_fn`, else `sbert_ce_default_activation_function`, else Sigmoid."""
     legacy = _copy("cross-1label-legacy", tmp_path)
     assert onnx_st.CrossEncoder(str(legacy)).activation_fn_name == IDENTITY
     _edit_json(legacy / "config.json", sentence_transformers=None,

@@ -24,8 +24,9 @@ PAIRS: list[tuple[str, str]] = sample_pairs(500, seed=11)
 _LONG = sample_texts(60, seed=12, long_fraction=1.0)
 PAIRS += [(d, q) for q, d in PAIRS[:80]]  # the long text first: truncation trims the first segment
 PAIRS += list(zip(_LONG[:30], _LONG[30:]))  # both segments long
-PAIRS += [("", ""), ("a", ""), ("", "b"), ("Ünïcödé café naïve Zürich 東京 🙂?", "x " * 3000), ("UPPER Case", "lower case")]
-QUERIES = [" ".join(t.split()[:10]) for t in sample_texts(12, seed=13, long_fraction=0.0)]
+PAIRS += [("", ""), ("a", ""), ("", "b"), ("UPPER Case", "lower case"),
+          ("Ünïcödé café naïve Zürich 東京 🙂?", "x " * 3000)]
+QUERIES = [" ".join(t.split()[:10]) for t in sample_texts(10, seed=13, long_fraction=0.0)]
 DOCUMENTS = sample_texts(50, seed=14, long_fraction=0.4)
 
 
@@ -50,7 +51,8 @@ def test_configuration_matches(models: tuple[Any, onnx_st.CrossEncoder, Path]) -
     reference, ours, _ = models
     assert ours.num_labels == reference.num_labels
     assert ours.max_seq_length == reference.max_seq_length == 128
-    assert ours.activation_fn_name == f"{type(reference.activation_fn).__module__}.{type(reference.activation_fn).__name__}"
+    activation = type(reference.activation_fn)
+    assert ours.activation_fn_name == f"{activation.__module__}.{activation.__name__}"
 
 
 def test_logits_equal_sentence_transformers(models: tuple[Any, onnx_st.CrossEncoder, Path]) -> None:
@@ -66,7 +68,7 @@ def test_logits_equal_sentence_transformers(models: tuple[Any, onnx_st.CrossEnco
 
 def test_predict_options_equal_sentence_transformers(models: tuple[Any, onnx_st.CrossEncoder, Path]) -> None:
     reference, ours, _ = models
-    pairs = PAIRS[:200]
+    pairs = PAIRS[:96] + PAIRS[500:532]  # both orders of short query and long document
     assert np.abs(ours.predict(pairs) - reference.predict(pairs)).max() <= ATOL
     assert np.abs(ours.predict(pairs, apply_softmax=True) - reference.predict(pairs, apply_softmax=True)).max() <= ATOL
     assert np.abs(ours.predict(pairs, batch_size=7) - reference.predict(pairs, batch_size=7)).max() <= ATOL
@@ -80,6 +82,7 @@ def test_predict_options_equal_sentence_transformers(models: tuple[Any, onnx_st.
 
 
 def test_rank_order_equal_sentence_transformers(models: tuple[Any, onnx_st.CrossEncoder, Path]) -> None:
+    """10 queries x 50 documents (40% longer than the max length): 500 ranked pairs."""
     reference, ours, _ = models
     if ours.num_labels != 1:
         with pytest.raises(onnx_st.InputError, match="num_labels=1"):
@@ -91,7 +94,8 @@ def test_rank_order_equal_sentence_transformers(models: tuple[Any, onnx_st.Cross
         assert [r["corpus_id"] for r in got] == [r["corpus_id"] for r in expected], query
         assert [r["text"] for r in got] == [r["text"] for r in expected]
         assert max(abs(g["score"] - e["score"]) for g, e in zip(got, expected)) <= ATOL
-        assert ours.rank(query, DOCUMENTS, top_k=5) == [{k: r[k] for k in ("corpus_id", "score")} for r in got[:5]]
+    top, want = (m.rank(QUERIES[0], DOCUMENTS[:10], top_k=3) for m in (ours, reference))
+    assert [r["corpus_id"] for r in top] == [r["corpus_id"] for r in want]
     assert ours.rank(QUERIES[0], []) == reference.rank(QUERIES[0], []) == []
 
 
@@ -110,5 +114,5 @@ def test_legacy_layout_equal_sentence_transformers(models: tuple[Any, onnx_st.Cr
     (legacy / "config.json").write_text(json.dumps(config))
     reference, ours = CrossEncoder(str(legacy), device="cpu"), onnx_st.CrossEncoder(str(legacy))
     assert ours.max_seq_length == reference.max_seq_length and ours.activation_fn_name.endswith("Tanh")
-    pairs = PAIRS[:300]
+    pairs = PAIRS[:100] + PAIRS[500:540]
     assert np.abs(ours.predict(pairs) - reference.predict(pairs)).max() <= ATOL
