@@ -38,8 +38,9 @@ def stdlib_sentences() -> list[str]:
     return sentences
 
 
-def sample_texts(n: int, *, seed: int = 0, long_fraction: float = 0.3) -> list[str]:
-    """``n`` texts: mostly single sentences, ``long_fraction`` of them 150-450 words long.
+def sample_texts(n: int, *, seed: int = 0, long_fraction: float = 0.3,
+                 long_words: tuple[int, int] = (150, 450)) -> list[str]:
+    """``n`` texts: mostly single sentences, ``long_fraction`` of them ``long_words`` words long.
 
     The same arguments give the same texts on every machine with the same Python version.
     """
@@ -50,7 +51,7 @@ def sample_texts(n: int, *, seed: int = 0, long_fraction: float = 0.3) -> list[s
         start = rng.randrange(len(sentences))
         if rng.random() < long_fraction:
             words: list[str] = []
-            target = rng.randint(150, 450)
+            target = rng.randint(*long_words)
             i = start
             while len(words) < target:
                 words += sentences[i % len(sentences)].split()
