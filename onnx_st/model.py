@@ -43,6 +43,7 @@ class BaseModel:
 
     model_kind: ClassVar[str] = "SentenceTransformer"
     default_task: ClassVar[str] = "feature-extraction"
+    default_prompt_names: ClassVar[tuple[str, ...]] = ("query", "document")
 
     def __init__(self, model_name_or_path: str | Path, *, device: str | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
@@ -65,7 +66,7 @@ class BaseModel:
         ctx = LoadContext(self.model_dir, self.session_options, self.default_task)
         modules = load_modules(self.model_dir, ctx)
         self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx))
-        self.prompts: dict[str, str] = dict(self.config.prompts) if prompts is None else dict(prompts)
+        self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise InputError(f"Default prompt name {self.default_prompt_name!r} not found in prompts "
@@ -108,6 +109,14 @@ class BaseModel:
             session["file_name"] = file_name
         return cls(repo_id_or_path, revision=revision, local_files_only=local_files_only, cache_folder=cache_dir,
                    token=token, model_kwargs=session, **kwargs)
+
+    def _merge_prompts(self, user: dict[str, str] | None) -> dict[str, str]:
+        """The kind's blank prompts, then the user's, then saved prompts for keys still unset."""
+        merged: dict[str, str | None] = {**dict.fromkeys(self.default_prompt_names), **(user or {})}
+        for name, text in self.config.prompts.items():
+            if merged.get(name) is None:
+                merged[name] = text
+        return {name: text or "" for name, text in merged.items()}
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """Modules for a directory without ``modules.json``."""

@@ -56,8 +56,6 @@ class SparseEncoder(BaseModel):
                  max_active_dims: int | None = None, logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB,
                  **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
-        for key in ("query", "document"):  # as sentence-transformers: blank, so no default prompt applies
-            self.prompts.setdefault(key, "")
         name = similarity_fn_name or self.config.similarity_fn_name or "dot"
         if name not in SIMILARITY_FN_NAMES:
             raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {name!r}")
