@@ -1,0 +1,119 @@
+"""JSON errors in text-embeddings-inference's shape: ``{"error": ..., "error_type": ...}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from ..errors import InputError, OnnxSTError
+
+logger = logging.getLogger("onnx_st.server")
+
+_TYPE_BY_STATUS = {400: "empty", 401: "unauthorized", 404: "not_found", 405: "validation", 413: "validation",
+                   422: "validation", 424: "backend", 429: "overloaded", 503: "unhealthy"}
+
+
+class ApiError(Exception):
+    """An error answered as JSON with ``status`` (never a 500 for bad input).
+
+    Args:
+        status: HTTP status code.
+        message: the ``error`` text.
+        error_type: ``validation``, ``empty``, ``tokenizer``, ``backend``, ``overloaded``, ``unhealthy``...
+        extra: more fields of the body (``estimated_time`` for a loading model).
+    """
+
+    def __init__(self, status: int, message: str, error_type: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type or _TYPE_BY_STATUS.get(status, "backend")
+        self.extra = extra
+
+    def body(self, openai: bool = False) -> dict[str, Any]:
+        """TEI's ``{"error", "error_type"}``; OpenAI routes: ``{"message", "code", "type"}``."""
+        if openai:
+            return {"message": self.message, "code": self.status, "type": self.error_type, **self.extra}
+        return {"error": self.message, "error_type": self.error_type, **self.extra}
+
+
+def json_bytes(content: Any) -> bytes:
+    """Compact JSON; non-finite floats become ``null`` (JSON has no NaN)."""
+    try:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response from already-plain Python data."""
+    return Response(json_bytes(content), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(exc: ApiError, request: Request | None = None) -> Response:
+    """The JSON answer of an :class:`ApiError` (OpenAI's shape under ``/v1`` and ``/embeddings``)."""
+    path = request.url.path if request is not None else ""
+    openai = path.startswith("/v1/") or path == "/embeddings"
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status == 503 and "estimated_time" in exc.extra:
+        headers = {"Retry-After": str(max(1, round(float(exc.extra["estimated_time"]))))}
+    return json_response(exc.body(openai), exc.status, headers)
+
+
+def from_model_error(exc: Exception) -> ApiError:
+    """Map an exception raised by a model call: bad input -> 422, other onnx-st errors -> 424."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InputError):
+        return ApiError(422, str(exc), "validation")
+    if isinstance(exc, OnnxSTError):
+        return ApiError(424, str(exc), "backend")
+    logger.exception("inference failed", exc_info=exc)
+    return ApiError(500, f"Inference failed: {type(exc).__name__}", "backend")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Every error of the app becomes JSON in the shape above."""
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        return error_response(exc if isinstance(exc, ApiError) else from_model_error(exc), request)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(ApiError(422, _validation_message(exc), "validation"), request)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error_response(ApiError(exc.status_code, str(exc.detail)), request)
+
+    async def on_any(request: Request, exc: Exception) -> Response:
+        return error_response(from_model_error(exc), request)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_any)

@@ -1,0 +1,169 @@
+"""Served models by id: loading in the background, readiness, and one batcher per model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..cross import CrossEncoder
+from ..dense import SentenceTransformer
+from ..model import BaseModel
+from ..sparse import SparseEncoder
+from .batcher import MicroBatcher
+from .errors import ApiError
+from .inference import Kind, TokenCounter, make_runner, model_kind
+from .metrics import Metrics
+
+logger = logging.getLogger("onnx_st.server")
+
+Loader = Callable[[Path], BaseModel]
+_CLASSES: dict[str, type[BaseModel]] = {"SentenceTransformer": SentenceTransformer, "SparseEncoder": SparseEncoder,
+                                        "CrossEncoder": CrossEncoder}
+_KINDS: dict[type[BaseModel], Kind] = {SentenceTransformer: "embedding", SparseEncoder: "sparse",
+                                       CrossEncoder: "reranker"}
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def detect_class(path: str | Path) -> type[BaseModel]:
+    """The front class of a model directory: its saved ``model_type``, else guessed from its files."""
+    root = Path(path).expanduser()
+    saved = _read(root / "config_sentence_transformers.json")
+    if isinstance(saved, dict) and saved.get("model_type") in _CLASSES:
+        return _CLASSES[saved["model_type"]]
+    archs = _read(root / "config.json")
+    archs = archs.get("architectures") or [] if isinstance(archs, dict) else []
+    modules = json.dumps(_read(root / "modules.json"))
+    if any(str(a).endswith("ForSequenceClassification") for a in archs):
+        return CrossEncoder
+    if "Splade" in modules or "SparseStatic" in modules or "MLMTransformer" in modules \
+            or (modules in ("{}", "[]") and any(str(a).endswith("ForMaskedLM") for a in archs)):
+        return SparseEncoder
+    return SentenceTransformer
+
+
+def load_model(path: Path) -> BaseModel:
+    """Load a directory with the class :func:`detect_class` picks."""
+    return detect_class(path).from_dir(path)
+
+
+@dataclass
+class ModelEntry:
+    """One served model and its state: ``loading``, ``ready`` or ``failed``."""
+
+    model_id: str
+    kind: Kind
+    source: Path | None = None
+    model: BaseModel | None = None
+    state: str = "loading"
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    expected_seconds: float = 1.0
+    counter: TokenCounter | None = None
+    batcher: MicroBatcher | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def estimated_time(self) -> float:
+        """Seconds the load probably still takes (HF's ``estimated_time``)."""
+        return round(max(0.5, self.expected_seconds - (time.monotonic() - self.started)), 2)
+
+
+class ModelRegistry:
+    """The models of one server, addressed by id (the first one is the default).
+
+    Args:
+        models: id -> a loaded model, or a directory to load in the background on :meth:`start`.
+        loader: loads a directory (default :func:`load_model`); tests pass a slow one.
+        batch_options: keywords of :class:`MicroBatcher` (``max_batch_tokens``, ``max_wait_ms``, ``max_queue``).
+    """
+
+    def __init__(self, models: Mapping[str, BaseModel | str | Path], *, loader: Loader | None = None,
+                 metrics: Metrics | None = None, **batch_options: Any) -> None:
+        if not models:
+            raise ValueError("serve at least one model")
+        self.loader = loader or load_model
+        self.metrics = metrics or Metrics()
+        self.batch_options = batch_options
+        self.entries: dict[str, ModelEntry] = {}
+        for model_id, value in models.items():
+            if isinstance(value, BaseModel):
+                entry = ModelEntry(str(model_id), model_kind(value))
+                self._ready(entry, value)
+            else:
+                source = Path(value).expanduser()
+                size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if source.is_dir() else 0
+                entry = ModelEntry(str(model_id), _KINDS[detect_class(source)], source=source,
+                                   expected_seconds=0.5 + size / 100e6)
+            self.entries[entry.model_id] = entry
+
+    def _ready(self, entry: ModelEntry, model: BaseModel) -> None:
+        entry.model, entry.counter = model, TokenCounter(model)
+        entry.batcher = MicroBatcher(make_runner(model), metrics=self.metrics, labels={"model": entry.model_id},
+                                     **self.batch_options)
+        entry.state = "ready"
+        entry.ready.set()
+
+    def start(self) -> None:
+        """Load every directory still pending, each in a background thread."""
+        for entry in self.entries.values():
+            if entry.state == "loading" and entry.source is not None:
+                entry.started = time.monotonic()
+                threading.Thread(target=self._load, args=(entry,), daemon=True,
+                                 name=f"onnx-st-load-{entry.model_id}").start()
+
+    def _load(self, entry: ModelEntry) -> None:
+        assert entry.source is not None
+        try:
+            self._ready(entry, self.loader(entry.source))
+            logger.info("model %s ready in %.2fs", entry.model_id, time.monotonic() - entry.started)
+        except Exception as exc:  # reported to clients as 503 and on /health
+            logger.exception("model %s failed to load", entry.model_id)
+            entry.state, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            entry.ready.set()
+
+    async def stop(self) -> None:
+        """Stop every batcher."""
+        for entry in self.entries.values():
+            if entry.batcher is not None:
+                await entry.batcher.stop()
+
+    def get(self, model_id: str | None, kind: Kind | None = None) -> ModelEntry:
+        """The entry of ``model_id`` (404 when unknown), or the first of ``kind`` when ``model_id`` is ``None``.
+
+        A model of another kind than ``kind`` is a 424, as text-embeddings-inference answers.
+        """
+        if model_id is None:
+            for entry in self.entries.values():
+                if kind is None or entry.kind == kind:
+                    return entry
+            raise ApiError(424, f"no {kind} model is served (models: {list(self.entries)})", "backend")
+        entry = self.entries.get(model_id)
+        if entry is None:
+            raise ApiError(404, f"Model {model_id} not found; served models: {list(self.entries)}", "not_found")
+        if kind is not None and entry.kind != kind:
+            raise ApiError(424, f"model {model_id} is a {entry.kind} model, not a {kind} model", "backend")
+        return entry
+
+    async def wait_ready(self, entry: ModelEntry, wait: bool, timeout: float = 600.0) -> ModelEntry:
+        """The entry once ready; while loading: 503 with ``estimated_time``, or wait when ``wait`` is set."""
+        deadline = time.monotonic() + timeout
+        while entry.state == "loading":
+            if not wait or time.monotonic() > deadline:
+                raise ApiError(503, f"Model {entry.model_id} is currently loading", "unhealthy",
+                               estimated_time=entry.estimated_time())
+            await asyncio.sleep(0.02)
+        if entry.state == "failed":
+            raise ApiError(503, f"Model {entry.model_id} failed to load: {entry.error}", "unhealthy")
+        return entry

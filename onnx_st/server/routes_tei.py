@@ -1,0 +1,154 @@
+"""text-embeddings-inference routes: /embed, /embed_sparse, /rerank, /similarity, /tokenize, /info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from .. import __version__
+from .errors import ApiError, json_response
+from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows
+from .registry import ModelEntry
+from .schemas import (
+    EmbedRequest,
+    EmbedSparseRequest,
+    ErrorResponse,
+    Info,
+    Rank,
+    RerankRequest,
+    SimilarityParameters,
+    SimilarityRequest,
+    SimpleToken,
+    SparseValue,
+    TokenizeRequest,
+)
+from .service import check_batch, header_flag, require_token, serve, state
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in (
+        (400, "Empty batch"), (401, "Missing or wrong token"), (404, "Unknown model"), (413, "Payload too large"),
+        (422, "Invalid request, too many inputs, or an input too long without truncate"),
+        (424, "The model cannot answer this route"), (429, "Model is overloaded"),
+        (503, "Model still loading (`estimated_time`) or failed to load"))}
+
+router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Text Embeddings Inference"])
+
+
+def _texts(inputs: str | list[str]) -> tuple[list[str], str]:
+    return ([inputs], "single") if isinstance(inputs, str) else (list(inputs), "batch")
+
+
+def _truncate(request: Request, value: bool | None) -> bool:
+    return state(request).settings.auto_truncate if value is None else value
+
+
+@router.post("/embed", response_model=list[list[float]], summary="Dense embeddings")
+async def embed(req: EmbedRequest, request: Request) -> Response:
+    """One embedding per input (L2-normalized unless ``normalize`` is false)."""
+    texts, method = _texts(req.inputs)
+    check_batch(state(request), len(texts))
+    entry = state(request).registry.get(req.model, "embedding")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        rows, tokens = await embed_rows(e, texts, prompt_name=req.prompt_name, normalize=req.normalize,
+                                        dimensions=req.dimensions, truncate=_truncate(request, req.truncate),
+                                        direction=req.truncation_direction)
+        return [r.tolist() for r in rows], tokens
+
+    return await serve(request, entry, "embed", req.model_dump(), compute, method=method)
+
+
+@router.post("/embed_sparse", response_model=list[list[SparseValue]], summary="Sparse embeddings")
+async def embed_sparse(req: EmbedSparseRequest, request: Request) -> Response:
+    """The active dimensions of each input's sparse embedding."""
+    texts, method = _texts(req.inputs)
+    check_batch(state(request), len(texts))
+    entry = state(request).registry.get(req.model, "sparse")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        rows, tokens = await sparse_rows(e, texts, prompt_name=req.prompt_name,
+                                         truncate=_truncate(request, req.truncate), direction=req.truncation_direction)
+        return [sparse_json(v) for v in rows], tokens
+
+    return await serve(request, entry, "embed_sparse", req.model_dump(), compute, method=method)
+
+
+@router.post("/rerank", response_model=list[Rank], response_model_exclude_none=True, summary="Rerank texts")
+async def rerank(req: RerankRequest, request: Request) -> Response:
+    """Scores of ``query`` with each text, best first."""
+    check_batch(state(request), len(req.texts), "texts")
+    entry = state(request).registry.get(req.model, "reranker")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        return await rank(e, req.query, req.texts, raw_scores=req.raw_scores, return_text=req.return_text,
+                          truncate=_truncate(request, req.truncate), direction=req.truncation_direction)
+
+    return await serve(request, entry, "rerank", req.model_dump(), compute)
+
+
+@router.post("/similarity", response_model=list[float], summary="Sentence similarity")
+async def similarity(req: SimilarityRequest, request: Request) -> Response:
+    """The model's similarity (cosine by default) of ``source_sentence`` with each sentence."""
+    check_batch(state(request), len(req.inputs.sentences), "inputs.sentences")
+    check_batch(state(request), len(req.inputs.sentences) + 1)
+    entry = state(request).registry.get(req.model, "embedding")
+    params = req.parameters or SimilarityParameters()
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        return await similarity_scores(e, req.inputs.source, req.inputs.sentences, prompt_name=params.prompt_name,
+                                       truncate=_truncate(request, params.truncate),
+                                       direction=params.truncation_direction)
+
+    payload = {"source": req.inputs.source, "sentences": req.inputs.sentences, "parameters": params.model_dump()}
+    return await serve(request, entry, "similarity", payload, compute)
+
+
+@router.post("/tokenize", response_model=list[list[SimpleToken]], summary="Tokenize")
+async def tokenize(req: TokenizeRequest, request: Request) -> Response:
+    """The tokens of each input (after the prompt, when ``prompt_name`` is given)."""
+    st = state(request)
+    texts, _ = _texts(req.inputs)
+    check_batch(st, len(texts))
+    entry = await st.registry.wait_ready(st.registry.get(req.model), header_flag(request, "x-wait-for-model", False),
+                                         st.settings.wait_timeout_s)
+    assert entry.model is not None and entry.counter is not None
+    prompt = ""
+    if req.prompt_name is not None:
+        if req.prompt_name not in entry.model.prompts:
+            raise ApiError(422, f"Prompt name {req.prompt_name!r} not found in the model's prompts", "validation")
+        prompt = entry.model.prompts[req.prompt_name]
+    texts = [prompt + t for t in texts]
+    special = entry.counter.add_special_tokens and req.add_special_tokens
+    out = []
+    for text, enc in zip(texts, entry.counter.encode(texts, add_special_tokens=special)):
+        out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
+                    {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
+                    for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
+    return json_response(out)
+
+
+def _model_type(entry: ModelEntry) -> dict[str, Any]:
+    model = entry.model
+    if entry.kind == "reranker" and model is not None:
+        labels = model._hf_config.id2label or {0: "LABEL_0"}  # type: ignore[attr-defined]
+        section = {"id2label": {str(k): v for k, v in labels.items()}, "label2id": {v: k for k, v in labels.items()}}
+        return {"reranker" if model.num_labels == 1 else "classifier": section}  # type: ignore[attr-defined]
+    if entry.kind == "sparse":
+        return {"embedding": {"pooling": "splade"}}
+    modes = [m for module in (model.modules if model else []) for m in getattr(module, "modes", ())]
+    return {"embedding": {"pooling": "+".join(modes) or "none"}}
+
+
+@router.get("/info", response_model=Info, summary="Model and server information")
+async def info(request: Request, model: str | None = Query(None, description="Id of a served model")) -> Response:
+    """text-embeddings-inference's ``/info`` for one served model (default: the first)."""
+    st = state(request)
+    entry = st.registry.get(model)
+    data = Info(model_id=entry.model_id, served_model_name=entry.model_id, model_type=_model_type(entry),
+                model_state=entry.state, max_concurrent_requests=st.settings.max_queue,
+                max_input_length=entry.model.max_seq_length if entry.model else None,
+                max_batch_tokens=st.settings.max_batch_tokens, max_client_batch_size=st.settings.max_client_batch_size,
+                auto_truncate=st.settings.auto_truncate, version=__version__, models=list(st.registry.entries))
+    return json_response(data.model_dump())

@@ -1,0 +1,235 @@
+"""Request and response bodies (text-embeddings-inference, Hugging Face Inference API, OpenAI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+Direction = Literal["Left", "Right", "left", "right"]
+Inputs = str | list[str]
+
+_MODEL = Field(None, description="Id of a served model; default: the first served model of the route's kind")
+_TRUNCATE = Field(None, description="Truncate inputs longer than the model's maximum length; when false they are "
+                                    "a 422 error. Default: the server's --auto-truncate setting")
+_PROMPT = Field(None, description="Key of the model's `prompts` prepended to every input (default: the model's "
+                                  "default prompt, if any)")
+_DIMENSIONS = Field(None, ge=1, description="Keep the first dimensions of each embedding (Matryoshka)")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``error`` text and ``error_type``; a loading model adds ``estimated_time`` (seconds)."""
+
+    error: str
+    error_type: str
+    estimated_time: float | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Errors of the OpenAI route."""
+
+    message: str
+    code: int
+    type: str
+
+
+class EmbedRequest(BaseModel):
+    """``POST /embed``."""
+
+    inputs: Inputs
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    prompt_name: str | None = _PROMPT
+    normalize: bool = True
+    dimensions: int | None = _DIMENSIONS
+    model: str | None = _MODEL
+
+
+class EmbedSparseRequest(BaseModel):
+    """``POST /embed_sparse``."""
+
+    inputs: Inputs
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    prompt_name: str | None = _PROMPT
+    model: str | None = _MODEL
+
+
+class SparseValue(BaseModel):
+    """One active dimension of a sparse embedding."""
+
+    index: int
+    value: float
+
+
+class RerankRequest(BaseModel):
+    """``POST /rerank``."""
+
+    query: str
+    texts: list[str]
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    raw_scores: bool = Field(False, description="Logits instead of the model's activation (sigmoid)")
+    return_text: bool = False
+    model: str | None = _MODEL
+
+
+class Rank(BaseModel):
+    """One reranked text: its position in ``texts``, its score and (``return_text``) the text."""
+
+    index: int
+    score: float
+    text: str | None = None
+
+
+class SimilarityInput(BaseModel):
+    """``source_sentence`` (or ``sourceSentence``) compared with each of ``sentences``."""
+
+    source_sentence: str | None = Field(None, description="The sentence to compare the others with")
+    sourceSentence: str | None = Field(None, description="Alias of source_sentence; one of the two is required")
+    sentences: list[str]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SimilarityInput:
+        if self.source_sentence is None and self.sourceSentence is None:
+            raise ValueError("source_sentence (or sourceSentence) is required")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The source sentence, whichever spelling carried it."""
+        return self.source_sentence if self.source_sentence is not None else str(self.sourceSentence)
+
+
+class SimilarityParameters(BaseModel):
+    """Options of ``POST /similarity``."""
+
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    prompt_name: str | None = _PROMPT
+
+
+class SimilarityRequest(BaseModel):
+    """``POST /similarity``: one score per sentence."""
+
+    inputs: SimilarityInput
+    parameters: SimilarityParameters | None = None
+    model: str | None = _MODEL
+
+
+class TokenizeRequest(BaseModel):
+    """``POST /tokenize``."""
+
+    inputs: Inputs
+    add_special_tokens: bool = True
+    prompt_name: str | None = None
+    model: str | None = _MODEL
+
+
+class SimpleToken(BaseModel):
+    """One token; ``start``/``stop`` are character offsets (``null`` for special tokens)."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
+class OpenAIRequest(BaseModel):
+    """``POST /v1/embeddings`` (always L2-normalized, as OpenAI's embeddings are)."""
+
+    input: Inputs
+    model: str | None = _MODEL
+    user: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = _DIMENSIONS
+
+
+class OpenAIEmbedding(BaseModel):
+    """One embedding: floats, or base64 of little-endian float32 bytes."""
+
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float] | str
+    index: int
+
+
+class OpenAIUsage(BaseModel):
+    """Tokens the inputs took."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIResponse(BaseModel):
+    """``POST /v1/embeddings`` answer."""
+
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
+
+
+class Info(BaseModel):
+    """``GET /info``: the model and the server's limits."""
+
+    model_id: str
+    model_sha: str | None = None
+    model_dtype: str = "float32"
+    served_model_name: str
+    model_type: dict[str, Any]
+    model_state: str
+    max_concurrent_requests: int
+    max_input_length: int | None
+    max_batch_tokens: int
+    max_batch_requests: int | None = None
+    max_client_batch_size: int
+    auto_truncate: bool
+    tokenization_workers: int = 1
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None
+    models: list[str]
+
+
+class RankInput(BaseModel):
+    """HF route: a query and texts to rerank (reranker models)."""
+
+    query: str
+    texts: list[str]
+
+
+class HFParameters(BaseModel):
+    """HF route options; each applies where it means something for the model's kind."""
+
+    normalize: bool | None = Field(None, description="L2-normalize embeddings (default: as `encode` returns)")
+    prompt_name: str | None = _PROMPT
+    truncate: bool | None = Field(None, description="Default true (inputs are truncated as `encode` does)")
+    truncation_direction: Direction = "Right"
+    dimensions: int | None = _DIMENSIONS
+    raw_scores: bool = False
+    return_text: bool = False
+
+
+class HFOptions(BaseModel):
+    """The Inference API's older body options, same as the ``x-use-cache``/``x-wait-for-model`` headers."""
+
+    use_cache: bool | None = None
+    wait_for_model: bool | None = None
+
+
+class HFRequest(BaseModel):
+    """``POST /models/{model_id}``.
+
+    ``inputs``: a text or texts (feature extraction: dense embeddings, or sparse ``[{index, value}]``);
+    ``{source_sentence, sentences}`` (sentence similarity: one score per sentence, also for rerankers);
+    ``{query, texts}`` (reranker: ranks); ``[[text, text], ...]`` (reranker: one score per pair).
+    """
+
+    inputs: str | list[str] | SimilarityInput | RankInput | list[tuple[str, str]]
+    parameters: HFParameters | None = None
+    options: HFOptions | None = None
+
+
+FloatsOrNested = list[float] | list[list[float]]
+HFResponse = (list[float] | list[list[float]] | list[SparseValue] | list[list[SparseValue]] | list[Rank])
