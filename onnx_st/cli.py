@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import OnnxSTError
+from .errors import InputError, ModelNotFoundError, OnnxSTError
 
 
 def _load(args: argparse.Namespace):  # -> SentenceTransformer
@@ -61,6 +62,39 @@ def _cmd_providers(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_models(specs: Sequence[str], ids: Sequence[str] | None) -> dict[str, Path]:
+    """``NAME=DIR`` or ``DIR`` arguments (ids from ``--model-id`` in order, else the directory name)."""
+    ids = list(ids or [])
+    models: dict[str, Path] = {}
+    for i, spec in enumerate(specs):
+        name, sep, directory = spec.partition("=")
+        if not sep or Path(spec).is_dir():
+            name, directory = (ids[i] if i < len(ids) else Path(spec).name), spec
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            raise ModelNotFoundError(f"Model directory not found: {directory}")
+        if name in models:
+            raise InputError(f"model id {name!r} given twice; name them with NAME=DIR or --model-id")
+        models[name] = path
+    return models
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as exc:
+        print(f"onnx-st serve needs the server extra (pip install 'onnx-st[server]'): {exc}", file=sys.stderr)
+        return 2
+    app = create_app(serve_models(args.models, args.model_id), token=args.token or os.environ.get("ONNX_ST_TOKEN"),
+                     max_batch_tokens=args.max_batch_tokens, max_client_batch_size=args.max_client_batch_size,
+                     max_payload_bytes=args.max_payload_bytes, max_wait_ms=args.max_wait_ms,
+                     auto_truncate=args.auto_truncate, cache_entries=args.cache_entries)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``onnx-st``."""
     parser = argparse.ArgumentParser(prog="onnx-st", description=__doc__)
@@ -89,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="modules, dimensions and ONNX files of a model")
     model_args(p)
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("serve", help="HTTP server (TEI, Inference API and OpenAI routes); needs the server extra")
+    p.add_argument("models", nargs="+", metavar="MODEL_DIR", help="model directory, or NAME=DIR to set its id")
+    p.add_argument("--model-id", action="append", help="id of each MODEL_DIR in order (default: directory name)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--token", help="require Authorization: Bearer TOKEN (default: $ONNX_ST_TOKEN)")
+    p.add_argument("--max-batch-tokens", type=int, default=16384, help="token budget of one merged batch")
+    p.add_argument("--max-client-batch-size", type=int, default=32, help="inputs one request may carry")
+    p.add_argument("--max-payload-bytes", type=int, default=2_000_000, help="request body limit (413 beyond)")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch keeps collecting under load")
+    p.add_argument("--cache-entries", type=int, default=1024, help="result cache size (0 disables it)")
+    p.add_argument("--auto-truncate", action="store_true", help="truncate long inputs unless a request says not")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("providers", help="execution providers of this onnxruntime")
     p.set_defaults(func=_cmd_providers)

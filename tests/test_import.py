@@ -10,7 +10,8 @@ from pathlib import Path
 import onnx_st
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "sentence_transformers", "optimum", "scipy", "pandas")
+HEAVY = ("torch", "transformers", "sentence_transformers", "optimum", "scipy", "pandas", "fastapi", "uvicorn",
+         "pydantic", "starlette")
 
 
 def test_import_pulls_no_heavy_framework() -> None:
