@@ -1,6 +1,6 @@
 """Benchmark onnx-st's CrossEncoder against sentence-transformers' on the same reranker and pairs, in one run.
 
-    python -m exporter.bench_cross [--model DIR] [--pairs 1000] [--batch-size 32] [--rounds 3]
+    python -m exporter.bench_cross [--model DIR] [--pairs 1000] [--batch-size 32] [--rounds 3] [--threads N]
 
 Without ``--model`` it builds (once, cached) the MiniLM reranker of :mod:`exporter.reranker_models`:
 all-MiniLM-L6-v2's real encoder under a seeded one-label head, max length 128. Each round starts
@@ -25,21 +25,24 @@ ENGINES = ("onnx-st", "st-torch", "st-onnx")
 PAIR_SEED = 5
 
 
-def _load(engine: str, model: str) -> Any:
+def _load(engine: str, model: str, threads: int | None) -> Any:
     """Import the engine's library and load the model; the imports are part of the cold start."""
     if engine == "onnx-st":
         import onnx_st
 
-        return onnx_st.CrossEncoder(model)
+        return onnx_st.CrossEncoder(model, model_kwargs={"intra_op_num_threads": threads} if threads else None)
+    import torch
     from sentence_transformers import CrossEncoder
 
+    if threads:
+        torch.set_num_threads(threads)
     return CrossEncoder(model, device="cpu", backend="torch" if engine == "st-torch" else "onnx")
 
 
-def worker(engine: str, model: str, pairs_n: int, batch_size: int) -> dict[str, float]:
+def worker(engine: str, model: str, pairs_n: int, batch_size: int, threads: int | None) -> dict[str, float]:
     """Measure one engine in this (fresh) process."""
     start = time.perf_counter()
-    reranker = _load(engine, model)
+    reranker = _load(engine, model, threads)
     reranker.predict([("What warms up?", "Nothing does.")], batch_size=batch_size)
     cold = time.perf_counter() - start
     from exporter.corpus import sample_pairs
@@ -57,6 +60,7 @@ def run_worker(engine: str, args: argparse.Namespace) -> dict[str, float] | None
     """One fresh process for one engine; ``None`` when the engine cannot run here."""
     cmd = [sys.executable, "-m", "exporter.bench_cross", "--worker", engine, "--model", args.model,
            "--pairs", str(args.pairs), "--batch-size", str(args.batch_size)]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode
@@ -86,11 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="intra-op threads of both engines (default: all cores)")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.model, args.pairs, args.batch_size)))
+        print(json.dumps(worker(args.worker, args.model, args.pairs, args.batch_size, args.threads)))
         return 0
     if args.model is None:  # built in a child: peak memory is inherited across exec, keep this process small
         build = "from exporter.reranker_models import minilm_reranker; print(minilm_reranker(1)[1])"
@@ -99,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines = [e for e in args.engines.split(",") if e]
     results: dict[str, list[dict[str, float]]] = {e: [] for e in engines}
     print(f"# model {args.model}, {args.pairs} (query, document) pairs (40% long documents), "
-          f"batch {args.batch_size}, {args.rounds} rounds")
+          f"batch {args.batch_size}, {args.rounds} rounds, threads {args.threads or 'all'}")
     for round_index in range(args.rounds):
         for engine in engines if round_index % 2 == 0 else engines[::-1]:
             result = run_worker(engine, args)
