@@ -112,8 +112,9 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
 
 
 def _public_routes(app: FastAPI) -> None:
-    @app.get("/health", tags=["Text Embeddings Inference"], summary="Readiness",
-             responses={503: {"model": ErrorResponse, "description": "A model is loading or failed to load"}})
+    @app.get("/health", tags=["Text Embeddings Inference"], summary="Readiness", response_class=Response,
+             responses={200: {"description": "Every model is ready (empty body)"},
+                        503: {"model": ErrorResponse, "description": "A model is loading or failed to load"}})
     async def health(request: Request) -> Response:
         """200 when every model is ready; 503 while one loads or after one failed."""
         entries = state(request).registry.entries.values()
