@@ -42,9 +42,10 @@ def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
 
 def reset() -> None:
     """Forget the loaded app (a new ``ONNX_ST_MODEL_DIR`` takes effect on the next event)."""
-    loop = _runtime.get("loop")
+    loop, app = _runtime.get("loop"), _runtime.get("app")
     _runtime.clear()
-    if loop is not None:
+    if loop is not None and app is not None:
+        loop.run_until_complete(app.state.server.registry.stop())
         loop.close()
 
 
