@@ -1,0 +1,66 @@
+"""``onnx-st serve`` in a subprocess: arguments, loopback binding, background loading, token."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from onnx_st.cli import build_parser, serve_models
+from onnx_st.errors import InputError, ModelNotFoundError
+
+from .conftest import fixture_dir
+from .server_helpers import SEED_SENTENCES, SEED_SOURCE
+
+
+def test_model_arguments() -> None:
+    dense, cross = str(fixture_dir("dense-mean")), str(fixture_dir("cross-1label"))
+    assert serve_models([dense, f"rr={cross}"], None) == {"dense-mean": fixture_dir("dense-mean"),
+                                                          "rr": fixture_dir("cross-1label")}
+    assert list(serve_models([dense, cross], ["a", "b"])) == ["a", "b"]
+    with pytest.raises(ModelNotFoundError):
+        serve_models(["x=/no/such/dir"], None)
+    with pytest.raises(InputError):
+        serve_models([dense, dense], None)
+    args = build_parser().parse_args(["serve", dense])
+    assert (args.host, args.port, args.token, args.max_client_batch_size) == ("127.0.0.1", 8080, None, 32)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_subprocess() -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "onnx_st", "serve", f"dense={fixture_dir('dense-mean')}",
+           f"sparse={fixture_dir('sparse-max-relu')}", "--port", str(port), "--token", "tok",
+           "--max-client-batch-size", "4", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.1)
+        auth = {"Authorization": "Bearer tok"}
+        body = {"inputs": {"source_sentence": SEED_SOURCE, "sentences": SEED_SENTENCES}}
+        with httpx.Client(base_url=url, trust_env=False, timeout=30) as c:
+            assert c.post("/models/dense", json=body).status_code == 401
+            assert len(c.post("/models/dense", json=body, headers=auth).json()) == 3
+            assert c.post("/embed_sparse", json={"inputs": ["a"] * 5}, headers=auth).status_code == 422
+            assert c.post("/embed_sparse", json={"inputs": ["a"] * 4}, headers=auth).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
