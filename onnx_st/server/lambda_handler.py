@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -89,17 +90,17 @@ async def _call(app: FastAPI, method: str, path: str, query: str, headers: dict[
              "method": method, "scheme": "https", "path": unquote(path), "raw_path": path.encode(),
              "query_string": query.encode(), "root_path": "", "client": ("127.0.0.1", 0), "server": ("lambda", 443),
              "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
+    pending: list[MutableMapping[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
     done = asyncio.Event()
     response: dict[str, Any] = {"status": 500, "headers": [], "body": []}
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         if pending:
             return pending.pop()
         await done.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             response["status"], response["headers"] = message["status"], message.get("headers", [])
         elif message["type"] == "http.response.body":

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 Labels = tuple[tuple[str, str], ...]
 
 DURATION_BUCKETS = tuple(round(0.00001 * 1.5 ** i, 8) for i in range(1, 36))
-COUNT_BUCKETS = tuple(float(2 ** i) for i in range(0, 21))
+COUNT_BUCKETS = tuple(float(2 ** i) for i in range(21))
 
 HELP = {
     "te_request_count": ("counter", "Requests received, by route and method (single or batch)"),

@@ -64,7 +64,7 @@ async def rank(entry: ModelEntry, query: str, texts: list[str], *, raw_scores: b
                        "backend")
     scores, tokens = await pair_scores(entry, [(query, t) for t in texts], raw_scores=raw_scores,
                                        truncate=truncate, direction=direction)
-    ranks = [{"index": i, "score": float(s.reshape(-1)[0]), **({"text": texts[i]} if return_text else {})}
+    ranks: list[dict[str, Any]] = [{"index": i, "score": float(s.reshape(-1)[0]), **({"text": texts[i]} if return_text else {})}
              for i, s in enumerate(scores)]
     ranks.sort(key=lambda r: -r["score"])
     return ranks, tokens

@@ -149,12 +149,12 @@ class ModelRegistry:
                 if kind is None or entry.kind == kind:
                     return entry
             raise ApiError(424, f"no {kind} model is served (models: {list(self.entries)})", "backend")
-        entry = self.entries.get(model_id)
-        if entry is None:
+        found = self.entries.get(model_id)
+        if found is None:
             raise ApiError(404, f"Model {model_id} not found; served models: {list(self.entries)}", "not_found")
-        if kind is not None and entry.kind != kind:
-            raise ApiError(424, f"model {model_id} is a {entry.kind} model, not a {kind} model", "backend")
-        return entry
+        if kind is not None and found.kind != kind:
+            raise ApiError(424, f"model {model_id} is a {found.kind} model, not a {kind} model", "backend")
+        return found
 
     async def wait_ready(self, entry: ModelEntry, wait: bool, timeout: float = 600.0) -> ModelEntry:
         """The entry once ready; while loading: 503 with ``estimated_time``, or wait when ``wait`` is set."""

@@ -53,7 +53,7 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
             scores, tokens = await pair_scores(e, list(inputs), raw_scores=params.raw_scores,  # type: ignore
                                                truncate=truncate, direction=direction)
             return [s.item() if s.size == 1 else s.tolist() for s in scores], tokens
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)  # type: ignore[arg-type]
+        texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
         if e.kind == "reranker":
             raise ApiError(422, f"{e.model_id} is a reranker: send {{source_sentence, sentences}}, "
                                 "{query, texts} or [[text, text], ...]")

@@ -9,12 +9,12 @@ from pydantic import BaseModel, Field, model_validator
 Direction = Literal["Left", "Right", "left", "right"]
 Inputs = str | list[str]
 
-_MODEL = Field(None, description="Id of a served model; default: the first served model of the route's kind")
-_TRUNCATE = Field(None, description="Truncate inputs longer than the model's maximum length; when false they are "
-                                    "a 422 error. Default: the server's --auto-truncate setting")
-_PROMPT = Field(None, description="Key of the model's `prompts` prepended to every input (default: the model's "
-                                  "default prompt, if any)")
-_DIMENSIONS = Field(None, ge=1, description="Keep the first dimensions of each embedding (Matryoshka)")
+_MODEL = Field(default=None, description="Id of a served model; default: the first served model of the route's kind")
+_TRUNCATE = Field(default=None, description="Truncate inputs longer than the model's maximum length; when false "
+                                            "they are a 422 error. Default: the server's --auto-truncate setting")
+_PROMPT = Field(default=None, description="Key of the model's `prompts` prepended to every input (default: the "
+                                          "model's default prompt, if any)")
+_DIMENSIONS = Field(default=None, ge=1, description="Keep the first dimensions of each embedding (Matryoshka)")
 
 
 class ErrorResponse(BaseModel):
@@ -69,7 +69,7 @@ class RerankRequest(BaseModel):
     texts: list[str]
     truncate: bool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
-    raw_scores: bool = Field(False, description="Logits instead of the model's activation (sigmoid)")
+    raw_scores: bool = Field(default=False, description="Logits instead of the model's activation (sigmoid)")
     return_text: bool = False
     model: str | None = _MODEL
 
@@ -85,8 +85,8 @@ class Rank(BaseModel):
 class SimilarityInput(BaseModel):
     """``source_sentence`` (or ``sourceSentence``) compared with each of ``sentences``."""
 
-    source_sentence: str | None = Field(None, description="The sentence to compare the others with")
-    sourceSentence: str | None = Field(None, description="Alias of source_sentence; one of the two is required")
+    source_sentence: str | None = Field(default=None, description="The sentence to compare the others with")
+    sourceSentence: str | None = Field(default=None, description="Alias of source_sentence; one of the two is required")
     sentences: list[str]
 
     @model_validator(mode="after")
@@ -202,9 +202,9 @@ class RankInput(BaseModel):
 class HFParameters(BaseModel):
     """HF route options; each applies where it means something for the model's kind."""
 
-    normalize: bool | None = Field(None, description="L2-normalize embeddings (default: as `encode` returns)")
+    normalize: bool | None = Field(default=None, description="L2-normalize embeddings (default: as `encode` returns)")
     prompt_name: str | None = _PROMPT
-    truncate: bool | None = Field(None, description="Default true (inputs are truncated as `encode` does)")
+    truncate: bool | None = Field(default=None, description="Default true (inputs are truncated as `encode` does)")
     truncation_direction: Direction = "Right"
     dimensions: int | None = _DIMENSIONS
     raw_scores: bool = False

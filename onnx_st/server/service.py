@@ -6,7 +6,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -52,7 +52,7 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <toke
 
 
 async def require_token(request: Request,
-                        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     """401 unless the server has no token or the request carries ``Authorization: Bearer <token>``."""
     token = state(request).settings.token
     if token is None:

@@ -1,0 +1,152 @@
+"""Server benchmark: requests/s and p50/p99 latency under concurrent clients, beside offline ``encode``.
+
+    python -m onnx_st.server.bench --model DIR [--seconds 3] [--clients 1 8 64] [--sizes 1 32]
+
+Starts ``onnx-st serve DIR`` in a subprocess on a free loopback port and drives ``POST /embed``
+(``x-use-cache: false``) from keep-alive connections on a minimal HTTP/1.1 client, so the load
+generator takes little of the CPU the server needs. Offline figures are ``model.encode`` in this
+process while the server is idle. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_SUBJECTS = ["The quick brown fox", "A small team of engineers", "My neighbour's old dog", "The city council",
+             "An unexpected storm", "The new library", "A curious student", "The morning train"]
+_VERBS = ["jumped over", "discussed", "quietly watched", "changed the plans for", "was late because of",
+          "wrote a long report about"]
+_OBJECTS = ["the lazy dog near the river.", "the budget for next year's festival.", "a sunny afternoon in the park.",
+            "the results of the latest experiment.", "the crowded market on Saturday morning."]
+
+
+def sentences(n: int, offset: int = 0) -> list[str]:
+    """``n`` varied English sentences (about 8-14 words)."""
+    out = []
+    for i in range(offset, offset + n):
+        s, v, o = _SUBJECTS[i % 8], _VERBS[(i // 8) % 6], _OBJECTS[(i // 48) % 5]
+        out.append(f"{s} {v} {o} ({i})")
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
+                body: bytes) -> tuple[int, bytes]:
+    writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+async def _load(port: int, clients: int, size: int, seconds: float, warmup: float) -> dict[str, float]:
+    head = (f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "x-use-cache: false\r\nContent-Length: ").encode()
+    start = time.perf_counter()
+    measure_from, stop = start + warmup, start + warmup + seconds
+    latencies: list[float] = []  # of the requests that end inside the measured window
+
+    async def client(k: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = 0
+        while (sent := time.perf_counter()) < stop:
+            body = json.dumps({"inputs": sentences(size, 1000 * k + i), "normalize": False}).encode()
+            status, _ = await _post(reader, writer, head, body)
+            if status != 200:
+                raise RuntimeError(f"server answered {status}")
+            if measure_from <= (done := time.perf_counter()) < stop:
+                latencies.append(done - sent)
+            i += size
+        writer.close()
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    lat = np.array(latencies or [float("nan")]) * 1000
+    rps = len(latencies) / seconds
+    return {"clients": clients, "size": size, "requests_s": rps, "sentences_s": rps * size,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def offline(model_dir: Path, seconds: float) -> dict[str, float]:
+    """Sentences/s of ``encode`` one sentence per call and 32 per call."""
+    from ..dense import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir))
+    out = {}
+    for size in (1, 32):
+        model.encode(sentences(size))
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            model.encode(sentences(size, n), batch_size=32)
+            n += size
+        out[f"offline_{size}"] = n / (time.perf_counter() - start)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table (``--json`` for machine-readable output)."""
+    parser = argparse.ArgumentParser(prog="python -m onnx_st.server.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, type=Path, help="a dense model directory")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 32], help="sentences per request")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    ref = offline(args.model, args.seconds)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "onnx_st", "serve", f"bench={args.model}", "--port", str(port),
+                             "--log-level", "warning"])
+    rows: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.1)
+        for size in args.sizes:
+            for clients in args.clients:
+                rows.append(asyncio.run(_load(port, clients, size, args.seconds, args.warmup)))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    if args.json:
+        print(json.dumps({"model": str(args.model), **ref, "rows": rows}, indent=2))
+        return 0
+    print(f"model {args.model}")
+    print(f"offline encode: {ref['offline_1']:.0f} sentences/s one per call, "
+          f"{ref['offline_32']:.0f} sentences/s 32 per call")
+    print(f"{'clients':>7} {'sent/req':>8} {'req/s':>8} {'sent/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs offline':>10}")
+    for r in rows:
+        share = r["sentences_s"] / ref["offline_32"]
+        print(f"{r['clients']:>7} {r['size']:>8} {r['requests_s']:>8.1f} {r['sentences_s']:>8.0f} "
+              f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {share:>9.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
