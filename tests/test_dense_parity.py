@@ -13,9 +13,10 @@ from exporter.corpus import sample_texts
 
 pytestmark = pytest.mark.real
 
-# 1,000 texts, 30% of them 110-260 words (about 140-350 tokens: past the 128 tokens fixed in the
-# tokenizer files, and past MiniLM's 256), plus edge cases
-TEXTS = sample_texts(1000, seed=7, long_words=(110, 260)) + ["", "a", "UPPER case Text!", "x " * 5000]
+# 1,000 texts, about a fifth of them 110-260 words (about 140-350 tokens: past the 128 tokens fixed
+# in the tokenizer files, and past MiniLM's 256), plus edge cases
+TEXTS = sample_texts(1000, seed=7, long_fraction=0.22, long_words=(110, 260)) + ["", "a", "UPPER case Text!",
+                                                                                   "x " * 5000]
 
 
 def _reference(model_dir: Path):
@@ -31,7 +32,7 @@ def test_embeddings_equal_sentence_transformers(model_fixture: str, request: pyt
     ours = onnx_st.SentenceTransformer(str(model_dir))
     assert ours.max_seq_length == reference.max_seq_length
     tokens = [len(reference.tokenizer(t)["input_ids"]) for t in TEXTS]
-    assert sum(n > 128 for n in tokens) >= 250, "the sample must exercise truncation beyond 128 tokens"
+    assert sum(n > 128 for n in tokens) >= 200, "the sample must exercise truncation beyond 128 tokens"
     expected = reference.encode(TEXTS, batch_size=32)
     got = ours.encode(TEXTS, batch_size=32)
     assert got.shape == expected.shape and got.dtype == np.float32
@@ -41,7 +42,7 @@ def test_embeddings_equal_sentence_transformers(model_fixture: str, request: pyt
 def test_options_equal_sentence_transformers(minilm_onnx_dir: Path) -> None:
     reference = _reference(minilm_onnx_dir)
     ours = onnx_st.SentenceTransformer(str(minilm_onnx_dir))
-    texts = TEXTS[:200]
+    texts = TEXTS[:120]
     for kwargs in ({"normalize_embeddings": True}, {"truncate_dim": 64}, {"prompt": "query: "}):
         assert np.abs(ours.encode(texts, **kwargs) - reference.encode(texts, **kwargs)).max() <= 1e-5, kwargs
     for precision in ("binary", "ubinary"):
