@@ -100,6 +100,7 @@ class OnnxSession:
         if options.inter_op_num_threads:
             so.inter_op_num_threads = options.inter_op_num_threads
         so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))
+        so.enable_mem_pattern = False  # shapes change every batch: the pattern only adds memory
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
