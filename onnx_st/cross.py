@@ -46,6 +46,7 @@ class CrossEncoder(BaseModel):
 
     model_kind = "CrossEncoder"
     default_task = "sequence-classification"
+    default_prompt_names = ()  # sentence-transformers' CrossEncoder has no default prompts
 
     def __init__(self, model_name_or_path: str, *, num_labels: int | None = None, max_length: int | None = None,
                  activation_fn: Any = None, **kwargs: Any) -> None:
