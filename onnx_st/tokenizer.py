@@ -97,18 +97,17 @@ class TextTokenizer:
         if not path.is_file():
             raise ModelNotFoundError(f"{directory} has no tokenizer.json; onnx-st needs a fast tokenizer file")
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            tokenizer = Tokenizer.from_str(json.dumps(raw))
+            tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exception subclasses
             raise ConfigError(f"Cannot read {path}: {exc}") from exc
-        if do_lower_case and not _has_lowercase(raw.get("normalizer")):
+        padding = tokenizer.padding or {}
+        if do_lower_case and not _has_lowercase(json.loads(path.read_text(encoding="utf-8")).get("normalizer")):
             current = tokenizer.normalizer
             parts = [normalizers.Lowercase()] + ([current] if current is not None else [])
             tokenizer.normalizer = normalizers.Sequence(parts)
         tok_config = read_json(directory / "tokenizer_config.json", required=False)
         special_map = read_json(directory / "special_tokens_map.json", required=False)
         max_length = resolve_max_length(max_seq_length, tok_config, hf_config or HFConfig.read(directory))
-        padding = raw.get("padding") or {}
         pad_token = _token_content(tok_config.get("pad_token")) or _token_content(special_map.get("pad_token")) \
             or padding.get("pad_token")
         pad_id = tokenizer.token_to_id(pad_token) if pad_token else None
