@@ -55,7 +55,7 @@ def test_result_cache_and_x_use_cache(http: httpx.Client) -> None:
     assert http.post("/models/dense", json={**body, "options": {"use_cache": False}}).headers["x-cache"] == "miss"
     assert http.post("/models/dense", json={"inputs": ["cache me"]}).headers["x-cache"] == "miss"
     assert http.post("/embed", json=body).headers["x-cache"] == "miss"  # the route is part of the key
-    assert 'te_cache_hit{route="models"}' in http.get("/metrics").text
+    assert 'te_cache_hit{route="/models/{model_id}"}' in http.get("/metrics").text
 
 
 def test_x_wait_for_model_while_loading() -> None:

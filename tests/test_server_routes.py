@@ -153,9 +153,14 @@ def test_info_health_metrics_models(http: httpx.Client) -> None:
     r = http.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert "# TYPE te_request_count counter" in text and 'te_request_count{method="single",route="embed"}' in text
-    assert "# TYPE te_request_duration histogram" in text and 'te_request_duration_bucket{route="embed",le="+Inf"}' in text
+    assert "# TYPE te_request_count counter" in text and 'te_request_count{method="single",route="/embed"}' in text
+    assert "# TYPE te_request_duration histogram" in text and 'te_request_duration_bucket{route="/embed",le="+Inf"}' in text
     assert 'te_batch_next_size_count{model="dense"}' in text
+    http.post("/embed", json={"inputs": 3})
+    http.post("/models/nope", json={"inputs": "a"})
+    text = http.get("/metrics").text
+    assert 'te_request_failure{err="validation",route="/embed"}' in text
+    assert 'te_request_failure{err="not_found",route="/models/{model_id}"}' in text
 
 
 def test_openai_float_and_base64(http: httpx.Client, ref: dict[str, Any]) -> None:

@@ -68,8 +68,15 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(exc: ApiError, request: Request | None = None) -> Response:
-    """The JSON answer of an :class:`ApiError` (OpenAI's shape under ``/v1`` and ``/embeddings``)."""
+    """The JSON answer of an :class:`ApiError` (OpenAI's shape under ``/v1`` and ``/embeddings``).
+
+    With ``request``, the failure is counted in ``te_request_failure`` by route template and error type.
+    """
     path = request.url.path if request is not None else ""
+    server = getattr(request.app.state, "server", None) if request is not None else None
+    if server is not None and request is not None:
+        route = getattr(request.scope.get("route"), "path_format", None) or "unmatched"
+        server.metrics.inc("te_request_failure", {"route": str(route), "err": exc.error_type})
     openai = path.startswith("/v1/") or path == "/embeddings"
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status == 503 and "estimated_time" in exc.extra:

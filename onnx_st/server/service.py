@@ -77,6 +77,12 @@ def header_flag(request: Request, name: str, default: bool) -> bool:
     return default
 
 
+def route_label(request: Request) -> str:
+    """The matched route's path template (``/models/{model_id}``), so metric labels stay few."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path_format", None) or "unmatched")
+
+
 def check_batch(st: ServerState, n: int, what: str = "inputs") -> None:
     """400 for no inputs, 422 beyond ``max_client_batch_size``."""
     if n == 0:
@@ -97,29 +103,26 @@ async def serve(request: Request, entry: ModelEntry, route: str, payload: Any, c
     """
     st = state(request)
     start = time.perf_counter()
-    labels = {"route": route, "method": method}
+    label = route_label(request)
+    labels = {"route": label, "method": method}
     st.metrics.inc("te_request_count", labels)
     use_cache = header_flag(request, "x-use-cache", True) if use_cache is None else use_cache
     wait = header_flag(request, "x-wait-for-model", False) if wait is None else wait
-    try:
-        entry = await st.registry.wait_ready(entry, wait, st.settings.wait_timeout_s)
-        key = cache_key(entry.model_id, route, payload) if use_cache else None
-        body = st.cache.get(key) if key is not None else None
-        headers = {"x-model-id": entry.model_id, "x-cache": "miss" if body is None else "hit"}
-        if body is None:
-            result, tokens = await compute(entry)
-            body = json_bytes(result)
-            if key is not None:
-                st.cache.put(key, body)
-            headers["x-compute-tokens"] = str(tokens)
-        else:
-            st.metrics.inc("te_cache_hit", {"route": route})
-    except ApiError as exc:
-        st.metrics.inc("te_request_failure", {"route": route, "err": exc.error_type})
-        raise
+    entry = await st.registry.wait_ready(entry, wait, st.settings.wait_timeout_s)
+    key = cache_key(entry.model_id, route, payload) if use_cache else None
+    body = st.cache.get(key) if key is not None else None
+    headers = {"x-model-id": entry.model_id, "x-cache": "miss" if body is None else "hit"}
+    if body is None:
+        result, tokens = await compute(entry)
+        body = json_bytes(result)
+        if key is not None:
+            st.cache.put(key, body)
+        headers["x-compute-tokens"] = str(tokens)
+    else:
+        st.metrics.inc("te_cache_hit", {"route": label})
     elapsed = time.perf_counter() - start
     st.metrics.inc("te_request_success", labels)
-    st.metrics.observe("te_request_duration", elapsed, {"route": route})
+    st.metrics.observe("te_request_duration", elapsed, {"route": label})
     headers.update({"x-compute-type": "cpu", "x-compute-time": str(round(elapsed * 1000)),
                     "x-total-time": str(round(elapsed * 1000))})
     return Response(body, headers=headers, media_type="application/json")
