@@ -145,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    after = offline(args.model, args.seconds)  # again: a drift means other load on the machine
     if args.json:
-        print(json.dumps({"model": str(args.model), **ref, "rows": rows}, indent=2))
+        print(json.dumps({"model": str(args.model), **ref, "after": after, "rows": rows}, indent=2))
         return 0
     print(f"model {args.model}")
-    print(f"offline encode: {ref['offline_1']:.0f} sentences/s one per call, "
-          f"{ref['offline_32']:.0f} sentences/s 32 per call")
+    print(f"offline encode: {ref['offline_1']:.0f} sentences/s one per call, {ref['offline_32']:.0f} sentences/s "
+          f"32 per call (after the server cells: {after['offline_1']:.0f}, {after['offline_32']:.0f})")
     print(f"{'clients':>7} {'sent/req':>8} {'req/s':>8} {'sent/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs offline':>10}"
           f" {'cell s':>6}")
     for r in rows:
