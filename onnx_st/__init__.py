@@ -18,6 +18,7 @@ from .session import available_providers
 from .sparse import SparseEncoder
 from .sparse_types import SparseEmbeddings, SparseVector
 from .util import cos_sim, dot_score, semantic_search
+from .variants import Variant, list_variants
 
 __version__ = "0.1.0"
 
@@ -37,10 +38,12 @@ __all__ = [
     "SparseEncoder",
     "SparseVector",
     "UnsupportedModuleError",
+    "Variant",
     "__version__",
     "available_providers",
     "cos_sim",
     "dot_score",
+    "list_variants",
     "quantize_embeddings",
     "semantic_search",
 ]

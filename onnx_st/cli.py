@@ -40,6 +40,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .session import list_onnx_files
+    from .variants import list_variants
 
     model = _load(args)
     info = {
@@ -50,8 +51,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "similarity_fn_name": model.similarity_fn_name,
         "prompts": model.prompts,
         "onnx_files": list_onnx_files(Path(model.model_dir)),
+        "variants": [v.to_dict() for v in list_variants(model.model_dir)],
     }
     print(json.dumps(info, indent=2))
+    return 0
+
+
+def _cmd_variants(args: argparse.Namespace) -> int:
+    from .hub import resolve_model_dir
+    from .variants import list_variants
+
+    variants = list_variants(resolve_model_dir(args.model, local_files_only=args.offline))
+    if args.json:
+        print(json.dumps([v.to_dict() for v in variants], indent=2))
+    else:
+        for folder in sorted({v.module_dir for v in variants}):
+            print(f"{folder or '.'}:")
+            print("\n".join(f"  {v.summary()}" for v in variants if v.module_dir == folder))
     return 0
 
 
@@ -123,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="modules, dimensions and ONNX files of a model")
     model_args(p)
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("variants", help="ONNX files of a model with their parity records (onnx/parity.json)")
+    p.add_argument("model", help="model directory or Hub repo id")
+    p.add_argument("--offline", action="store_true", help="never contact the Hub")
+    p.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
+    p.set_defaults(func=_cmd_variants)
 
     p = sub.add_parser("serve", help="HTTP server (TEI, Inference API and OpenAI routes); needs the server extra")
     p.add_argument("models", nargs="+", metavar="MODEL_DIR", help="model directory, or NAME=DIR to set its id")

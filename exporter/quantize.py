@@ -1,0 +1,141 @@
+"""Dynamic int8 quantization per CPU family, with files named as sentence-transformers (Optimum) names them.
+
+``onnx/model_<weights>_<family>.onnx``: weights ``quint8`` for ``avx2`` (unsigned weights avoid the
+saturation of AVX2's u8 x s8 instruction), ``qint8`` for ``avx512``, ``avx512_vnni`` and ``arm64``.
+Activations are uint8, quantized per tensor at run time; weights are symmetric and per channel
+(per output column), full 8-bit range. Quantized: MatMuls with constant weights, embedding
+tables (``Gather``: the file shrinks by three quarters at a cosine cost near 3e-4) and fused
+Attention projections when the source graph has them.
+
+Dynamic activation quantization loses most where a MatMul's input has rare large values (the
+output projection of the feed-forward block, fed by GELU, in BERT-style models). Such MatMuls are
+ranked by the outlier ratio ``max|x| / rms(x)`` of their input on sample texts; with
+``exclude="auto"`` the most outlying ones are kept in float32, a few at a time, until the file
+meets the int8 cosine targets (with a margin) on a selection sample, which is separate from the
+sample of the parity record.
+"""
+
+from __future__ import annotations
+
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .onnx_export import ONNX_SUBDIR
+
+logger = logging.getLogger(__name__)
+
+FAMILIES: dict[str, str] = {"avx2": "quint8", "avx512": "qint8", "avx512_vnni": "qint8", "arm64": "qint8"}
+QUANTIZED_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather", "Attention")
+# Selection targets: the parity thresholds (mean 0.99, min 0.98) plus a margin for a larger sample.
+SELECTION_TARGETS: dict[str, float] = {"mean_cosine": 0.993, "min_cosine": 0.985}
+# How many of the ranked MatMuls stay float32 at each step of the search.
+EXCLUSION_STEPS: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 12, 16)
+
+Scorer = Callable[[], Mapping[str, float | None]]
+
+
+@dataclass
+class QuantizedGraph:
+    """One written int8 file (for one Transformer folder)."""
+
+    family: str
+    path: Path
+    file_name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def family_file_name(family: str) -> str:
+    """``onnx/model_quint8_avx2.onnx`` for ``"avx2"``; ``onnx/model_qint8_<family>.onnx`` for the others."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown CPU family {family!r}; expected one of {sorted(FAMILIES)}")
+    return f"{ONNX_SUBDIR}/model_{FAMILIES[family]}_{family}.onnx"
+
+
+def quantize_graph(source: Path, target: Path, family: str, exclude: Sequence[str] = (),
+                   per_channel: bool = True, reduce_range: bool = False) -> dict[str, Any]:
+    """Write the dynamic int8 ``target`` of float32 ``source``; returns the settings used."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    weight_type = QuantType.QUInt8 if FAMILIES[family] == "quint8" else QuantType.QInt8
+    op_types = [n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node]
+    present = [t for t in QUANTIZED_OP_TYPES if t in op_types]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # quantize_dynamic warns about pre-processing on every call
+    try:
+        quantize_dynamic(str(source), str(target), op_types_to_quantize=present, per_channel=per_channel,
+                         reduce_range=reduce_range, weight_type=weight_type, nodes_to_exclude=list(exclude),
+                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.disable(previous)
+    return {"family": family, "format": "QOperator", "activations": "QUInt8 (dynamic, per tensor)",
+            "weights": weight_type.name, "per_channel": per_channel, "reduce_range": reduce_range,
+            "op_types": present, "excluded_nodes": list(exclude)}
+
+
+def outlier_ranking(source: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[tuple[str, float]]:
+    """Quantizable nodes of ``source`` and the outlier ratio of their input on ``feeds``, largest first."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(source))
+    constants = {init.name for init in model.graph.initializer}
+    nodes = [n for n in model.graph.node
+             if (n.op_type == "MatMul" and n.input[1] in constants) or n.op_type == "Attention"]
+    watched = sorted({n.input[0] for n in nodes})
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in watched if name not in known)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    peak = dict.fromkeys(watched, 0.0)
+    squares = dict.fromkeys(watched, 0.0)
+    count = dict.fromkeys(watched, 0)
+    for feed in feeds:
+        mask = np.asarray(feed["attention_mask"]).astype(bool)
+        outputs = session.run(watched, {k: v for k, v in feed.items() if k in inputs})
+        for name, value in zip(watched, outputs):
+            rows = value[mask] if value.ndim == 3 and value.shape[:2] == mask.shape else value.reshape(-1, value.shape[-1])
+            peak[name] = max(peak[name], float(np.abs(rows).max()))
+            squares[name] += float(np.square(rows, dtype=np.float64).sum())
+            count[name] += rows.size
+    ratio = {n: peak[n] / max(np.sqrt(squares[n] / max(count[n], 1)), 1e-12) for n in watched}
+    return sorted(((n.name, ratio[n.input[0]]) for n in nodes), key=lambda item: -item[1])
+
+
+def meets(metrics: Mapping[str, float | None], targets: Mapping[str, float]) -> bool:
+    """Whether every cosine in ``metrics`` reaches its target (missing cosines count as met)."""
+    return all(metrics.get(name) is None or float(metrics[name]) >= bound  # type: ignore[arg-type]
+               for name, bound in targets.items())
+
+
+def search_exclusions(write: Callable[[int], None], score: Scorer, limit: int,
+                      targets: Mapping[str, float] = SELECTION_TARGETS) -> tuple[int, list[dict[str, Any]]]:
+    """Smallest step of :data:`EXCLUSION_STEPS` whose file meets ``targets``; ``write(k)`` writes it.
+
+    Returns the chosen number of float32 nodes (the largest tried when none meets the targets; its
+    file is the one left on disk) and the trail of ``{"excluded", metrics...}`` per step.
+    """
+    trail: list[dict[str, Any]] = []
+    steps = [k for k in EXCLUSION_STEPS if k <= limit] or [0]
+    for k in steps:
+        write(k)
+        metrics = dict(score())
+        trail.append({"excluded": k, **{m: metrics.get(m) for m in ("mean_cosine", "min_cosine")}})
+        logger.info("int8 with %d float32 nodes: %s", k, metrics)
+        if meets(metrics, targets):
+            return k, trail
+    return steps[-1], trail
+
+
+__all__ = ["EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "SELECTION_TARGETS", "QuantizedGraph",
+           "family_file_name", "meets", "outlier_ranking", "quantize_graph", "search_exclusions"]

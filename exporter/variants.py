@@ -1,0 +1,147 @@
+"""Write optimized and int8 ONNX variants into an exported directory, each with a parity record.
+
+``make_variants(dir, optimize=["O2"], quantize=["avx2"])`` loads the directory with
+sentence-transformers, writes the requested files next to every Transformer's ``onnx/model.onnx``,
+compares each (and ``onnx/model.onnx`` itself) with sentence-transformers end to end, prints one
+line per file and merges the records into ``onnx/parity.json``.
+"""
+
+from __future__ import annotations
+
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+
+import logging
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentence_transformers.base.modules.transformer import Transformer
+
+from .corpus import benchmark_sentences, sample_pairs
+from .export import iter_transformer_modules, load_model
+from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
+from .optimize import LEVELS, fusable_graph, optimize_module
+from .parity import BATCH_SIZE, DEFAULT_TEXTS, THRESHOLDS, ParityChecker, ParityRecord, compare, write_records
+from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions
+
+logger = logging.getLogger(__name__)
+
+BASE_FILE = f"{ONNX_SUBDIR}/{ONNX_FILE}"
+SELECTION_TEXTS = 256  # texts (seed 1) that choose the float32 nodes of int8 files; parity uses seed 0
+_RANKING_TEXTS = 96
+
+
+def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quantize: Sequence[str] = (),
+                  parity_texts: int = DEFAULT_TEXTS, exclude: str = "auto",
+                  echo: Callable[[str], None] = print) -> list[ParityRecord]:
+    """Write the O-level files and int8 files asked for; returns their parity records (base file first).
+
+    Args:
+        model_dir: a directory written by the exporter (sentence-transformers layout plus ``onnx/model.onnx``).
+        optimize: levels among ``O1`` to ``O4``.
+        quantize: CPU families among ``avx2``, ``avx512``, ``avx512_vnni``, ``arm64``.
+        parity_texts: size of the fixed parity sample (``benchmark_sentences(n)``).
+        exclude: ``"auto"`` keeps outlying MatMuls in float32 until the int8 targets are met; ``"none"`` quantizes all.
+        echo: where each record's summary line goes.
+    """
+    unknown = [lvl for lvl in optimize if lvl not in LEVELS] + [f for f in quantize if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; levels {LEVELS}, CPU families {sorted(FAMILIES)}")
+    if exclude not in ("auto", "none"):
+        raise ValueError(f"exclude must be 'auto' or 'none', got {exclude!r}")
+    model_dir = Path(model_dir)
+    model = load_model(str(model_dir))
+    modules = [(model_dir / folder, module) for folder, module in iter_transformer_modules(model)]
+    if not modules:
+        raise ValueError(f"{model_dir} has no Transformer module: there is no ONNX graph to derive variants from")
+    for module_dir, _ in modules:
+        if not (module_dir / BASE_FILE).is_file():
+            raise FileNotFoundError(f"{module_dir / BASE_FILE} is missing: export the model first")
+    checker = ParityChecker(model_dir, parity_texts, model)
+    records: list[ParityRecord] = []
+
+    def keep(record: ParityRecord) -> None:
+        records.append(record)
+        echo(record.summary())
+
+    keep(checker.check(BASE_FILE, THRESHOLDS["fp32"], created_by={"method": "export"}))
+    with tempfile.TemporaryDirectory(prefix="onnx-st-variants-") as tmp:
+        sources = {module_dir: fusable_graph(module, module_dir, Path(tmp) / str(i))
+                   for i, (module_dir, module) in enumerate(modules)}
+        for level in optimize:
+            graphs = [optimize_module(module, module_dir, [level], tmp, sources[module_dir])[0]
+                      for module_dir, module in modules]
+            first = graphs[0]
+            keep(checker.check(first.file_name, THRESHOLDS[first.threshold_class], gpu_only=first.gpu_only,
+                               created_by={"method": "optimize", "level": level, "source": first.source,
+                                           "settings": first.settings,
+                                           "fused_operators": [g.fused_operators for g in graphs]}))
+        if quantize:
+            selector = _Selector(model_dir, checker.kind)
+            for family in quantize:
+                keep(_quantize_family(family, modules, sources, selector, checker, exclude))
+    for module_dir, _ in modules:
+        write_records(module_dir / ONNX_SUBDIR, records)
+    return records
+
+
+class _Selector:
+    """Scores a candidate file against ``onnx/model.onnx`` (onnx-st, float32) on the selection sample."""
+
+    def __init__(self, model_dir: Path, kind: str) -> None:
+        self.model_dir, self.kind = model_dir, kind
+        self.inputs: list[Any] = (list(sample_pairs(SELECTION_TEXTS, seed=1)) if kind == "cross"
+                                  else benchmark_sentences(SELECTION_TEXTS, seed=1))
+        self.reference = self.outputs(BASE_FILE)
+
+    def outputs(self, file_name: str) -> np.ndarray:
+        import onnx_st
+
+        kwargs = {"file_name": file_name}
+        path = str(self.model_dir)
+        if self.kind == "dense":
+            return onnx_st.SentenceTransformer(path, model_kwargs=kwargs).encode(self.inputs, batch_size=BATCH_SIZE)
+        if self.kind == "sparse":
+            return onnx_st.SparseEncoder(path, model_kwargs=kwargs).encode(
+                self.inputs, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
+        return onnx_st.CrossEncoder(path, model_kwargs=kwargs).predict(self.inputs, batch_size=BATCH_SIZE)
+
+    def score(self, file_name: str) -> Mapping[str, float | None]:
+        return compare(self.reference, self.outputs(file_name))
+
+    def feeds(self, module: Transformer) -> list[dict[str, np.ndarray]]:
+        texts = [p[0] for p in self.inputs] if self.kind == "cross" else list(self.inputs)
+        texts = texts[:_RANKING_TEXTS]
+        return [{k: v.numpy().astype(np.int64) for k, v in sample_features(module, texts[i:i + BATCH_SIZE]).items()}
+                for i in range(0, len(texts), BATCH_SIZE)]
+
+
+def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
+                     sources: Mapping[Path, tuple[Path, str]], selector: _Selector, checker: ParityChecker,
+                     exclude: str) -> ParityRecord:
+    file_name = family_file_name(family)
+    rankings = {d: [name for name, _ in outlier_ranking(sources[d][0], selector.feeds(m))] if exclude == "auto" else []
+                for d, m in modules}
+    settings: dict[Path, dict[str, Any]] = {}
+
+    def write(k: int) -> None:
+        for module_dir, _ in modules:
+            settings[module_dir] = quantize_graph(sources[module_dir][0], module_dir / file_name, family,
+                                                  exclude=rankings[module_dir][:k])
+
+    limit = min((len(r) for r in rankings.values()), default=0)
+    chosen, trail = 0, list[dict[str, Any]]()
+    if exclude == "auto":
+        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit)
+    else:
+        write(0)
+    first = settings[modules[0][0]]
+    return checker.check(file_name, THRESHOLDS["int8"], created_by={
+        "method": "quantize", "source": sources[modules[0][0]][1], "settings": first,
+        "float32_nodes": chosen, "selection": {"texts": SELECTION_TEXTS, "seed": 1, "trail": trail}})
+
+
+__all__ = ["BASE_FILE", "make_variants"]
