@@ -91,7 +91,6 @@ def _variants(model_dir: Path, args: argparse.Namespace) -> int:
                             parity_texts=args.parity_texts, exclude=args.int8_exclude,
                             echo=lambda line: print(f"  {line}", flush=True))
     failed = [r.file_name for r in records if not r.passed]
-    print(f"Parity records: {model_dir / 'onnx' / 'parity.json'}")
     if failed:
         print(f"FAILED thresholds: {', '.join(failed)} (files kept; see their records)")
         return 1

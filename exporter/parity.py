@@ -36,6 +36,18 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "fp16": {"min_cosine": 0.999, "mean_cosine": 0.9999},  # O4, GPU-only
     "int8": {"mean_cosine": 0.99, "min_cosine": 0.98},
 }
+# Cross-encoders score each pair with one number: the correlation of all scores replaces the cosines.
+CROSS_THRESHOLDS: dict[str, dict[str, float]] = {
+    "fp32": {"max_abs_diff": 1e-5},
+    "gelu_approx": {"max_abs_diff": 2e-3, "score_correlation": 0.9999},
+    "fp16": {"score_correlation": 0.9999},
+    "int8": {"score_correlation": 0.99},
+}
+
+
+def thresholds_for(variant_class: str, kind: str) -> dict[str, float]:
+    """Thresholds of a variant class (``fp32``, ``gelu_approx``, ``fp16``, ``int8``) for a model kind."""
+    return dict((CROSS_THRESHOLDS if kind == "cross" else THRESHOLDS)[variant_class])
 
 
 @dataclass
@@ -48,6 +60,7 @@ class ParityRecord:
     min_cosine: float | None
     mean_cosine: float | None
     texts: int
+    score_correlation: float | None
     thresholds: dict[str, float]
     passed: bool = False
     gpu_only: bool = False
@@ -61,10 +74,10 @@ class ParityRecord:
         """Each threshold missed, as ``"name value < bound"`` text (empty when all are met)."""
         missed = []
         for name, bound in self.thresholds.items():
-            value = getattr(self, name)
+            value = getattr(self, name, None)
             if value is None:
-                continue
-            if name.startswith("max_") and not value <= bound:
+                missed.append(f"{name} not measured")
+            elif name.startswith("max_") and not value <= bound:
                 missed.append(f"{name} {value:.3g} > {bound:g}")
             elif not name.startswith("max_") and not value >= bound:
                 missed.append(f"{name} {value:.6f} < {bound:g}")
@@ -79,7 +92,8 @@ class ParityRecord:
     def summary(self) -> str:
         """One line: the numbers and ``ok`` or what was missed."""
         cos = (f"min cos {self.min_cosine:.6f}  mean cos {self.mean_cosine:.6f}"
-               if self.min_cosine is not None and self.mean_cosine is not None else "cosine n/a")
+               if self.min_cosine is not None and self.mean_cosine is not None
+               else f"score corr {self.score_correlation:.6f}" if self.score_correlation is not None else "")
         status = "ok" if self.passed else "FAILED: " + "; ".join(self.failures())
         gpu = "  [GPU-only]" if self.gpu_only else ""
         return (f"{self.file_name:36s} max|diff| {self.max_abs_diff:.2e}  {cos}  "
@@ -87,19 +101,23 @@ class ParityRecord:
 
 
 def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | None]:
-    """Largest and mean absolute difference, and min/mean row cosine (``None`` for 1-D scores)."""
+    """Largest and mean absolute difference; min/mean row cosine, or for one score per row the correlation."""
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
     if expected.shape != actual.shape:
         raise ValueError(f"output shapes differ: {expected.shape} vs {actual.shape}")
     diff = np.abs(expected - actual)
     result: dict[str, float | None] = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-                                       "min_cosine": None, "mean_cosine": None}
+                                       "min_cosine": None, "mean_cosine": None, "score_correlation": None}
     if expected.ndim == 2 and expected.shape[1] > 1:
         norms = np.linalg.norm(expected, axis=1) * np.linalg.norm(actual, axis=1)
         both_zero = norms == 0
         cos = np.where(both_zero, 1.0, (expected * actual).sum(axis=1) / np.where(both_zero, 1.0, norms))
         result["min_cosine"], result["mean_cosine"] = float(cos.min()), float(cos.mean())
+    elif expected.size > 1:
+        a, b = expected.ravel() - expected.mean(), actual.ravel() - actual.mean()
+        scale = float(np.linalg.norm(a) * np.linalg.norm(b))
+        result["score_correlation"] = float((a * b).sum() / scale) if scale > 0 else float(np.array_equal(a, b))
     return result
 
 
@@ -144,6 +162,10 @@ class ParityChecker:
         if self._reference is None:
             self._reference = _st_outputs(self.model, self.kind, self.inputs)
         return self._reference
+
+    def thresholds(self, variant_class: str) -> dict[str, float]:
+        """:func:`thresholds_for` this model's kind."""
+        return thresholds_for(variant_class, self.kind)
 
     def check(self, file_name: str, thresholds: Mapping[str, float], *, gpu_only: bool = False,
               provider: str | None = None, created_by: Mapping[str, Any] | None = None) -> ParityRecord:
@@ -198,4 +220,5 @@ def write_records(onnx_dir: str | Path, records: Sequence[ParityRecord]) -> Path
     return path
 
 
-__all__ = ["PARITY_FILE", "THRESHOLDS", "ParityChecker", "ParityRecord", "compare", "parity_path", "write_records"]
+__all__ = ["CROSS_THRESHOLDS", "PARITY_FILE", "THRESHOLDS", "ParityChecker", "ParityRecord", "compare",
+           "parity_path", "thresholds_for", "write_records"]

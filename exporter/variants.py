@@ -24,7 +24,7 @@ from .corpus import benchmark_sentences, sample_pairs
 from .export import iter_transformer_modules, load_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
 from .optimize import LEVELS, fusable_graph, optimize_module
-from .parity import BATCH_SIZE, DEFAULT_TEXTS, THRESHOLDS, ParityChecker, ParityRecord, compare, write_records
+from .parity import BATCH_SIZE, DEFAULT_TEXTS, ParityChecker, ParityRecord, compare, write_records
 from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         records.append(record)
         echo(record.summary())
 
-    keep(checker.check(BASE_FILE, THRESHOLDS["fp32"], created_by={"method": "export"}))
+    keep(checker.check(BASE_FILE, checker.thresholds("fp32"), created_by={"method": "export"}))
     with tempfile.TemporaryDirectory(prefix="onnx-st-variants-") as tmp:
         sources = {module_dir: fusable_graph(module, module_dir, Path(tmp) / str(i))
                    for i, (module_dir, module) in enumerate(modules)}
@@ -75,7 +75,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
             graphs = [optimize_module(module, module_dir, [level], tmp, sources[module_dir])[0]
                       for module_dir, module in modules]
             first = graphs[0]
-            keep(checker.check(first.file_name, THRESHOLDS[first.threshold_class], gpu_only=first.gpu_only,
+            keep(checker.check(first.file_name, checker.thresholds(first.threshold_class), gpu_only=first.gpu_only,
                                created_by={"method": "optimize", "level": level, "source": first.source,
                                            "settings": first.settings,
                                            "fused_operators": [g.fused_operators for g in graphs]}))
@@ -84,7 +84,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
             for family in quantize:
                 keep(_quantize_family(family, modules, sources, selector, checker, exclude))
     for module_dir, _ in modules:
-        write_records(module_dir / ONNX_SUBDIR, records)
+        echo(f"parity records: {write_records(module_dir / ONNX_SUBDIR, records)}")
     return records
 
 
@@ -139,7 +139,7 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
     else:
         write(0)
     first = settings[modules[0][0]]
-    return checker.check(file_name, THRESHOLDS["int8"], created_by={
+    return checker.check(file_name, checker.thresholds("int8"), created_by={
         "method": "quantize", "source": sources[modules[0][0]][1], "settings": first,
         "float32_nodes": chosen, "selection": {"texts": SELECTION_TEXTS, "seed": 1, "trail": trail}})
 
