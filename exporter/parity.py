@@ -101,7 +101,7 @@ class ParityRecord:
 
 
 def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | None]:
-    """Largest and mean absolute difference; min/mean row cosine, or for one score per row the correlation."""
+    """Largest and mean absolute difference, min/mean row cosine (rows of 2+ values) and the correlation of all values."""
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
     if expected.shape != actual.shape:
@@ -114,7 +114,7 @@ def compare(expected: np.ndarray, actual: np.ndarray) -> dict[str, float | None]
         both_zero = norms == 0
         cos = np.where(both_zero, 1.0, (expected * actual).sum(axis=1) / np.where(both_zero, 1.0, norms))
         result["min_cosine"], result["mean_cosine"] = float(cos.min()), float(cos.mean())
-    elif expected.size > 1:
+    if expected.size > 1:
         a, b = expected.ravel() - expected.mean(), actual.ravel() - actual.mean()
         scale = float(np.linalg.norm(a) * np.linalg.norm(b))
         result["score_correlation"] = float((a * b).sum() / scale) if scale > 0 else float(np.array_equal(a, b))
