@@ -3,6 +3,8 @@
 Usage::
 
     onnx-st-export MODEL OUTPUT_DIR [--kind auto|dense|sparse|cross] [--opset 17] [--overwrite] [--no-verify]
+    onnx-st-export MODEL OUTPUT_DIR --optimize O1 O2 O3 O4 --quantize avx2 avx512 avx512_vnni arm64
+    onnx-st-export --variants-only DIR --quantize avx2 [--parity-texts 2000]   # add variants to an export
     python -m exporter MODEL OUTPUT_DIR          # same command
     python -m exporter.fixtures [--out fixtures] # rebuild the tiny test fixtures
 
@@ -21,6 +23,11 @@ pytorch_model.bin), plus one ONNX graph per Transformer-type module:
   (``types`` / ``structure`` / ``parameters``), and each Transformer among them gets
   ``<dir>/<route>_<position>_Transformer/onnx/model.onnx`` (``..._MLMTransformer`` likewise);
 * no Transformer at all (StaticEmbedding, SparseStaticEmbedding only): no ONNX file.
+
+Variants (``--optimize`` / ``--quantize``, :mod:`exporter.variants`) sit next to ``onnx/model.onnx``
+under sentence-transformers' names (``onnx/model_O1.onnx`` .. ``model_O4.onnx``,
+``onnx/model_quint8_avx2.onnx``, ``onnx/model_qint8_{avx512,avx512_vnni,arm64}.onnx``), each with a
+parity record in ``onnx/parity.json`` (see :mod:`exporter.parity`).
 
 Graph contract: a single file (no external data below 2 GB), opset 17 (18 if the dynamo
 fallback exporter was needed), float32, int64 inputs ``input_ids``, ``attention_mask`` and,
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
     from .verify import SAMPLE_TEXTS as SAMPLE_TEXTS
     from .verify import GraphCheck as GraphCheck
     from .verify import VerifyReport as VerifyReport
+    from .variants import make_variants as make_variants
     from .verify import verify_export as verify_export
 
 # Public name -> defining module. Resolved on first access, after checking the export extra, so
@@ -63,6 +71,7 @@ _PUBLIC: dict[str, str] = {
     "GraphCheck": ".verify",
     "VerifyReport": ".verify",
     "verify_export": ".verify",
+    "make_variants": ".variants",
 }
 __all__ = sorted(_PUBLIC)
 
