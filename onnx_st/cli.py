@@ -111,6 +111,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .jobs.badrows import describe
+    from .jobs.runner import run_embed_job
+    from .jobs.writer import REJECTED
+
+    try:
+        result = run_embed_job(
+            args.input, args.output, args.model, kind=args.kind, input_format=args.format,
+            text_column=args.text_column, id_column=args.id_column, query_column=args.query_column,
+            document_column=args.document_column, batch_size=args.batch_size, part_rows=args.part_rows,
+            normalize=args.normalize, prompt_name=args.prompt_name, file_name=args.file_name,
+            on_bad_row=args.on_bad_row, engine=args.engine, threads=args.threads, address=args.address,
+            actors=args.actors, cpus_per_actor=args.cpus_per_actor, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"onnx-st: interrupted; finished parts are kept in {args.output}: run the same command again "
+              "to resume", file=sys.stderr)
+        return 130
+    if result.rejected:
+        print(f"onnx-st: skipped {describe(result.rejected_sample, total=result.rejected)}; all listed in "
+              f"{Path(args.output) / REJECTED}", file=sys.stderr)
+    print(json.dumps(result.to_dict()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``onnx-st``."""
     parser = argparse.ArgumentParser(prog="onnx-st", description=__doc__)
@@ -160,6 +184,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-truncate", action="store_true", help="truncate long inputs unless a request says not")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("embed", help="embed a JSON Lines, CSV or Parquet corpus into Parquet parts (embed extra; "
+                                     "resumable; --engine ray needs the ray extra)")
+    p.add_argument("input", help="JSON Lines (.jsonl), CSV (.csv) or Parquet (.parquet, or a directory of them)")
+    p.add_argument("output", help="output directory of Parquet parts; rerun the same command to resume")
+    p.add_argument("--model", required=True, help="model directory (on Ray: the same path on every node)")
+    p.add_argument("--kind", choices=("auto", "dense", "sparse", "cross"), default="auto",
+                   help="dense embeddings, sparse embeddings or reranker scores (default: from the model)")
+    p.add_argument("--format", choices=("auto", "jsonl", "csv", "parquet"), default="auto",
+                   help="input format (default: from the suffix)")
+    p.add_argument("--text-column", default="text", help="column of the texts (dense, sparse; default text)")
+    p.add_argument("--id-column", help="column of the ids (default: id when present, else the row number)")
+    p.add_argument("--query-column", default="query", help="column of the queries (cross; default query)")
+    p.add_argument("--document-column", default="document", help="column of the documents (cross; default document)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per ONNX run (default 32)")
+    p.add_argument("--part-rows", type=int, default=10_000,
+                   help="input rows per output part, the unit of resuming (default 10000)")
+    p.add_argument("--normalize", action="store_true", help="L2-normalize dense embeddings")
+    p.add_argument("--prompt-name", help="prompt of the model to prepend (e.g. query, document)")
+    p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx)")
+    p.add_argument("--on-bad-row", choices=("skip", "fail"), default="skip",
+                   help="rows with a missing or non-string text: report and skip them (default), or stop "
+                        "before writing their part")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data actors (ray extra)")
+    p.add_argument("--threads", type=int, help="local engine: ONNX Runtime intra-op threads")
+    p.add_argument("--address", help="Ray cluster to use (auto, HOST:PORT, ray://...; default: a new local one)")
+    p.add_argument("--actors", type=int, help="Ray actors (default: cluster CPUs / --cpus-per-actor)")
+    p.add_argument("--cpus-per-actor", type=float, default=1.0,
+                   help="CPUs each Ray actor reserves and uses as ONNX Runtime threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("providers", help="execution providers of this onnxruntime")
     p.set_defaults(func=_cmd_providers)

@@ -1,0 +1,122 @@
+"""One model call per batch of a job, as Arrow columns: the code both engines and the Ray callable share.
+
+Output columns: dense ``embedding`` (fixed-size list of float32); sparse ``indices`` (list of int32,
+ascending) and ``values`` (list of float32); cross ``score`` (float32, or a fixed-size list of float32
+per label for models with several labels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cross import CrossEncoder
+from ..dense import SentenceTransformer
+from ..model import BaseModel
+from ..sparse import SparseEncoder
+from . import deps
+from .spec import JobOptions, Kind
+
+_CLASSES: dict[str, type[BaseModel]] = {"dense": SentenceTransformer, "sparse": SparseEncoder,
+                                        "cross": CrossEncoder}
+OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {"dense": ("embedding",), "sparse": ("indices", "values"),
+                                              "cross": ("score",)}
+
+
+def load_model(model_dir: str | Path, kind: Kind, *, file_name: str | None = None,
+               threads: int | None = None) -> BaseModel:
+    """Load ``model_dir`` as ``kind``; ``threads`` sets ONNX Runtime's intra-op threads (inter-op: 1)."""
+    kwargs: dict[str, Any] = {}
+    if threads is not None:
+        kwargs.update(intra_op_num_threads=int(threads), inter_op_num_threads=1)
+    return _CLASSES[kind].from_dir(model_dir, file_name=file_name, **kwargs)
+
+
+def output_fields(model: BaseModel, kind: Kind) -> list[Any]:
+    """Arrow fields of the output columns of ``model``."""
+    pa = deps.pyarrow()
+    if kind == "dense":
+        return [pa.field("embedding", pa.list_(pa.float32(), int(model.get_embedding_dimension() or 0)))]
+    if kind == "sparse":
+        return [pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float32()))]
+    labels = int(getattr(model, "num_labels", 1))
+    return [pa.field("score", pa.float32() if labels == 1 else pa.list_(pa.float32(), labels))]
+
+
+def _fixed(matrix: np.ndarray) -> Any:
+    pa = deps.pyarrow()
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), int(matrix.shape[1]))
+
+
+def compute(model: BaseModel, kind: Kind, options: JobOptions, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Run the model on one batch of texts (``text``, or ``query`` and ``document``) and return NumPy results.
+
+    Dense: ``embedding`` ``(n, dim)``; sparse: ``indptr``, ``indices``, ``values`` (CSR rows);
+    cross: ``score`` ``(n,)`` or ``(n, labels)``.
+    """
+    common: dict[str, Any] = {"batch_size": options.batch_size, "prompt_name": options.prompt_name,
+                              "show_progress_bar": False}
+    if kind == "dense":
+        emb = model.encode(texts["text"], normalize_embeddings=options.normalize, **common)  # type: ignore[attr-defined]
+        return {"embedding": np.asarray(emb, dtype=np.float32)}
+    if kind == "sparse":
+        sparse = model.encode(texts["text"], **common)  # type: ignore[attr-defined]
+        return {"indptr": sparse.indptr, "indices": sparse.indices, "values": sparse.values}
+    pairs = list(zip(texts["query"], texts["document"]))
+    labels = int(getattr(model, "num_labels", 1))
+    if not pairs:
+        return {"score": np.zeros((0,) if labels == 1 else (0, labels), np.float32)}
+    scores = np.asarray(model.predict(pairs, **common), dtype=np.float32)  # type: ignore[attr-defined]
+    return {"score": scores}
+
+
+def to_arrow(result: dict[str, np.ndarray], fields: list[Any]) -> dict[str, Any]:
+    """:func:`compute`'s NumPy results as Arrow arrays of the output ``fields``."""
+    pa = deps.pyarrow()
+    out: dict[str, Any] = {}
+    for field in fields:
+        if field.name in ("indices", "values"):
+            indptr = np.asarray(result["indptr"], dtype=np.int64)
+            offsets = pa.array(indptr.astype(np.int32 if indptr[-1] < 2**31 else np.int64))
+            dtype = np.int32 if field.name == "indices" else np.float32
+            values = pa.array(np.asarray(result[field.name], dtype=dtype))
+            array = (pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray).from_arrays(offsets, values)
+            out[field.name] = array.cast(field.type)
+        elif pa.types.is_fixed_size_list(field.type):
+            out[field.name] = _fixed(result[field.name])
+        else:
+            out[field.name] = pa.array(np.asarray(result[field.name], dtype=np.float32))
+    return out
+
+
+def to_numpy(result: dict[str, np.ndarray], kind: Kind) -> dict[str, np.ndarray]:
+    """:func:`compute`'s results as batch columns for ``map_batches``'s NumPy batch format."""
+    if kind != "sparse":
+        return dict(result)
+    indptr = result["indptr"]
+    rows = range(len(indptr) - 1)
+    indices, values = np.empty(len(rows), dtype=object), np.empty(len(rows), dtype=object)
+    for i in rows:
+        indices[i] = result["indices"][indptr[i]:indptr[i + 1]]
+        values[i] = result["values"][indptr[i]:indptr[i + 1]]
+    return {"indices": indices, "values": values}
+
+
+def encode_table(model: BaseModel, kind: Kind, options: JobOptions, table: Any,
+                 fields: list[Any] | None = None) -> Any:
+    """``table`` (job column names) with the output columns appended."""
+    pa = deps.pyarrow()
+    fields = fields or output_fields(model, kind)
+    if table.num_rows:
+        texts = {name: table.column(name).to_pylist() for name in options.value_columns}
+        arrays = to_arrow(compute(model, kind, options, texts), fields)
+    else:
+        arrays = {field.name: pa.array([], field.type) for field in fields}
+    for field in fields:
+        if field.name in table.column_names:
+            table = table.drop_columns([field.name])
+        table = table.append_column(field, arrays[field.name])
+    return table

@@ -1,0 +1,240 @@
+"""Ray Data: :class:`EmbedBatches` for ``Dataset.map_batches``, and the job engine built on it.
+
+In a pipeline of your own::
+
+    import ray
+    from onnx_st.jobs.ray_engine import EmbedBatches
+
+    ds = ray.data.read_parquet("corpus/")
+    ds = ds.map_batches(EmbedBatches, fn_constructor_kwargs={"model_dir": "/models/minilm"},
+                        batch_size=1024, batch_format="pyarrow", num_cpus=2,
+                        compute=ray.data.ActorPoolStrategy(size=4))
+    ds.write_parquet("embeddings/")
+
+Each actor loads the model once and runs ONNX Runtime with as many intra-op threads as CPUs Ray gave it.
+The job engine hands Ray one block per input part and uses whole blocks as batches, so every part is
+encoded exactly as the local engine encodes it and the outputs are identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import deps
+from .badrows import PreparedPart, describe, reason
+from .encode import compute, load_model, output_fields, to_arrow, to_numpy
+from .errors import BadRowsError, JobError
+from .spec import JobOptions, detect_kind
+
+_RAY_LOGGERS = ("ray.data", "ray")
+
+
+def assigned_cpus(fallback: float | None = None) -> int | None:
+    """Whole CPUs Ray assigned to the current actor or task (at least 1), else ``fallback`` (rounded down, >= 1)."""
+    cpus: float | None = None
+    try:
+        import ray
+
+        if ray.is_initialized():
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except (ImportError, RuntimeError, AttributeError):
+        cpus = None
+    value = cpus or fallback
+    return max(1, int(value)) if value else None
+
+
+class EmbedBatches:
+    """A callable class for ``Dataset.map_batches``: appends embeddings (or scores) to each batch.
+
+    Args:
+        model_dir: the model directory, readable at this path wherever the actor runs.
+        kind: ``auto`` (from the directory), ``dense``, ``sparse`` or ``cross``.
+        text_column: column of the texts (dense, sparse); ``query_column``/``document_column``: of the
+            pairs (cross); ``id_column``: named in bad-row errors when the batch has it.
+        batch_size: texts per ONNX run inside one Ray batch (sorted by length first).
+        normalize, prompt_name, file_name: as in ``onnx-st embed``.
+        num_cpus: ONNX Runtime threads when Ray reports no CPU assignment (outside an actor).
+        on_bad_row: ``fail`` (raise :class:`~onnx_st.jobs.errors.BadRowsError`) or ``skip`` (drop
+            those rows from the returned batch) for null, missing or non-string texts.
+
+    Added columns: dense ``embedding``; sparse ``indices`` and ``values``; cross ``score``. Batches in
+    ``pyarrow`` format get Arrow columns (fixed-size lists for dense), NumPy batches get arrays.
+    """
+
+    def __init__(self, model_dir: str | Path, kind: str = "auto", *, text_column: str = "text",
+                 query_column: str = "query", document_column: str = "document", id_column: str = "id",
+                 batch_size: int = 32, normalize: bool = False, prompt_name: str | None = None,
+                 file_name: str | None = None, num_cpus: float | None = None, on_bad_row: str = "fail") -> None:
+        if on_bad_row not in ("skip", "fail"):
+            raise ValueError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
+        resolved = detect_kind(model_dir) if kind == "auto" else kind
+        self.options = JobOptions(kind=resolved, text_column=text_column, query_column=query_column,  # type: ignore[arg-type]
+                                  document_column=document_column, batch_size=batch_size, normalize=normalize,
+                                  prompt_name=prompt_name, file_name=file_name)
+        self.id_column = id_column
+        self.on_bad_row = on_bad_row
+        self.threads = assigned_cpus(num_cpus)
+        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads)
+        self.fields = output_fields(self.model, self.options.kind)
+
+    @property
+    def kind(self) -> str:
+        """``dense``, ``sparse`` or ``cross``."""
+        return self.options.kind
+
+    def __call__(self, batch: Any) -> Any:
+        """Encode one batch (``pyarrow.Table`` or ``dict[str, np.ndarray]``) and return it with the new columns."""
+        pa = deps.pyarrow()
+        arrow = isinstance(batch, pa.Table)
+        sources = self.options.text_columns
+        if arrow:
+            columns = {s: batch.column(s).to_pylist() for s in sources}
+        else:
+            columns = {s: [v.item() if isinstance(v, np.generic) else v for v in batch[s]] for s in sources}
+        n = len(next(iter(columns.values()))) if columns else 0
+        bad = [i for i in range(n) if any(reason(columns[s][i]) for s in sources)]
+        if bad:
+            batch, columns = self._drop(batch, columns, bad, arrow)
+        texts = {name: columns[source] for source, name in zip(sources, self.options.value_columns)}
+        result = compute(self.model, self.options.kind, self.options, texts)  # type: ignore[arg-type]
+        if not arrow:
+            return {**batch, **to_numpy(result, self.options.kind)}  # type: ignore[arg-type]
+        arrays = to_arrow(result, self.fields)
+        for field in self.fields:
+            if field.name in batch.column_names:
+                batch = batch.drop_columns([field.name])
+            batch = batch.append_column(field, arrays[field.name])
+        return batch
+
+    def _drop(self, batch: Any, columns: dict[str, list[Any]], bad: list[int], arrow: bool) -> tuple[Any, Any]:
+        """Fail on bad rows, or remove them from the batch and its text columns."""
+        has_ids = self.id_column in (batch.column_names if arrow else batch)
+        ids = (batch.column(self.id_column).to_pylist() if arrow else list(batch[self.id_column])) if has_ids else None
+        rejected = [{"row": i, "id": ids[i] if ids else None,
+                     "reason": next(r for s in columns if (r := reason(columns[s][i])))} for i in bad]
+        if self.on_bad_row == "fail":
+            raise BadRowsError(f"batch has {describe(rejected)}", rejected)
+        drop = set(bad)
+        keep = [i for i in range(len(next(iter(columns.values())))) if i not in drop]
+        columns = {s: [v[i] for i in keep] for s, v in columns.items()}
+        if arrow:
+            return batch.take(deps.pyarrow().array(keep, deps.pyarrow().int64())), columns
+        index = np.asarray(keep, dtype=np.int64)
+        return {k: np.asarray(v)[index] for k, v in batch.items()}, columns
+
+
+def _split_by_part(block: Any) -> list[tuple[int, Any]]:
+    """The rows of an output block per part number (a block normally holds one part)."""
+    numbers = block.column("_part").to_numpy()
+    found = np.unique(numbers)
+    if len(found) == 1:
+        return [(int(found[0]), block)]
+    pa = deps.pyarrow()
+    return [(int(i), block.take(pa.array(np.flatnonzero(numbers == i)))) for i in found]
+
+
+class _QuietRay:
+    """Ray Data's own progress bars and INFO lines off for the duration of a job (the job has its own bar)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def __enter__(self) -> _QuietRay:
+        self.saved_bars = self.context.enable_progress_bars
+        self.saved_levels = {name: logging.getLogger(name).level for name in _RAY_LOGGERS}
+        for name in _RAY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        self.context.enable_progress_bars = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.context.enable_progress_bars = self.saved_bars
+        for name, level in self.saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any], None], *, model_dir: Path,
+               options: JobOptions, address: str | None = None, actors: int | None = None,
+               cpus_per_actor: float = 1.0) -> dict[str, Any]:
+    """Encode the parts on Ray Data actors and ``write`` each as soon as all its rows are back.
+
+    Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster,
+    shut down at the end). Parts are read here, on the driver, and put in the object store one block
+    per part.
+
+    Raises:
+        JobError: a part came back incomplete.
+    """
+    ray = deps.ray()
+    pa = deps.pyarrow()
+    if cpus_per_actor <= 0:
+        raise JobError(f"cpus_per_actor must be positive, got {cpus_per_actor}")
+    info: dict[str, Any] = {}
+    connect_started = time.perf_counter()
+    own_session = not ray.is_initialized()
+    if own_session:
+        local = {"include_dashboard": False} if address is None else {}
+        ray.init(address=address, logging_level=logging.WARNING, **local)
+    info["connect_seconds"] = round(time.perf_counter() - connect_started, 3)
+    try:
+        pending: dict[int, PreparedPart] = {}
+        refs, empty = [], []
+        for part in feed:
+            if part.table.num_rows:
+                refs.append(ray.put(part.table))
+                pending[part.index] = part
+                part.table = part.table.slice(0, 0)  # the rows now live in the object store
+            else:
+                empty.append(part)
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        size = actors or max(1, int(cluster_cpus // cpus_per_actor))
+        size = max(1, min(size, len(refs))) if refs else size
+        info.update(actors=size, cpus_per_actor=cpus_per_actor, cluster_cpus=cluster_cpus)
+        schema: Any = None
+        if refs:
+            context = ray.data.DataContext.get_current()
+            with _QuietRay(context):
+                dataset = ray.data.from_arrow_refs(refs).map_batches(
+                    EmbedBatches,
+                    fn_constructor_kwargs={"model_dir": str(model_dir), "kind": options.kind,
+                                           "batch_size": options.batch_size, "normalize": options.normalize,
+                                           "prompt_name": options.prompt_name, "file_name": options.file_name,
+                                           "num_cpus": cpus_per_actor},
+                    batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus_per_actor,
+                    compute=ray.data.ActorPoolStrategy(size=size))
+                received: dict[int, list[Any]] = {}
+                counts: dict[int, int] = {}
+                for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    if not block.num_rows:
+                        continue
+                    if schema is None:
+                        schema = block.schema
+                    for index, rows in _split_by_part(block):
+                        received.setdefault(index, []).append(rows)
+                        counts[index] = counts.get(index, 0) + rows.num_rows
+                        part = pending[index]
+                        if counts[index] == part.num_rows - len(part.rejected):
+                            write(part, pa.concat_tables(received.pop(index)))
+                            del pending[index]
+        if pending:
+            raise JobError(f"parts {sorted(pending)} came back incomplete from Ray")
+        for part in empty:
+            if schema is None:
+                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1)
+                fields = output_fields(model, options.kind)
+                schema = pa.schema([*part.table.schema, *fields])
+            write(part, schema.empty_table())
+        return info
+    finally:
+        if own_session:
+            ray.shutdown()
+
+
+__all__ = ["EmbedBatches", "assigned_cpus", "run_on_ray"]

@@ -1,0 +1,346 @@
+"""Input files as fixed-size parts of rows: JSON Lines, CSV or Parquet, with a text (or pair) column and ids.
+
+Part ``i`` holds input rows ``i * part_rows`` to ``(i + 1) * part_rows - 1``, whatever their content, so
+the same input always splits the same way. Values are kept as read (``None``, numbers, :data:`MISSING`)
+for :mod:`onnx_st.jobs.badrows` to judge; ids become one Arrow type for the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import deps
+from .errors import JobError
+from ..errors import InputError
+
+InputFormat = Literal["jsonl", "csv", "parquet"]
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
+_SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+                                     ".parquet": "parquet", ".pq": "parquet"}
+_INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _Missing:
+    """A value absent from its row (no such key, a short CSV line, an unreadable JSON line)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass
+class RawPart:
+    """One part of the input as read.
+
+    Attributes:
+        index: part number (``part-{index:05d}.parquet``).
+        start: input row number of its first row.
+        ids: Arrow array of the ids (the file's id type).
+        values: per text column, the values as read.
+        row_errors: offset in the part -> why the row could not be read at all.
+    """
+
+    index: int
+    start: int
+    ids: Any
+    values: dict[str, list[Any]]
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        """Input rows in this part, bad ones included."""
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class InputScan:
+    """What a first pass over the input found: its row count and the Arrow type of its ids."""
+
+    rows: int
+    id_type: Any
+    id_column: str | None
+
+
+def input_format(path: Path, fmt: str | None = None) -> InputFormat:
+    """The format given, else the one the file suffix names (a directory means Parquet files)."""
+    if fmt not in (None, "auto"):
+        if fmt not in FORMATS:
+            raise InputError(f"input format must be one of {FORMATS}, got {fmt!r}")
+        return fmt  # type: ignore[return-value]
+    if path.is_dir():
+        return "parquet"
+    found = _SUFFIXES.get(path.suffix.lower())
+    if found is None:
+        raise InputError(f"cannot tell the format of {path} from its suffix; pass --format jsonl, csv or parquet")
+    return found
+
+
+def input_files(path: Path, fmt: InputFormat) -> list[Path]:
+    """The file, or the ``*.parquet`` files of a directory in name order."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq") and p.is_file())
+        if fmt != "parquet" or not files:
+            raise JobError(f"{path} is a directory without Parquet files; pass a file or a Parquet directory")
+        return files
+    if not path.is_file():
+        raise JobError(f"input not found: {path}")
+    return [path]
+
+
+class Reader:
+    """Reads one input in parts; subclasses know one format."""
+
+    format: InputFormat
+
+    def __init__(self, path: Path, columns: Sequence[str], id_column: str | None) -> None:
+        self.path = path
+        self.columns = tuple(columns)
+        self.requested_id_column = id_column
+        self.files = [path]
+        self._scan: InputScan | None = None
+
+    def scan(self) -> InputScan:
+        """Count rows, check the columns and fix the id type (cached)."""
+        if self._scan is None:
+            self._scan = self._do_scan()
+        return self._scan
+
+    def _do_scan(self) -> InputScan:
+        raise NotImplementedError
+
+    def parts(self, part_rows: int) -> Iterator[RawPart]:
+        """Every part in order (the last one may be shorter)."""
+        raise NotImplementedError
+
+    def _check_columns(self, present: Sequence[str], where: str) -> str | None:
+        """The id column to use; errors for absent text columns or an absent explicit id column."""
+        missing = [c for c in self.columns if c not in present]
+        if missing:
+            raise InputError(f"column {missing[0]!r} not found in {where}; columns: {sorted(present)}")
+        if self.requested_id_column is not None:
+            if self.requested_id_column not in present:
+                raise InputError(f"id column {self.requested_id_column!r} not found in {where}; "
+                                 f"columns: {sorted(present)}")
+            return self.requested_id_column
+        return "id" if "id" in present else None
+
+
+class _IdTyper:
+    """Picks int64 when every id is an integer (or integer text, for CSV), else string."""
+
+    def __init__(self, from_text: bool) -> None:
+        self.from_text = from_text
+        self.all_int = True
+
+    def add(self, value: Any) -> None:
+        if not self.all_int or value is None or value is MISSING:
+            return
+        if self.from_text:
+            ok = isinstance(value, str) and _INT_TEXT.fullmatch(value) is not None
+            ok = ok and _INT64[0] <= int(value) <= _INT64[1]
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
+        self.all_int = ok
+
+    def arrow_type(self) -> Any:
+        pa = deps.pyarrow()
+        return pa.int64() if self.all_int else pa.string()
+
+
+def _ids_array(values: list[Any], id_type: Any, start: int, id_column: str | None) -> Any:
+    """Arrow ids of a JSONL/CSV part: converted to the file's id type; row numbers without an id column."""
+    pa = deps.pyarrow()
+    if id_column is None:
+        return pa.array(range(start, start + len(values)), pa.int64())
+    if pa.types.is_integer(id_type):
+        return pa.array([None if v is None or v is MISSING else int(v) for v in values], id_type)
+    out = [None if v is None or v is MISSING else v if isinstance(v, str) else json.dumps(v) for v in values]
+    return pa.array(out, pa.string())
+
+
+class JsonLinesReader(Reader):
+    """One JSON object per line; blank lines are not rows; a line that is not an object is a bad row."""
+
+    format = "jsonl"
+
+    def _rows(self) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
+        with self.path.open("rb") as f:
+            for raw in f:
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    yield None, f"invalid JSON ({exc.__class__.__name__})"
+                    continue
+                yield (row, None) if isinstance(row, dict) else (None, f"not a JSON object ({type(row).__name__})")
+
+    def _do_scan(self) -> InputScan:
+        rows, keys = 0, set()
+        ids = _IdTyper(from_text=False)
+        id_key = self.requested_id_column or "id"
+        for row, _ in self._rows():
+            rows += 1
+            if row is not None:
+                keys.update(k for k in (*self.columns, id_key) if k in row)
+                ids.add(row.get(id_key))
+        if rows:
+            id_column = self._check_columns(sorted(keys), f"any row of {self.path}")
+        else:
+            id_column = self.requested_id_column or None
+        return InputScan(rows, ids.arrow_type() if id_column else deps.pyarrow().int64(), id_column)
+
+    def parts(self, part_rows: int) -> Iterator[RawPart]:
+        scan = self.scan()
+        batch: list[tuple[dict[str, Any] | None, str | None]] = []
+        index = 0
+        for item in self._rows():
+            batch.append(item)
+            if len(batch) == part_rows:
+                yield self._part(index, index * part_rows, batch, scan)
+                index, batch = index + 1, []
+        if batch:
+            yield self._part(index, index * part_rows, batch, scan)
+
+    def _part(self, index: int, start: int, batch: list[tuple[dict[str, Any] | None, str | None]],
+              scan: InputScan) -> RawPart:
+        empty: dict[str, Any] = {}
+        values = {c: [(row or empty).get(c, MISSING) for row, _ in batch] for c in self.columns}
+        id_values = [(row or empty).get(scan.id_column, MISSING) if scan.id_column else None for row, _ in batch]
+        errors = {i: error for i, (_, error) in enumerate(batch) if error is not None}
+        return RawPart(index, start, _ids_array(id_values, scan.id_type, start, scan.id_column), values, errors)
+
+
+class CsvReader(Reader):
+    """A header line, then one row per record (RFC 4180 quoting; UTF-8, with or without a BOM).
+
+    Every cell is text: an empty cell is the empty string; a cell past the end of a short row is missing.
+    Ids are int64 when every id cell is an integer, else strings.
+    """
+
+    format = "csv"
+
+    def _records(self) -> Iterator[list[str]]:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        with self.path.open("r", encoding="utf-8-sig", newline="") as f:
+            for record in csv.reader(f):
+                if record:
+                    yield record
+
+    def _header(self, records: Iterator[list[str]]) -> list[str]:
+        header = next(records, None)
+        if header is None:
+            raise InputError(f"{self.path} is empty: a CSV input needs a header line")
+        return header
+
+    def _do_scan(self) -> InputScan:
+        records = self._records()
+        header = self._header(records)
+        id_column = self._check_columns(header, f"the header of {self.path}")
+        ids = _IdTyper(from_text=True)
+        position = header.index(id_column) if id_column else -1
+        rows = 0
+        for record in records:
+            rows += 1
+            if position >= 0:
+                ids.add(record[position] if position < len(record) else None)
+        return InputScan(rows, ids.arrow_type() if id_column else deps.pyarrow().int64(), id_column)
+
+    def parts(self, part_rows: int) -> Iterator[RawPart]:
+        scan = self.scan()
+        records = self._records()
+        header = self._header(records)
+        positions = {c: header.index(c) for c in self.columns}
+        id_position = header.index(scan.id_column) if scan.id_column else -1
+        batch: list[list[str]] = []
+        index = 0
+
+        def part(rows: list[list[str]]) -> RawPart:
+            start = index * part_rows
+            values = {c: [r[p] if p < len(r) else MISSING for r in rows] for c, p in positions.items()}
+            ids = [r[id_position] if 0 <= id_position < len(r) else None for r in rows]
+            return RawPart(index, start, _ids_array(ids, scan.id_type, start, scan.id_column), values)
+
+        for record in records:
+            batch.append(record)
+            if len(batch) == part_rows:
+                yield part(batch)
+                index, batch = index + 1, []
+        if batch:
+            yield part(batch)
+
+
+class ParquetReader(Reader):
+    """A Parquet file, or a directory of Parquet files read in name order as one table."""
+
+    format = "parquet"
+
+    def __init__(self, path: Path, columns: Sequence[str], id_column: str | None) -> None:
+        super().__init__(path, columns, id_column)
+        self.files = input_files(path, "parquet")
+
+    def _do_scan(self) -> InputScan:
+        pq = deps.parquet()
+        schemas = [pq.read_schema(f) for f in self.files]
+        names = schemas[0].names
+        id_column = self._check_columns(names, str(self.files[0]))
+        for f, schema in zip(self.files[1:], schemas[1:]):
+            self._check_columns(schema.names, str(f))
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+        id_type = schemas[0].field(id_column).type if id_column else deps.pyarrow().int64()
+        return InputScan(rows, id_type, id_column)
+
+    def parts(self, part_rows: int) -> Iterator[RawPart]:
+        pa, pq = deps.pyarrow(), deps.parquet()
+        scan = self.scan()
+        wanted = list(dict.fromkeys([*self.columns, *([scan.id_column] if scan.id_column else [])]))
+        pending: list[Any] = []
+        buffered, index = 0, 0
+
+        def part(tables: list[Any]) -> RawPart:
+            table = pa.concat_tables(tables).combine_chunks() if tables else None
+            start = index * part_rows
+            n = table.num_rows
+            ids = (table.column(scan.id_column).cast(scan.id_type).combine_chunks() if scan.id_column
+                   else pa.array(range(start, start + n), pa.int64()))
+            values = {c: table.column(c).to_pylist() for c in self.columns}
+            return RawPart(index, start, ids, values)
+
+        for f in self.files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=part_rows, columns=wanted):
+                table = pa.Table.from_batches([batch]).select(wanted)
+                while table.num_rows:
+                    take = min(part_rows - buffered, table.num_rows)
+                    pending.append(table.slice(0, take))
+                    buffered += take
+                    table = table.slice(take)
+                    if buffered == part_rows:
+                        yield part(pending)
+                        index, pending, buffered = index + 1, [], 0
+        if buffered:
+            yield part(pending)
+
+
+def open_reader(path: str | Path, columns: Sequence[str], id_column: str | None = None,
+                fmt: str | None = None) -> Reader:
+    """A reader for ``path`` in ``fmt`` (``None``/``auto``: from the suffix).
+
+    Raises:
+        InputError: unknown format; JobError: the input does not exist.
+    """
+    path = Path(path).expanduser()
+    found = input_format(path, fmt)
+    if found == "parquet":
+        return ParquetReader(path, columns, id_column)
+    input_files(path, found)
+    return (JsonLinesReader if found == "jsonl" else CsvReader)(path, columns, id_column)
