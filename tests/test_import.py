@@ -11,12 +11,19 @@ import onnx_st
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "sentence_transformers", "optimum", "scipy", "pandas", "fastapi", "uvicorn",
-         "pydantic", "starlette")
+         "pydantic", "starlette", "pyarrow", "ray")
 
 
 def test_import_pulls_no_heavy_framework() -> None:
     code = ("import sys, onnx_st, onnx_st.cli; heavy = [m for m in sys.modules if m.split('.')[0] in "
             f"{HEAVY!r}]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_job_modules_import_pyarrow_and_ray_only_when_a_job_runs() -> None:
+    code = ("import sys, onnx_st.jobs.runner, onnx_st.jobs.ray_engine, onnx_st.jobs.readers; "
+            f"print([m for m in sys.modules if m.split('.')[0] in {HEAVY!r}])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -38,7 +38,8 @@ def output_fields(model: BaseModel, kind: Kind) -> list[Any]:
     """Arrow fields of the output columns of ``model``."""
     pa = deps.pyarrow()
     if kind == "dense":
-        return [pa.field("embedding", pa.list_(pa.float32(), int(model.get_embedding_dimension() or 0)))]
+        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
+        return [pa.field("embedding", pa.list_(pa.float32(), int(dim or 0)))]
     if kind == "sparse":
         return [pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float32()))]
     labels = int(getattr(model, "num_labels", 1))

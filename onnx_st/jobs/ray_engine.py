@@ -43,7 +43,7 @@ def assigned_cpus(fallback: float | None = None) -> int | None:
 
         if ray.is_initialized():
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-    except (ImportError, RuntimeError, AttributeError):
+    except (ImportError, RuntimeError, AttributeError, AssertionError):  # no ray, or not in a worker
         cpus = None
     value = cpus or fallback
     return max(1, int(value)) if value else None
@@ -145,14 +145,13 @@ class _QuietRay:
     def __init__(self, context: Any) -> None:
         self.context = context
 
-    def __enter__(self) -> _QuietRay:
+    def __enter__(self) -> None:
         self.saved_bars = self.context.enable_progress_bars
         self.saved_levels = {name: logging.getLogger(name).level for name in _RAY_LOGGERS}
         for name in _RAY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         self.context.enable_progress_bars = False
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.context.enable_progress_bars = self.saved_bars

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import InputError
 from . import deps
 from .errors import JobError
-from ..errors import InputError
 
 InputFormat = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
@@ -186,7 +186,7 @@ class JsonLinesReader(Reader):
                 yield (row, None) if isinstance(row, dict) else (None, f"not a JSON object ({type(row).__name__})")
 
     def _do_scan(self) -> InputScan:
-        rows, keys = 0, set()
+        rows, keys = 0, set[str]()
         ids = _IdTyper(from_text=False)
         id_key = self.requested_id_column or "id"
         for row, _ in self._rows():
@@ -308,7 +308,7 @@ class ParquetReader(Reader):
         buffered, index = 0, 0
 
         def part(tables: list[Any]) -> RawPart:
-            table = pa.concat_tables(tables).combine_chunks() if tables else None
+            table = pa.concat_tables(tables).combine_chunks()
             start = index * part_rows
             n = table.num_rows
             ids = (table.column(scan.id_column).cast(scan.id_type).combine_chunks() if scan.id_column
