@@ -57,6 +57,7 @@ def test_each_format_gives_the_model_values(tmp_path: Path, fmt: str) -> None:
     got = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(got[:12], golden, atol=1e-5)
     assert _manifest(tmp_path / "out")["status"] == "complete"
+    assert pq.read_table(tmp_path / "out").equals(table)  # the directory reads as one Parquet dataset
 
 
 def test_parquet_directory_and_string_ids(tmp_path: Path) -> None:
@@ -151,11 +152,12 @@ def test_bad_rows_are_reported_and_skipped(tmp_path: Path, capsys: pytest.Captur
     summary = json.loads(captured.out)
     assert (summary["rows"], summary["rejected"], summary["rows_encoded"]) == (31, 5, 26)
     assert "5 bad rows (ids: 3 (null), 11 (missing), 12 (not a string (int)), row 20 (invalid JSON" in captured.err
-    rejected = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    rejected = [json.loads(line) for line in (tmp_path / "out" / "_rejected.jsonl").read_text().splitlines()]
     assert [(r["row"], r["id"], r["reason"]) for r in rejected] == [
         (3, 3, "null"), (11, 11, "missing"), (12, 12, "not a string (int)"), (20, None, "invalid JSON (JSONDecodeError)"),
         (26, 25, "not a string (list)")]
     table = output(tmp_path / "out")
+    assert pq.read_table(tmp_path / "out").equals(table)  # _manifest.json and _rejected.jsonl are skipped
     ids = table.column("id").to_pylist()
     assert 4 in ids and not {3, 11, 12, 25} & set(ids) and len(ids) == 26
     assert _manifest(tmp_path / "out")["summary"] == {"rows": 31, "rows_written": 26, "rejected": 5, "parts": 4}
@@ -185,7 +187,7 @@ def test_bad_rows_fail_the_job_and_keep_finished_parts(tmp_path: Path, capsys: p
     assert main(args) == 0  # resume, skipping the bad rows
     run_embed_job(source, tmp_path / "ref", DENSE, part_rows=3, progress=False)
     assert part_files(out) == part_files(tmp_path / "ref")
-    assert (out / "rejected.jsonl").read_text() == (tmp_path / "ref" / "rejected.jsonl").read_text()
+    assert (out / "_rejected.jsonl").read_text() == (tmp_path / "ref" / "_rejected.jsonl").read_text()
 
 
 def test_resume_refuses_another_input_model_or_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,11 +227,11 @@ def test_interrupted_by_an_error_then_resumed(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_embed_job(source, out, DENSE, part_rows=8, progress=False, on_part_written=stop_after_two)
     assert sorted(p.name for p in out.glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
-    (out / "part-00002.parquet.tmp-99999").write_bytes(b"half a file")  # what a kill during a write leaves
+    (out / ".part-00002.parquet.tmp-99999").write_bytes(b"half a file")  # what a kill during a write leaves
     written: list[int] = []
     result = run_embed_job(source, out, DENSE, part_rows=8, progress=False, on_part_written=written.append)
     assert (result.parts_skipped, result.parts_written, written) == (2, 5, [2, 3, 4, 5, 6])
-    assert not list(out.glob("*.tmp-*"))
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
     run_embed_job(source, tmp_path / "ref", DENSE, part_rows=8, progress=False)
     assert part_files(out) == part_files(tmp_path / "ref")
     assert output(out).column("id").to_pylist() == list(range(50))

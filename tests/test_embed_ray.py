@@ -52,7 +52,7 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, kind: str) -> None:
     assert remote.engine_info["actors"] == 2 and remote.engine_info["cpus_per_actor"] == 1.0
     assert (remote.parts_written, remote.rejected) == (local.parts_written, local.rejected) == (5, 3)
     assert part_files(tmp_path / "ray") == part_files(tmp_path / "local")
-    for name in ("rejected.jsonl",):
+    for name in ("_rejected.jsonl",):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text()
     assert_matches(output(tmp_path / "ray"), expected(kind, rows, 12, batch_size=8))
 
@@ -130,3 +130,4 @@ def test_cli_ray_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert (summary["engine"], summary["parts_written"], summary["engine_info"]["actors"]) == ("ray", 3, 1)
     run_embed_job(source, tmp_path / "ref", DENSE, part_rows=8, progress=False)
     assert part_files(tmp_path / "out") == part_files(tmp_path / "ref")
+    assert sorted(r["id"] for r in ray.data.read_parquet(str(tmp_path / "out")).take_all()) == list(range(20))

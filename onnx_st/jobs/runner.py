@@ -42,7 +42,7 @@ class JobResult:
         parts: parts of the whole job; ``parts_written``: written by this run; ``parts_skipped``:
             found finished from an earlier run.
         rows: input rows; ``rows_encoded``: rows encoded by this run.
-        rejected: bad rows of the whole job (all listed in ``OUTPUT/rejected.jsonl``);
+        rejected: bad rows of the whole job (all listed in ``OUTPUT/_rejected.jsonl``);
             ``rejected_sample``: the first of them.
         seconds: wall time of this run; ``encode_seconds``: from the first part handed to the engine
             to the last part written (Ray: includes starting the actors).

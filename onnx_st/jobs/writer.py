@@ -4,10 +4,12 @@ Layout::
 
     OUTPUT/_manifest.json          input, model and options fingerprints; status; summary when complete
     OUTPUT/part-00000.parquet      rows of input part 0 in input order: id + output columns
-    OUTPUT/rejected.jsonl          every bad row, {"row", "id", "column", "reason"}, when the job completes
+    OUTPUT/_rejected.jsonl         every bad row, {"row", "id", "column", "reason"}, when the job completes
 
-A part file appears only complete (written to a temporary name, flushed, then renamed), so a part that
-exists is finished; its bad rows travel in its Parquet metadata (``onnx_st.rejected``).
+A part file appears only complete (written to a hidden temporary name, flushed, then renamed), so a
+part that exists is finished; its bad rows travel in its Parquet metadata (``onnx_st.rejected``).
+Names starting with ``_`` or ``.`` are what Parquet readers skip, so ``pyarrow.parquet.read_table(OUTPUT)``
+and ``ray.data.read_parquet(OUTPUT)`` read the parts alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .errors import JobError
 from .manifest import MANIFEST
 
 PART_PATTERN = re.compile(r"part-(\d{5,})\.parquet")
-REJECTED = "rejected.jsonl"
+REJECTED = "_rejected.jsonl"
 _TMP = ".tmp-"
 _META_PART, _META_ROWS, _META_REJECTED = b"onnx_st.part", b"onnx_st.rows", b"onnx_st.rejected"
 
@@ -48,7 +50,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _replace_atomically(target: Path, write: Any) -> None:
     """Call ``write(tmp_path)``, flush it to disk, then rename it to ``target``."""
-    tmp = target.with_name(f"{target.name}{_TMP}{os.getpid()}")
+    tmp = target.with_name(f".{target.name}{_TMP}{os.getpid()}")
     try:
         write(tmp)
         with tmp.open("rb+") as f:
@@ -74,8 +76,9 @@ class OutputDir:
         if self.path.exists() and not self.path.is_dir():
             raise JobError(f"output {self.path} exists and is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob(f"*{_TMP}*"):
-            stale.unlink(missing_ok=True)
+        for stale in self.path.iterdir():
+            if _TMP in stale.name and stale.is_file():
+                stale.unlink(missing_ok=True)
         if not (self.path / MANIFEST).exists() and any(self.path.iterdir()):
             raise JobError(f"output directory {self.path} is not empty and holds no {MANIFEST}; "
                            "give a new or empty directory")
@@ -104,7 +107,7 @@ class OutputDir:
         return json.loads(metadata.get(_META_REJECTED, b"[]"))
 
     def write_rejected(self, parts: int) -> tuple[int, list[dict[str, Any]]]:
-        """Gather every part's bad rows into ``rejected.jsonl`` (input order); the count and the first few."""
+        """Gather every part's bad rows into ``_rejected.jsonl`` (input order); the count and the first few."""
         rows: list[dict[str, Any]] = []
         for index in range(parts):
             rows.extend(self.rejected(index))
