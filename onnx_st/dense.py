@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .config import HFConfig, SIMILARITY_FN_NAMES
+from .config import HFConfig
 from .errors import InputError
 from .functional import PAIRWISE, SIMILARITY, normalize
 from .model import BaseModel
@@ -16,11 +16,12 @@ from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.pooling import Pooling
 from .modules.transformer import Transformer
 from .quantization import check_precision, quantize_embeddings
+from .similarity_name import SimilarityNamed, check_similarity_fn_name
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
-class SentenceTransformer(BaseModel):
+class SentenceTransformer(SimilarityNamed, BaseModel):
     """Dense embeddings from a sentence-transformers model directory, equal to sentence-transformers.
 
     Construct as in sentence-transformers (``SentenceTransformer(path, backend="onnx", model_kwargs=...)``)
@@ -36,26 +37,14 @@ class SentenceTransformer(BaseModel):
                  similarity_fn_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self.truncate_dim = truncate_dim if truncate_dim is not None else self.config.truncate_dim
-        self._similarity_fn_name = similarity_fn_name or self.config.similarity_fn_name
-        if self._similarity_fn_name is not None and self._similarity_fn_name not in SIMILARITY_FN_NAMES:
-            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {similarity_fn_name!r}")
+        name = similarity_fn_name or self.config.similarity_fn_name
+        self._similarity_fn_name = None if name is None else check_similarity_fn_name(name)
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         transformer = Transformer.load(ctx.model_dir, ctx)
         causal = any(a.endswith("ForCausalLM") for a in HFConfig.read(ctx.model_dir).architectures)
         dim = transformer.embedding_dimension or 0
         return [transformer, Pooling(dim, ("lasttoken",) if causal else ("mean",))]
-
-    @property
-    def similarity_fn_name(self) -> str:
-        """``cosine`` (default), ``dot``, ``euclidean`` or ``manhattan``."""
-        return self._similarity_fn_name or "cosine"
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        if value not in SIMILARITY_FN_NAMES:
-            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {value!r}")
-        self._similarity_fn_name = value
 
     def get_embedding_dimension(self) -> int | None:
         """Dimension of ``encode`` output (after ``truncate_dim``)."""

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import SIMILARITY_FN_NAMES, HFConfig
+from .config import HFConfig
 from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
+from .similarity_name import SimilarityNamed, check_similarity_fn_name
 from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.router import Router
 from .modules.splade import DEFAULT_LOGITS_BUDGET_MIB, SpladePooling, fuse_splade
@@ -30,7 +31,7 @@ from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
 Row = tuple[np.ndarray, np.ndarray]
 
 
-class SparseEncoder(BaseModel):
+class SparseEncoder(SimilarityNamed, BaseModel):
     """Sparse (vocabulary-sized) embeddings, equal to sentence-transformers' ``SparseEncoder``.
 
     ``encode`` returns :class:`~onnx_st.SparseEmbeddings` (indices and values per text) by default,
@@ -50,16 +51,15 @@ class SparseEncoder(BaseModel):
     """
 
     model_kind = "SparseEncoder"
+    default_similarity_fn_name = "dot"
     default_task = "fill-mask"
 
     def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
                  max_active_dims: int | None = None, logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB,
                  **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
-        name = similarity_fn_name or self.config.similarity_fn_name or "dot"
-        if name not in SIMILARITY_FN_NAMES:
-            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {name!r}")
-        self._similarity_fn_name = name
+        self._similarity_fn_name = check_similarity_fn_name(
+            similarity_fn_name or self.config.similarity_fn_name or self.default_similarity_fn_name)
         saved = self.config.raw.get("max_active_dims")
         self.max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else saved)
         self.logits_budget_mib = logits_budget_mib
@@ -86,17 +86,6 @@ class SparseEncoder(BaseModel):
             raise InputError(f"logits_budget_mib must be a positive number, got {value!r}")
         self._logits_budget_mib = float(value)
         self.pipeline = Pipeline(fuse_splade(self.pipeline.modules, float(value)))
-
-    @property
-    def similarity_fn_name(self) -> str:
-        """``dot`` (default), ``cosine``, ``euclidean`` or ``manhattan``."""
-        return self._similarity_fn_name
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        if value not in SIMILARITY_FN_NAMES:
-            raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {value!r}")
-        self._similarity_fn_name = value
 
     def get_embedding_dimension(self) -> int | None:
         """Vocabulary size (the dimension of ``encode`` output)."""
