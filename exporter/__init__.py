@@ -26,7 +26,7 @@ pytorch_model.bin), plus one ONNX graph per Transformer-type module:
 
 Variants (``--optimize`` / ``--quantize``, :mod:`exporter.variants`) sit next to ``onnx/model.onnx``
 under sentence-transformers' names (``onnx/model_O1.onnx`` .. ``model_O4.onnx``,
-``onnx/model_quint8_avx2.onnx``, ``onnx/model_qint8_{avx512,avx512_vnni,arm64}.onnx``), each with a
+``onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx``), each with a
 parity record in ``onnx/parity.json`` (see :mod:`exporter.parity`).
 
 Graph contract: a single file (no external data below 2 GB), opset 17 (18 if the dynamo

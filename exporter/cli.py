@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write onnx/model_<LEVEL>.onnx (O4: float16, GPU-only)")
     variants.add_argument("--quantize", nargs="+", default=[], metavar="FAMILY",
                           choices=["avx2", "avx512", "avx512_vnni", "arm64"],
-                          help="write dynamic int8 onnx/model_{quint8_avx2,qint8_avx512,qint8_avx512_vnni,qint8_arm64}.onnx")
+                          help="write dynamic int8 onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx")
     variants.add_argument("--parity-texts", type=int, default=500, help="size of the fixed parity sample (default 500)")
     variants.add_argument("--int8-exclude", choices=["auto", "none"], default="auto",
                           help="auto: keep the most outlier-prone MatMuls float32 until the int8 targets are met")

@@ -130,6 +130,27 @@ def optimize_graph(source: Path, target: Path, level: str, module: Transformer) 
     return {name: int(count) for name, count in counts.items() if count}
 
 
+def quantization_source(module: Transformer, source: tuple[Path, str], workdir: Path) -> tuple[Path, str]:
+    """The float32 graph to quantize: ``source`` at O2 when that fuses attention, else ``source`` itself.
+
+    Dynamic quantization of a fused ``Attention`` gives ``QAttention``, whose int8 projections and
+    fused softmax make the int8 file about twice as fast on CPU as one quantized from the plain
+    graph (same weights, same cosine to sentence-transformers within noise).
+    """
+    graph, origin = source
+    if ort_model_type(module) is None:
+        return source
+    target = workdir / "quantization-source" / ONNX_FILE
+    try:
+        fused = optimize_graph(graph, target, "O2", module)
+    except Exception as exc:  # noqa: BLE001 - an architecture the optimizer cannot read keeps the plain graph
+        logger.warning("O2 optimization for quantization failed (%s); quantizing %s", exc, origin)
+        return source
+    if not fused.get("Attention"):
+        return source
+    return target, f"O2 of the {origin}"
+
+
 def optimize_module(module: Transformer, module_dir: str | Path, levels: Sequence[str], workdir: str | Path,
                     source: tuple[Path, str] | None = None) -> list[OptimizedGraph]:
     """Write ``onnx/model_<level>.onnx`` into ``module_dir`` for each level; ``source`` from :func:`fusable_graph`."""
@@ -146,4 +167,4 @@ def optimize_module(module: Transformer, module_dir: str | Path, levels: Sequenc
 
 
 __all__ = ["LEVELS", "OptimizedGraph", "eager_attention", "fusable_graph", "level_file_name", "optimize_graph",
-           "optimize_module", "ort_model_type"]
+           "optimize_module", "ort_model_type", "quantization_source"]

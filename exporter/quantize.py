@@ -1,11 +1,15 @@
 """Dynamic int8 quantization per CPU family, with files named as sentence-transformers (Optimum) names them.
 
-``onnx/model_<weights>_<family>.onnx``: weights ``quint8`` for ``avx2`` (unsigned weights avoid the
-saturation of AVX2's u8 x s8 instruction), ``qint8`` for ``avx512``, ``avx512_vnni`` and ``arm64``.
-Activations are uint8, quantized per tensor at run time; weights are symmetric and per channel
-(per output column), full 8-bit range. Quantized: MatMuls with constant weights, embedding
-tables (``Gather``: the file shrinks by three quarters at a cosine cost near 3e-4) and fused
-Attention projections when the source graph has them.
+``onnx/model_<weights>_<family>.onnx`` (sentence-transformers' rule: weight type, then CPU family):
+signed int8 weights for every family, so each file runs ONNX Runtime's fast u8 x s8 kernels. On
+``avx2`` and ``avx512`` (no VNNI) those kernels add pairs of u8 x s8 products in 16 bits, which
+can saturate; their weights use the reduced 7-bit range (``reduce_range``), which cannot.
+``avx512_vnni`` and ``arm64`` accumulate in 32 bits and keep the full 8-bit range. Activations are
+uint8, quantized per tensor at run time; weights are symmetric and per channel (per output
+column). Quantized: MatMuls with constant weights, embedding tables (``Gather``, or the fused
+``EmbedLayerNormalization``: the file shrinks by three quarters at a cosine cost near 3e-4) and
+fused Attention projections (``QAttention``) when the source graph has them: :mod:`exporter.variants` quantizes the O2 graph, whose fused
+Attention runs about twice as fast in int8 as the unfused float32 attention of the plain export.
 
 Dynamic activation quantization loses most where a MatMul's input has rare large values (the
 output projection of the feed-forward block, fed by GELU, in BERT-style models). Such MatMuls are
@@ -32,8 +36,10 @@ from .onnx_export import ONNX_SUBDIR
 
 logger = logging.getLogger(__name__)
 
-FAMILIES: dict[str, str] = {"avx2": "quint8", "avx512": "qint8", "avx512_vnni": "qint8", "arm64": "qint8"}
-QUANTIZED_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather", "Attention")
+FAMILIES: dict[str, str] = {"avx2": "qint8", "avx512": "qint8", "avx512_vnni": "qint8", "arm64": "qint8"}
+# Families whose int8 kernels sum u8 x s8 pairs in 16 bits (vpmaddubsw): 7-bit weights avoid saturation.
+REDUCED_RANGE_FAMILIES: frozenset[str] = frozenset({"avx2", "avx512"})
+QUANTIZED_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather", "Attention", "EmbedLayerNormalization")
 # Selection targets: the parity thresholds (mean 0.99, min 0.98) plus a margin for a larger sample.
 SELECTION_TARGETS: dict[str, float] = {"mean_cosine": 0.993, "min_cosine": 0.985}
 # How many of the ranked MatMuls stay float32 at each step of the search.
@@ -53,17 +59,22 @@ class QuantizedGraph:
 
 
 def family_file_name(family: str) -> str:
-    """``onnx/model_quint8_avx2.onnx`` for ``"avx2"``; ``onnx/model_qint8_<family>.onnx`` for the others."""
+    """``onnx/model_qint8_<family>.onnx``, e.g. ``onnx/model_qint8_avx2.onnx`` for ``"avx2"``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown CPU family {family!r}; expected one of {sorted(FAMILIES)}")
     return f"{ONNX_SUBDIR}/model_{FAMILIES[family]}_{family}.onnx"
 
 
 def quantize_graph(source: Path, target: Path, family: str, exclude: Sequence[str] = (),
-                   per_channel: bool = True, reduce_range: bool = False) -> dict[str, Any]:
-    """Write the dynamic int8 ``target`` of float32 ``source``; returns the settings used."""
+                   per_channel: bool = True, reduce_range: bool | None = None) -> dict[str, Any]:
+    """Write the dynamic int8 ``target`` of float32 ``source``; returns the settings used.
+
+    ``reduce_range`` defaults to the family's need (:data:`REDUCED_RANGE_FAMILIES`).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if reduce_range is None:
+        reduce_range = family in REDUCED_RANGE_FAMILIES
     weight_type = QuantType.QUInt8 if FAMILIES[family] == "quint8" else QuantType.QInt8
     op_types = [n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node]
     present = [t for t in QUANTIZED_OP_TYPES if t in op_types]
@@ -137,5 +148,5 @@ def search_exclusions(write: Callable[[int], None], score: Scorer, limit: int,
     return steps[-1], trail
 
 
-__all__ = ["EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "SELECTION_TARGETS", "QuantizedGraph",
+__all__ = ["EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "REDUCED_RANGE_FAMILIES", "SELECTION_TARGETS", "QuantizedGraph",
            "family_file_name", "meets", "outlier_ranking", "quantize_graph", "search_exclusions"]

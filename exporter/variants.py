@@ -23,7 +23,7 @@ from sentence_transformers.base.modules.transformer import Transformer
 from .corpus import benchmark_sentences, sample_pairs
 from .export import iter_transformer_modules, load_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
-from .optimize import LEVELS, fusable_graph, optimize_module
+from .optimize import LEVELS, fusable_graph, optimize_module, quantization_source
 from .parity import BATCH_SIZE, DEFAULT_TEXTS, ParityChecker, ParityRecord, compare, write_records
 from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions
 
@@ -81,8 +81,10 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
                                            "fused_operators": [g.fused_operators for g in graphs]}))
         if quantize:
             selector = _Selector(model_dir, checker.kind)
+            int8_sources = {module_dir: quantization_source(module, sources[module_dir], Path(tmp) / f"q{i}")
+                            for i, (module_dir, module) in enumerate(modules)}
             for family in quantize:
-                keep(_quantize_family(family, modules, sources, selector, checker, exclude))
+                keep(_quantize_family(family, modules, int8_sources, selector, checker, exclude))
     for module_dir, _ in modules:
         echo(f"parity records: {write_records(module_dir / ONNX_SUBDIR, records)}")
     return records

@@ -31,9 +31,15 @@ def _record(name: str, kind: str = "int8", **metrics: float) -> ParityRecord:
     return ParityRecord(file_name=name, texts=10, thresholds=THRESHOLDS[kind], **values)
 
 
+def _op_types(path: Path) -> list[str]:
+    import onnx
+
+    return [node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node]
+
+
 def test_file_names_follow_sentence_transformers() -> None:
     assert [level_file_name(level) for level in ("O1", "O4")] == ["onnx/model_O1.onnx", "onnx/model_O4.onnx"]
-    assert family_file_name("avx2") == "onnx/model_quint8_avx2.onnx"
+    assert family_file_name("avx2") == "onnx/model_qint8_avx2.onnx"
     assert [family_file_name(f) for f in ("avx512", "avx512_vnni", "arm64")] == [
         "onnx/model_qint8_avx512.onnx", "onnx/model_qint8_avx512_vnni.onnx", "onnx/model_qint8_arm64.onnx"]
     with pytest.raises(ValueError):
@@ -91,11 +97,19 @@ def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     shutil.copytree(fixture_dir(name), model_dir)
     records = make_variants(model_dir, optimize=["O2", "O4"], quantize=["avx2"], parity_texts=24, echo=lambda _: None)
     assert [r.file_name for r in records] == ["onnx/model.onnx", "onnx/model_O2.onnx", "onnx/model_O4.onnx",
-                                              "onnx/model_quint8_avx2.onnx"]
+                                              "onnx/model_qint8_avx2.onnx"]
     assert all(r.passed for r in records), [r.summary() for r in records if not r.passed]
     o2 = records[1].created_by
     assert o2["source"] == "eager-attention export" and all(f.get("Attention") for f in o2["fused_operators"])
     assert records[2].gpu_only and not records[1].gpu_only
+    int8 = records[3].created_by
+    assert int8["source"] == "O2 of the eager-attention export", int8["source"]
+    assert int8["settings"]["weights"] == "QInt8" and int8["settings"]["reduce_range"] is True
+    assert "Attention" in int8["settings"]["op_types"]
+    kept = [n for n in int8["settings"]["excluded_nodes"] if n.startswith("Attention")]
+    for path in model_dir.rglob("model_qint8_avx2.onnx"):  # every fused Attention is int8 unless kept float32
+        types = _op_types(path)
+        assert types.count("QAttention") > 0 or len(kept) >= types.count("Attention") > 0, types
     variants = onnx_st.list_variants(model_dir)
     assert {v.kind for v in variants} == {"fp32", "O2", "O4", "int8"} and all(v.passed for v in variants)
 
@@ -111,9 +125,10 @@ def test_minilm_variants_meet_thresholds(minilm_onnx_dir: Path, tmp_path: Path) 
     assert by_name["onnx/model.onnx"].max_abs_diff <= 1e-5 and by_name["onnx/model_O2.onnx"].max_abs_diff <= 1e-5
     fused = by_name["onnx/model_O2.onnx"].created_by["fused_operators"][0]
     assert fused.get("Attention") == 6 and fused.get("EmbedLayerNormalization") == 1, fused
-    int8 = by_name["onnx/model_quint8_avx2.onnx"]
+    int8 = by_name["onnx/model_qint8_avx2.onnx"]
+    assert _op_types(model_dir / "onnx" / "model_qint8_avx2.onnx").count("QAttention") == 6
     assert int8.mean_cosine is not None and int8.mean_cosine >= 0.99 and int8.min_cosine >= 0.98  # type: ignore[operator]
-    assert (model_dir / "onnx" / "model_quint8_avx2.onnx").stat().st_size < 0.4 * (
+    assert (model_dir / "onnx" / "model_qint8_avx2.onnx").stat().st_size < 0.4 * (
         model_dir / "onnx" / "model.onnx").stat().st_size
     stored = json.loads((model_dir / "onnx" / "parity.json").read_text())
     assert set(stored) == set(by_name) and all(v["texts"] == 300 for v in stored.values())
