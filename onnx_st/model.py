@@ -12,6 +12,7 @@ from .config import MODEL_CONFIG_FILE, ModelConfig
 from .errors import InputError, ModelNotFoundError
 from .hub import resolve_model_dir
 from .modules import LoadContext, Module, load_modules
+from .modules.transformer import DEFAULT_MAX_BATCH_TOKENS, Transformer
 from .pipeline import Pipeline
 from .session import SessionOptions
 from .tokenizer import check_texts
@@ -39,6 +40,7 @@ class BaseModel:
         device: ``"cpu"`` or ``"cuda[:N]"`` (mapped to the CUDA execution provider).
         prompts, default_prompt_name: override the directory's prompts.
         cache_folder, revision, local_files_only, token: Hub options.
+        max_batch_tokens: most rows x tokens per ONNX run; longer batches run in several (``None``: no limit).
     """
 
     model_kind: ClassVar[str] = "SentenceTransformer"
@@ -49,7 +51,8 @@ class BaseModel:
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
                  cache_folder: str | Path | None = None, revision: str | None = None, local_files_only: bool = False,
                  token: str | bool | None = None, backend: str = "onnx", model_kwargs: dict[str, Any] | None = None,
-                 trust_remote_code: bool = False, **unused: Any) -> None:
+                 trust_remote_code: bool = False, max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+                 **unused: Any) -> None:
         if backend != "onnx":
             raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
         kwargs = dict(model_kwargs or {})
@@ -66,6 +69,7 @@ class BaseModel:
         ctx = LoadContext(self.model_dir, self.session_options, self.default_task)
         modules = load_modules(self.model_dir, ctx)
         self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx))
+        self.max_batch_tokens = max_batch_tokens
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -121,6 +125,33 @@ class BaseModel:
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """Modules for a directory without ``modules.json``."""
         raise NotImplementedError
+
+    def _transformers(self) -> list[Transformer]:
+        """Every Transformer module, inside Routers and fused sparse heads too."""
+        found: list[Transformer] = []
+        pending: list[Any] = list(self.pipeline.modules)
+        while pending:
+            module = pending.pop(0)
+            if isinstance(module, Transformer):
+                found.append(module)
+            pending.extend(chain for route in getattr(module, "routes", {}).values() for chain in route)
+            inner = getattr(module, "transformer", None)
+            if inner is not None:
+                pending.append(inner)
+        return found
+
+    @property
+    def max_batch_tokens(self) -> int | None:
+        """Most rows x tokens of one ONNX run (``None``: a whole batch per run)."""
+        return self._max_batch_tokens
+
+    @max_batch_tokens.setter
+    def max_batch_tokens(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"max_batch_tokens must be a positive integer or None, got {value!r}")
+        self._max_batch_tokens = value
+        for transformer in self._transformers():
+            transformer.max_batch_tokens = value
 
     def get_backend(self) -> str:
         """Always ``"onnx"``."""

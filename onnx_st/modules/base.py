@@ -30,6 +30,22 @@ class InputModule(Module, Protocol):
         ...
 
 
+def text_length(item: Any) -> int:
+    """Sort key of an input without a tokenizer: characters of a text, summed over a pair."""
+    if isinstance(item, str):
+        return len(item)
+    return sum(len(part) for part in item)
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An input module that can count the tokens each input will take (for length-sorted batches)."""
+
+    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+        """Tokens of each input after truncation, special tokens and prompt included."""
+        ...
+
+
 @dataclass(frozen=True)
 class LoadContext:
     """What module loaders need beyond their own directory."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import read_json
 from ..errors import ConfigError, InputError
-from .base import Features, InputModule, LoadContext, Module, embedding_dimension
+from .base import Features, InputModule, LoadContext, Module, TokenCounter, embedding_dimension, text_length
 
 
 def _parse_mapping_key(key: str) -> tuple[str | None, Any]:
@@ -87,6 +87,13 @@ class Router:
         first = self.routes[route][0]
         assert isinstance(first, InputModule)
         return {**first.preprocess(texts, prompt=prompt, task=task), "route": route}
+
+    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+        """Token counts from the input module of the task's route (characters when it cannot count)."""
+        first = self.routes[self.resolve_route(task)][0]
+        if isinstance(first, TokenCounter):
+            return first.token_lengths(texts, prompt=prompt, task=task)
+        return [text_length(t) for t in texts]
 
     def forward(self, features: Features) -> Features:
         """Run the route's module chain."""

@@ -127,6 +127,10 @@ class SpladeMLM:
         """Tokenize as the Transformer does."""
         return self.transformer.preprocess(texts, prompt=prompt, task=task)
 
+    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+        """Token counts, as the Transformer counts them."""
+        return self.transformer.token_lengths(texts, prompt=prompt, task=task)
+
     def forward(self, features: Features) -> Features:
         """Run the graph and pool, sub-batch by sub-batch; adds ``sentence_embedding`` (batch, vocab)."""
         mask = features["attention_mask"]

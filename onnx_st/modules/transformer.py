@@ -22,6 +22,10 @@ _OUTPUT_NAMES = {
 _OUTPUT_RANKS = {"feature-extraction": 3, "fill-mask": 3, "sequence-classification": 2}
 _FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_embeddings",
                   "sequence-classification": "scores"}
+# Largest rows x sequence length of one ONNX run. Attention holds (rows, heads, seq, seq) scores, so
+# a batch of 32 texts of 256 tokens costs hundreds of MB; in runs of 2,048 tokens it costs a quarter
+# of that, and matrix products of 2,048 rows run as fast per token as larger ones on CPU.
+DEFAULT_MAX_BATCH_TOKENS = 2048
 
 
 class Transformer:
@@ -43,6 +47,7 @@ class Transformer:
         self.output_name = session.pick_output(_OUTPUT_NAMES[self.task], rank=_OUTPUT_RANKS[self.task])
         self.feature_name = config.module_output_name or _FEATURE_NAMES[self.task]
         self.embedding_dimension = hf_config.hidden_size if self.task == "feature-extraction" else None
+        self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
@@ -68,9 +73,28 @@ class Transformer:
             features["prompt_length"] = self.tokenizer.prompt_length(prompt)
         return features
 
+    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+        """Tokens each text (or pair) takes after truncation, the prompt and special tokens included."""
+        if prompt:
+            texts = [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
+        return self.tokenizer.count_tokens(list(texts))
+
+    def row_runs(self, batch: int, seq_len: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` row ranges of the ONNX runs of one batch: at most ``max_batch_tokens`` tokens each."""
+        rows = batch if not self.max_batch_tokens else max(1, self.max_batch_tokens // max(seq_len, 1))
+        return [(start, min(start + rows, batch)) for start in range(0, batch, rows)] or [(0, 0)]
+
     def forward(self, features: Features) -> Features:
-        """Run the graph and add its output under ``token_embeddings`` or ``scores``."""
-        output = self.session.run(self.output_name, features)
+        """Run the graph (in runs of at most ``max_batch_tokens`` tokens) and add its output under
+        ``token_embeddings`` or ``scores``."""
+        batch, seq_len = np.shape(features["input_ids"])[:2]
+        runs = self.row_runs(batch, seq_len)
+        if len(runs) == 1:
+            output = self.session.run(self.output_name, features)
+        else:
+            output = np.concatenate([self.session.run(self.output_name, {
+                k: v[start:stop] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == batch else v
+                for k, v in features.items()}) for start, stop in runs])
         if output.dtype != np.float32:  # fp16 exports: pool and score in float32
             output = output.astype(np.float32)
         return {**features, self.feature_name: output}
