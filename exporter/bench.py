@@ -2,11 +2,15 @@
 
     python -m exporter.bench --kind dense|sparse|cross|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
+        [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
 Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
 ``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2, sparse splade-tiny, cross the
 MiniLM reranker (:mod:`exporter.bench_workloads`); ``--kind all`` runs the three on their defaults.
+``--files`` adds one ``onnx-st`` engine per named ONNX file (variants of :mod:`exporter.variants`);
+files missing from a default model are built into it first (with their parity records), and the
+table shows each file's parity record next to its speed.
 
 Each round starts one fresh process per engine, in alternating order. Each reports its cold start
 (import, load, first call), its throughput over all inputs after one warm-up batch, and its peak
@@ -90,13 +94,30 @@ def _last_line(text: str, default: str) -> str:
     return lines[-1] if lines else default
 
 
+def split_engine(engine: str) -> tuple[str, str | None]:
+    """``"onnx-st:onnx/model_O2.onnx"`` -> ``("onnx-st", "onnx/model_O2.onnx")``; plain names have no file."""
+    base, _, file_name = engine.partition(":")
+    return base, file_name or None
+
+
+def engine_label(engine: str) -> str:
+    """Short table name: ``onnx-st O2`` for ``onnx-st:onnx/model_O2.onnx``."""
+    base, file_name = split_engine(engine)
+    if not file_name:
+        return base
+    stem = Path(file_name).stem
+    return f"{base} {stem.removeprefix('model_') if stem != 'model' else 'fp32'}"
+
+
 def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
                args: argparse.Namespace) -> dict[str, float] | None:
     """One fresh process for one engine and mode; ``None`` when it fails (the reason goes to stderr)."""
-    cmd = ["--worker", engine, "--mode", mode, "--kind", workload.kind, "--model", model, "--texts", str(n),
+    base, file_name = split_engine(engine)
+    file_name = file_name or args.file_name
+    cmd = ["--worker", base, "--mode", mode, "--kind", workload.kind, "--model", model, "--texts", str(n),
            "--batch-size", str(args.batch_size)]
     cmd += (["--threads", str(args.threads)] if args.threads else []) + (
-        ["--file-name", args.file_name] if args.file_name else [])
+        ["--file-name", file_name] if file_name else [])
     proc = _child(cmd, workload)
     if proc.returncode != 0:
         print(f"# {engine} {mode} did not run: {_last_line(proc.stderr, str(proc.returncode))}", file=sys.stderr)
@@ -104,9 +125,9 @@ def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
     return dict(json.loads(_last_line(proc.stdout, "{}")))
 
 
-def default_model(workload: Workload) -> str:
-    """The workload's default model, built (once, cached) in a child process."""
-    proc = _child(["--prepare", "--kind", workload.kind], workload)
+def default_model(workload: Workload, files: Sequence[str] = ()) -> str:
+    """The workload's default model, built (once, cached) in a child process, with the ``files`` variants."""
+    proc = _child(["--prepare", "--kind", workload.kind, *(["--files", ",".join(files)] if files else [])], workload)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"could not build the default {workload.kind} model")
@@ -135,11 +156,33 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def summarize(workload: Workload, results: Results, skipped: dict[str, str]) -> list[str]:
-    """Median table plus ratios to the ``st-torch`` baseline (``-`` without a baseline)."""
+def parity_column(model: str, engine: str) -> str:
+    """The engine's file's parity record in a few characters: ``2.2e-07`` (fp32) or ``cos .995/.988`` (int8)."""
+    base, file_name = split_engine(engine)
+    if base != "onnx-st":
+        return ""
+    from onnx_st.variants import list_variants
+
+    wanted = file_name or "onnx/model.onnx"
+    record = next((v.parity for v in list_variants(model) if v.file_name == wanted and v.parity), None)
+    if not record:
+        return "no record"
+    if record.get("thresholds", {}).get("max_abs_diff", 1) <= 1e-5:
+        return f"max {record['max_abs_diff']:.1e}"
+    if record.get("mean_cosine") is None:
+        return f"corr {record.get('score_correlation', float('nan')):.4f}"
+    return f"cos {record['mean_cosine']:.4f}/{record['min_cosine']:.4f}"
+
+
+def summarize(workload: Workload, results: Results, skipped: dict[str, str], model: str = "") -> list[str]:
+    """Median table plus ratios to the ``st-torch`` baseline (``-`` without a baseline).
+
+    ``parity`` is the file's record against sentence-transformers: largest difference for float32
+    files, mean/min cosine (or score correlation) for int8 ones.
+    """
     probe = workload.probe_label
-    head = (f"{'engine':<9} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
-            f"{'x memory':>9}")
+    head = (f"{'engine':<19} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
+            f"{'x memory':>9} {'parity':>20}")
     if workload.probe:
         head += f" {probe + ' batch +MiB':>18} {probe + ' peak RSS MiB':>20} {'x batch memory':>15}"
     lines = [head]
@@ -150,13 +193,15 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str]) -> 
         return f"{ours / theirs:.{digits}f}" if theirs and math.isfinite(ours) and math.isfinite(theirs) else "-"
 
     for engine, modes in results.items():
+        label = engine_label(engine)
         if not modes["throughput"] and not modes.get("probe"):
-            lines.append(f"{engine:<9} not run: {skipped.get(engine, 'every run failed (see above)')}")
+            lines.append(f"{label:<19} not run: {skipped.get(engine, 'every run failed (see above)')}")
             continue
-        line = (f"{engine:<9} {_median(modes['throughput'], 'per_s'):>9.1f} "
+        line = (f"{label:<19} {_median(modes['throughput'], 'per_s'):>9.1f} "
                 f"{_median(modes['throughput'], 'cold_start_s'):>13.2f} "
                 f"{_median(modes['throughput'], 'peak_rss_mib'):>13.0f} "
-                f"{ratio(engine, 'throughput', 'per_s'):>8} {ratio(engine, 'throughput', 'peak_rss_mib'):>9}")
+                f"{ratio(engine, 'throughput', 'per_s'):>8} {ratio(engine, 'throughput', 'peak_rss_mib'):>9} "
+                f"{parity_column(model, engine) if model else '':>20}")
         if workload.probe:
             line += (f" {_median(modes['probe'], 'batch_added_mib'):>18.0f} "
                      f"{_median(modes['probe'], 'peak_rss_mib'):>20.0f} "
@@ -167,9 +212,16 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str]) -> 
 
 def bench(workload: Workload, args: argparse.Namespace) -> bool:
     """Run every round of one kind and print its table; ``False`` when a runnable engine never ran."""
-    model = args.model or default_model(workload)
+    files = [f for f in (args.files or "").split(",") if f]
+    model = args.model or default_model(workload, files)
     n = args.texts or workload.default_n
     engines = [e for e in args.engines.split(",") if e] if args.engines else list(workload.engines)
+    if files:
+        missing = [f for f in files if not any(Path(model).rglob(Path(f).name))]
+        if missing:
+            raise SystemExit(f"{model} has no {missing}: build them with onnx-st-export --variants-only")
+        at = engines.index("onnx-st") + 1 if "onnx-st" in engines else 0
+        engines[at:at] = [f"onnx-st:{f}" for f in files]
     skipped = {}
     if "st-onnx" in engines and importlib.util.find_spec("optimum") is None:
         skipped["st-onnx"] = "optimum is not installed (pip install 'optimum[onnxruntime]')"
@@ -187,8 +239,8 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
                 if result is not None:
                     results[engine][mode].append(result)
                     shown = {k: round(v, 3) for k, v in result.items()}
-                    print(f"# round {round_index + 1} {engine} {mode}: {json.dumps(shown)}", flush=True)
-    print("\n".join(summarize(workload, results, skipped)), flush=True)
+                    print(f"# round {round_index + 1} {engine_label(engine)} {mode}: {json.dumps(shown)}", flush=True)
+    print("\n".join(summarize(workload, results, skipped, model)), flush=True)
     return all(results[e]["throughput"] for e in runnable)
 
 
@@ -205,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", help=f"comma-separated, of {','.join(ENGINES)} (default: all the kind runs)")
     parser.add_argument("--threads", type=int, help="intra-op threads of every engine (default: all cores)")
     parser.add_argument("--file-name", help="ONNX file for onnx-st and st-onnx (default onnx/model.onnx)")
+    parser.add_argument("--files", help="comma-separated ONNX files, each run as one more onnx-st engine "
+                        "(e.g. onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx); built into a default model if missing")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("throughput", "probe"), default="throughput", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -219,7 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--worker and --prepare take one kind (and --worker a --model)")
         workload = WORKLOADS[args.kind]
         if args.prepare:
-            print(workload.default_model())
+            path = workload.default_model()
+            if args.files:
+                from .bench_workloads import ensure_variants
+
+                ensure_variants(path, [f for f in args.files.split(",") if f])
+            print(path)
         else:
             print(json.dumps(worker(workload, args.worker, args.mode, args.model, args.texts, args.batch_size,
                                     args.threads, args.file_name)))

@@ -6,7 +6,8 @@ Importing this module imports neither torch nor onnx_st: the engines are importe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,23 @@ def documents_of_tokens(model_dir: Path, n: int = PROBE_TEXTS, tokens: int = PRO
         if len(out) == n:
             return out
     raise RuntimeError(f"could not build {n} texts of {tokens} tokens")
+
+
+def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
+    """Build the O-level and int8 ``files`` (``onnx/model_O2.onnx``, ``onnx/model_qint8_avx2.onnx``) missing from ``model_dir``."""
+    from .optimize import LEVELS
+    from .quantize import FAMILIES
+    from .variants import make_variants
+
+    present = {p.name for p in Path(model_dir).rglob("model*.onnx")}
+    stems = [Path(f).stem.removeprefix("model_") for f in files if Path(f).name not in present]
+    levels = [s for s in stems if s in LEVELS]
+    families = [f for f in FAMILIES for s in stems if s == f"{FAMILIES[f]}_{f}"]
+    unknown = sorted(set(stems) - set(levels) - {f"{FAMILIES[f]}_{f}" for f in families})
+    if unknown:
+        raise SystemExit(f"cannot build {unknown}: only onnx/model_O1..O4.onnx and onnx/model_qint8_<family>.onnx")
+    if levels or families:
+        make_variants(model_dir, optimize=levels, quantize=families, echo=lambda line: print(line, file=sys.stderr))
 
 
 def _minilm() -> Path:
