@@ -114,6 +114,10 @@ def test_ids_default_to_row_numbers_and_columns_are_checked(tmp_path: Path) -> N
         run_embed_job(source, tmp_path / "out5", tmp_path / "no-model", progress=False)
     with pytest.raises(InputError, match="normalize"):
         run_embed_job(source, tmp_path / "out6", fixture_dir("sparse-max-relu"), normalize=True, progress=False)
+    with pytest.raises(InputError, match="ray engine"):
+        run_embed_job(source, tmp_path / "out7", DENSE, actors=2, progress=False)
+    with pytest.raises(InputError, match="local engine"):
+        run_embed_job(source, tmp_path / "out8", DENSE, engine="ray", threads=2, progress=False)
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:

@@ -156,6 +156,10 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     if on_bad_row not in ("skip", "fail"):
         raise InputError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
+    if engine == "local" and (address is not None or actors is not None):
+        raise InputError("address and actors apply to the ray engine (--engine ray)")
+    if engine == "ray" and threads is not None:
+        raise InputError("threads applies to the local engine; Ray actors use --cpus-per-actor threads")
     resolved: Kind = detect_kind(model_path) if kind == "auto" else kind  # type: ignore[assignment]
     options = JobOptions(kind=resolved, text_column=text_column, query_column=query_column,
                          document_column=document_column, id_column=id_column, batch_size=batch_size,
