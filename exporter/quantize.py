@@ -42,6 +42,14 @@ REDUCED_RANGE_FAMILIES: frozenset[str] = frozenset({"avx2", "avx512"})
 QUANTIZED_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather", "Attention", "EmbedLayerNormalization")
 # Selection targets: the parity thresholds (mean 0.99, min 0.98) plus a margin for a larger sample.
 SELECTION_TARGETS: dict[str, float] = {"mean_cosine": 0.993, "min_cosine": 0.985}
+# Rerankers output one score per pair (a cosine of one number means nothing): their parity threshold
+# is the correlation of the scores (0.99), selected with the same kind of margin.
+CROSS_SELECTION_TARGETS: dict[str, float] = {"score_correlation": 0.993}
+
+
+def selection_targets(kind: str) -> dict[str, float]:
+    """The metrics an int8 file must reach on the selection sample, for a model kind."""
+    return dict(CROSS_SELECTION_TARGETS if kind == "cross" else SELECTION_TARGETS)
 # How many of the ranked MatMuls stay float32 at each step of the search.
 EXCLUSION_STEPS: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 12, 16)
 
@@ -141,12 +149,13 @@ def search_exclusions(write: Callable[[int], None], score: Scorer, limit: int,
     for k in steps:
         write(k)
         metrics = dict(score())
-        trail.append({"excluded": k, **{m: metrics.get(m) for m in ("mean_cosine", "min_cosine")}})
+        trail.append({"excluded": k, **{m: metrics.get(m) for m in targets}})
         logger.info("int8 with %d float32 nodes: %s", k, metrics)
         if meets(metrics, targets):
             return k, trail
     return steps[-1], trail
 
 
-__all__ = ["EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "REDUCED_RANGE_FAMILIES", "SELECTION_TARGETS", "QuantizedGraph",
+__all__ = ["CROSS_SELECTION_TARGETS", "EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "REDUCED_RANGE_FAMILIES",
+           "SELECTION_TARGETS", "QuantizedGraph", "selection_targets",
            "family_file_name", "meets", "outlier_ranking", "quantize_graph", "search_exclusions"]

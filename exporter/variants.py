@@ -25,7 +25,8 @@ from .export import iter_transformer_modules, load_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
 from .optimize import LEVELS, fusable_graph, optimize_module, quantization_source
 from .parity import BATCH_SIZE, DEFAULT_TEXTS, ParityChecker, ParityRecord, compare, write_records
-from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions
+from .quantize import (FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions,
+                       selection_targets)
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
     limit = min((len(r) for r in rankings.values()), default=0)
     chosen, trail = 0, list[dict[str, Any]]()
     if exclude == "auto":
-        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit)
+        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit,
+                                          selection_targets(checker.kind))
     else:
         write(0)
     first = settings[modules[0][0]]

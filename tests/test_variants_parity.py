@@ -19,7 +19,7 @@ import onnx_st
 from exporter.cli import main as export_main
 from exporter.optimize import level_file_name
 from exporter.parity import THRESHOLDS, ParityRecord, compare, thresholds_for, write_records
-from exporter.quantize import EXCLUSION_STEPS, family_file_name, search_exclusions
+from exporter.quantize import EXCLUSION_STEPS, SELECTION_TARGETS, family_file_name, search_exclusions, selection_targets
 from exporter.variants import make_variants
 
 from .conftest import fixture_dir
@@ -77,6 +77,16 @@ def test_exclusion_search_stops_at_first_step_meeting_targets() -> None:
     assert chosen == max(k for k in EXCLUSION_STEPS if k <= 5)
 
 
+def test_rerankers_are_selected_on_score_correlation() -> None:
+    assert selection_targets("dense") == SELECTION_TARGETS and selection_targets("sparse") == SELECTION_TARGETS
+    targets = selection_targets("cross")
+    assert targets == {"score_correlation": 0.993}
+    correlations = iter([0.98, 0.992, 0.995])
+    chosen, trail = search_exclusions(lambda _: None, lambda: {"mean_cosine": None, "min_cosine": None,
+                                                               "score_correlation": next(correlations)}, 8, targets)
+    assert chosen == 2 and trail[-1] == {"excluded": 2, "score_correlation": 0.995}
+
+
 def test_write_records_merges(tmp_path: Path) -> None:
     write_records(tmp_path, [_record("onnx/a.onnx")])
     write_records(tmp_path, [_record("onnx/b.onnx", min_cosine=0.5)])
@@ -103,6 +113,8 @@ def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     assert o2["source"] == "eager-attention export" and all(f.get("Attention") for f in o2["fused_operators"])
     assert records[2].gpu_only and not records[1].gpu_only
     int8 = records[3].created_by
+    metric = "score_correlation" if name.startswith("cross") else "min_cosine"
+    assert all(metric in step for step in int8["selection"]["trail"]), int8["selection"]
     assert int8["source"] == "O2 of the eager-attention export", int8["source"]
     assert int8["settings"]["weights"] == "QInt8" and int8["settings"]["reduce_range"] is True
     assert "Attention" in int8["settings"]["op_types"]
