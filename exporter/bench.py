@@ -9,8 +9,8 @@ Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2, sparse splade-tiny, cross the
 MiniLM reranker (:mod:`exporter.bench_workloads`); ``--kind all`` runs the three on their defaults.
 ``--files`` adds one ``onnx-st`` engine per named ONNX file (variants of :mod:`exporter.variants`);
-files missing from a default model are built into it first (with their parity records), and the
-table shows each file's parity record next to its speed.
+files missing from a default model are built into it first (with parity records on 2,000 texts),
+and the table shows each file's parity record next to its speed.
 
 Each round starts one fresh process per engine, in alternating order. Each reports its cold start
 (import, load, first call), its throughput over all inputs after one warm-up batch, and its peak

@@ -31,7 +31,10 @@ from .quantize import (FAMILIES, family_file_name, outlier_ranking, quantize_gra
 logger = logging.getLogger(__name__)
 
 BASE_FILE = f"{ONNX_SUBDIR}/{ONNX_FILE}"
-SELECTION_TEXTS = 256  # texts (seed 1) that choose the float32 nodes of int8 files; parity uses seed 0
+# Texts (seed 1) that choose the float32 nodes of int8 files; parity uses seed 0. The minimum cosine
+# is a tail statistic: on 256 texts all-MiniLM-L6-v2's int8 file met 0.985 yet fell to 0.974 on one
+# text of the 2,000 benchmark texts, so the selection sample is large enough to see such tails.
+SELECTION_TEXTS = 1024
 _RANKING_TEXTS = 96
 
 
