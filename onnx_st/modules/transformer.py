@@ -28,6 +28,13 @@ _FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_
 DEFAULT_MAX_BATCH_TOKENS = 2048
 
 
+def _with_prompt(texts: Sequence[Any], prompt: str | None) -> list[Any]:
+    """``texts`` with ``prompt`` prepended to each text (to the first text of a pair)."""
+    if not prompt:
+        return list(texts)
+    return [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
+
+
 class Transformer:
     """Tokenizes texts and runs the exported transformer graph.
 
@@ -66,18 +73,14 @@ class Transformer:
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
-        if prompt:
-            texts = [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
-        features: Features = dict(self.tokenizer(texts))
+        features: Features = dict(self.tokenizer(_with_prompt(texts, prompt)))
         if prompt:
             features["prompt_length"] = self.tokenizer.prompt_length(prompt)
         return features
 
     def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
         """Tokens each text (or pair) takes after truncation, the prompt and special tokens included."""
-        if prompt:
-            texts = [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
-        return self.tokenizer.count_tokens(list(texts))
+        return self.tokenizer.count_tokens(_with_prompt(texts, prompt))
 
     def row_runs(self, batch: int, seq_len: int) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of the ONNX runs of one batch: at most ``max_batch_tokens`` tokens each."""
