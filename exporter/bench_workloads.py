@@ -112,17 +112,19 @@ VARIANT_PARITY_TEXTS = 2000
 
 def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
     """Build the O-level and int8 ``files`` (``onnx/model_O2.onnx``, ``onnx/model_qint8_avx2.onnx``) missing from ``model_dir``."""
-    from .optimize import LEVELS
-    from .quantize import FAMILIES
+    from .optimize import LEVELS, level_file_name
+    from .quantize import FAMILIES, family_file_name
     from .variants import make_variants
 
+    buildable = {Path(level_file_name(level)).name: level for level in LEVELS}
+    buildable.update({Path(family_file_name(family)).name: family for family in FAMILIES})
     present = {p.name for p in Path(model_dir).rglob("model*.onnx")}
-    stems = [Path(f).stem.removeprefix("model_") for f in files if Path(f).name not in present]
-    levels = [s for s in stems if s in LEVELS]
-    families = [f for f in FAMILIES for s in stems if s == f"{FAMILIES[f]}_{f}"]
-    unknown = sorted(set(stems) - set(levels) - {f"{FAMILIES[f]}_{f}" for f in families})
+    missing = [Path(f).name for f in files if Path(f).name not in present]
+    unknown = sorted(name for name in missing if name not in buildable)
     if unknown:
         raise SystemExit(f"cannot build {unknown}: only onnx/model_O1..O4.onnx and onnx/model_qint8_<family>.onnx")
+    levels = [buildable[name] for name in missing if buildable[name] in LEVELS]
+    families = [buildable[name] for name in missing if buildable[name] in FAMILIES]
     if levels or families:  # records on the 2,000 texts the targets are stated on (500 by default)
         make_variants(model_dir, optimize=levels, quantize=families, parity_texts=VARIANT_PARITY_TEXTS,
                       echo=lambda line: print(line, file=sys.stderr))
