@@ -13,6 +13,7 @@ from .errors import (
     ProviderError,
     UnsupportedModuleError,
 )
+from .options import RuntimeOptions
 from .quantization import quantize_embeddings
 from .session import available_providers
 from .sparse import SparseEncoder
@@ -33,6 +34,7 @@ __all__ = [
     "OnnxSTError",
     "ProviderError",
     "Reranker",
+    "RuntimeOptions",
     "SentenceTransformer",
     "SparseEmbeddings",
     "SparseEncoder",

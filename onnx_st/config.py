@@ -117,8 +117,9 @@ class HFConfig:
     @classmethod
     def read(cls, directory: Path) -> HFConfig:
         """Read ``config.json`` of a transformer directory; absent means defaults."""
-        data = read_json(directory / "config.json", required=False)
-        text = data.get("text_config") if isinstance(data.get("text_config"), dict) else data
+        data: dict[str, Any] = dict(read_json(directory / "config.json", required=False))
+        nested = data.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else data
         st_section = data.get("sentence_transformers") or {}
         id2label = {int(k): str(v) for k, v in (data.get("id2label") or {}).items()}
         return cls(
