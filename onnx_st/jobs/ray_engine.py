@@ -207,9 +207,11 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
                cpus_per_actor: float = 1.0) -> dict[str, Any]:
     """Encode the parts on Ray Data actors and ``write`` each as soon as all its rows are back.
 
-    Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster,
-    shut down at the end). Parts are read here, on the driver, and put in the object store one block
-    per part.
+    Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster on
+    127.0.0.1, shut down at the end). Parts are read here, on the driver, and put in the object store
+    one block per part. Returns the engine details: ``address`` (the cluster's GCS), ``actors``,
+    ``cpus_per_actor``, ``cluster_cpus``, ``connect_seconds`` and ``parts_by_node`` (parts encoded
+    per Ray node ID).
 
     Raises:
         JobError: a part came back incomplete.
@@ -236,7 +238,7 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
         cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
         size = actors or max(1, int(cluster_cpus // cpus_per_actor))
         size = max(1, min(size, len(refs))) if refs else size
-        info.update(actors=size, cpus_per_actor=cpus_per_actor, cluster_cpus=cluster_cpus)
+        info.update(actors=size, cpus_per_actor=cpus_per_actor, cluster_cpus=cluster_cpus, parts_by_node={})
         schema: Any = None
         if refs:
             context = ray.data.DataContext.get_current()
