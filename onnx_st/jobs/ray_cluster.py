@@ -41,13 +41,14 @@ def loopback_only() -> Iterator[None]:
 
 
 def connect(ray: ModuleType, address: str | None) -> bool:
-    """Join the running Ray session, else the cluster at ``address``, else start a local cluster on 127.0.0.1.
+    """Join the running Ray session, else the cluster at ``address``, else start a local one on 127.0.0.1.
 
-    Returns whether this call started or joined the session (and so must shut it down).
+    ``address`` ``None`` or ``"local"`` means the local cluster. Returns whether this call started or
+    joined the session (and so must shut it down).
     """
     if ray.is_initialized():
         return False
-    if address is not None:
+    if address not in (None, "local"):
         ray.init(address=address, logging_level=logging.WARNING)
         return True
     with loopback_only():  # "local": a new cluster even when RAY_ADDRESS is set or `ray start` ran here
