@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..options import RuntimeOptions
 from . import deps
 from .badrows import PreparedPart, describe, reason
 from .encode import compute, load_model, output_fields, to_arrow, to_numpy
@@ -63,6 +64,8 @@ class EmbedBatches:
         batch_size: texts per ONNX run inside one Ray batch (sorted by length first).
         normalize, prompt_name, file_name: as in ``onnx-st embed``.
         num_cpus: ONNX Runtime threads when Ray reports no CPU assignment (outside an actor).
+        runtime: :meth:`RuntimeOptions.to_dict` of the model's runtime options (provider, budgets...), passed
+            by value; its threads are replaced by the CPUs Ray assigns.
         on_bad_row: ``fail`` (raise :class:`~onnx_st.jobs.errors.BadRowsError`) or ``skip`` (drop
             those rows from the returned batch) for null, missing or non-string texts.
 
@@ -73,7 +76,8 @@ class EmbedBatches:
     def __init__(self, model_dir: str | Path, kind: str = "auto", *, text_column: str = "text",
                  query_column: str = "query", document_column: str = "document", id_column: str = "id",
                  batch_size: int = 32, normalize: bool = False, prompt_name: str | None = None,
-                 file_name: str | None = None, num_cpus: float | None = None, on_bad_row: str = "fail") -> None:
+                 file_name: str | None = None, num_cpus: float | None = None, on_bad_row: str = "fail",
+                 runtime: dict[str, Any] | None = None) -> None:
         if on_bad_row not in ("skip", "fail"):
             raise ValueError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
         resolved = detect_kind(model_dir) if kind == "auto" else kind
@@ -83,7 +87,8 @@ class EmbedBatches:
         self.id_column = id_column
         self.on_bad_row = on_bad_row
         self.threads = assigned_cpus(num_cpus)
-        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads)
+        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads,
+                                runtime=RuntimeOptions.from_dict(runtime) if runtime else None)
         self.fields = output_fields(self.model, self.options.kind)
 
     @property
@@ -204,7 +209,7 @@ class _QuietRay:
 
 def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any], None], *, model_dir: Path,
                options: JobOptions, address: str | None = None, actors: int | None = None,
-               cpus_per_actor: float = 1.0) -> dict[str, Any]:
+               cpus_per_actor: float = 1.0, runtime: RuntimeOptions | None = None) -> dict[str, Any]:
     """Encode the parts on Ray Data actors and ``write`` each as soon as all its rows are back.
 
     Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster on
@@ -248,7 +253,8 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
                     fn_constructor_kwargs={"model_dir": str(model_dir), "kind": options.kind,
                                            "batch_size": options.batch_size, "normalize": options.normalize,
                                            "prompt_name": options.prompt_name, "file_name": options.file_name,
-                                           "num_cpus": cpus_per_actor},
+                                           "num_cpus": cpus_per_actor,
+                                           "runtime": runtime.to_dict() if runtime else None},
                     batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus_per_actor,
                     compute=ray.data.ActorPoolStrategy(size=size))
                 blocks = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
@@ -261,7 +267,8 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
             raise JobError(f"parts {sorted(pending)} came back incomplete from Ray")
         for part in empty:
             if schema is None:
-                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1)
+                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1,
+                                   runtime=runtime)
                 fields = output_fields(model, options.kind)
                 schema = pa.schema([*part.table.schema, *fields])
             write(part, schema.empty_table())
