@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, ModelNotFoundError
+from .errors import InputError, MissingExtraError, ModelLoadError, ModelNotFoundError, OnnxSTError
 from .extras import install_command
 from .hub import resolve_model_dir
 from .kinds import ModelKind, transformer_folders
@@ -127,6 +127,7 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
         ModelNotFoundError: the file is missing and the ``export`` extra is not installed.
         InputError: ``export=True`` with a ``file_name`` the exporter does not write.
         OnnxModelError: the export differs from PyTorch.
+        ModelLoadError: the export failed (the cause is chained).
     """
     if export is False or not transformer_folders(model_dir):
         return model_dir
@@ -145,17 +146,24 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
     try:
         on_load = importlib.import_module("exporter.on_load")
     except ImportError as exc:
+        install = "" if isinstance(exc, MissingExtraError) else f" Install it with: {install_command('export')}."
         raise ModelNotFoundError(
-            f"{what}, and exporting it on load needs the exporter ({exc}). Install it with "
-            f"{install_command('export')}, or export the model once with `onnx-st-export "
-            f"{source.name_or_path} OUTPUT_DIR` and load OUTPUT_DIR.") from exc
+            f"{what}; exporting it on load needs the onnx-st exporter: {exc}.{install} Or export the model once "
+            f"where the exporter is installed, with `onnx-st-export {source.name_or_path} OUTPUT_DIR`, and load "
+            "OUTPUT_DIR.") from exc
     export_source = model_dir
     if not source.is_local:  # the snapshot holds configs only: fetch the torch weights into the Hub cache
         export_source = resolve_model_dir(source.name_or_path, revision=source.revision,
                                           cache_dir=source.cache_folder, local_files_only=source.local_files_only,
                                           token=source.token, file_name=file_name, weights=True)
     logger.warning("%s: exporting the %s model to ONNX with the onnx-st exporter into %s", what, kind.name, target)
-    _export_into(target, lambda out: on_load.export_for_load(export_source, out, kind.name))
+    try:
+        _export_into(target, lambda out: on_load.export_for_load(export_source, out, kind.name))
+    except OnnxSTError:
+        raise
+    except Exception as exc:  # torch, transformers, onnx: keep the cause, name the way out
+        raise ModelLoadError(f"Exporting {source.name_or_path} to ONNX on load failed: {exc}. The exporter "
+                             f"command shows every step: onnx-st-export {source.name_or_path} OUTPUT_DIR") from exc
     logger.warning("Exported %s to ONNX in %s. Saving the model keeps the ONNX files, so that later starts need "
                    "no export: model.save_pretrained(DIR), then load DIR (it loads with local_files_only=True "
                    "and without the export extra).", source.name_or_path, target)

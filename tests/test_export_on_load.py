@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
-from onnx_st.errors import InputError, ModelNotFoundError
+from onnx_st.errors import InputError, ModelLoadError, ModelNotFoundError
 from onnx_st.export_on_load import EXPORT_CACHE_ENV, missing_onnx_files, split_export
 from onnx_st.hub import _TORCH_WEIGHTS
 from onnx_st.kinds import detect_kind, get_kind
@@ -111,6 +111,17 @@ def test_export_flag_forces_or_forbids(tmp_path: Path, monkeypatch: pytest.Monke
     again = cls(str(complete), model_kwargs={"export": True, "file_name": "onnx/model.onnx"})
     assert (again.model_dir / "onnx" / "model.onnx").stat().st_mtime_ns != first_export, "export=True is fresh"
     assert_golden(again.encode(list(fixture_inputs("dense-mean"))), "dense-mean", atol=1e-5)
+
+
+def test_failed_export_is_a_load_error_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setenv(EXPORT_CACHE_ENV, str(tmp_path / "exports"))
+    source = without_onnx("dense-mean", tmp_path / "src")
+    (source / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="onnx-st-export") as caught:
+        get_kind("dense").front_class(str(source))
+    assert caught.value.__cause__ is not None
+    assert not list((tmp_path / "exports").iterdir()), "a failed export leaves no folder behind"
 
 
 def test_named_variant_is_not_exported_and_export_flag_is_checked(tmp_path: Path) -> None:
