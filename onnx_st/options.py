@@ -261,4 +261,6 @@ def _parse_pairs(pairs: Sequence[str] | None) -> dict[str, Any] | None:
 
 MODEL_KWARGS = ("provider", "providers", "provider_options", "file_name", "intra_op_num_threads",
                 "inter_op_num_threads")
-"""The ``model_kwargs`` keys the front classes accept (as sentence-transformers' ONNX backend)."""
+"""The ``model_kwargs`` keys of the ONNX Runtime session (as sentence-transformers' ONNX backend)."""
+LOAD_KWARGS = ("export",)
+"""The ``model_kwargs`` keys that steer loading, not the session: ``export`` (see :mod:`onnx_st.export_on_load`)."""
