@@ -54,9 +54,9 @@ def detect_class(path: str | Path) -> type[BaseModel]:
     return SentenceTransformer
 
 
-def load_model(path: Path) -> BaseModel:
-    """Load a directory with the class :func:`detect_class` picks."""
-    return detect_class(path).from_dir(path)
+def load_model(path: Path, **kwargs: Any) -> BaseModel:
+    """Load a directory with the class :func:`detect_class` picks (``kwargs``: those of ``from_dir``)."""
+    return detect_class(path).from_dir(path, **kwargs)
 
 
 @dataclass
