@@ -18,7 +18,7 @@ from .session import SessionOptions
 from .tokenizer import check_texts
 
 _SESSION_KEYS = ("provider", "providers", "provider_options", "file_name", "intra_op_num_threads",
-                 "inter_op_num_threads")
+                 "inter_op_num_threads", "prepack")
 
 
 def _provider_for_device(device: str | None) -> str | None:
@@ -36,7 +36,7 @@ class BaseModel:
     Args:
         model_name_or_path: a local directory or a Hub repo id.
         backend: only ``"onnx"``; accepted so sentence-transformers code runs unchanged.
-        model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts.
+        model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts, ``prepack``.
         device: ``"cpu"`` or ``"cuda[:N]"`` (mapped to the CUDA execution provider).
         prompts, default_prompt_name: override the directory's prompts.
         cache_folder, revision, local_files_only, token: Hub options.
@@ -86,7 +86,7 @@ class BaseModel:
             provider: ONNX Runtime execution provider (default ``CPUExecutionProvider``).
             file_name: ONNX file relative to the Transformer folder (default ``onnx/model.onnx``).
             **kwargs: ``providers``, ``provider_options``, ``intra_op_num_threads``, ``inter_op_num_threads``,
-                and the constructor's own keywords (``prompts``, ``truncate_dim``...).
+                ``prepack``, and the constructor's own keywords (``prompts``, ``truncate_dim``...).
 
         Raises:
             ModelNotFoundError, ConfigError, OnnxModelError, ProviderError.

@@ -67,25 +67,32 @@ def check_providers(providers: Sequence[ProviderSpec]) -> list[ProviderSpec]:
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """How to build sessions: providers, threads, extra ORT session config."""
+    """How to build sessions: providers, threads, extra ORT session config.
+
+    ``prepack=False`` skips ONNX Runtime's repacking of constant MatMul weights at session creation:
+    with a fast-load file (:mod:`onnx_st.fastload`) the session then starts in the same few
+    milliseconds whatever the model's size, and each run packs as it multiplies (small batches cost
+    about twice the CPU time). For functions that mostly start cold.
+    """
 
     providers: tuple[ProviderSpec, ...] = ("CPUExecutionProvider",)
     intra_op_num_threads: int | None = None
     inter_op_num_threads: int | None = None
     file_name: str | None = None
+    prepack: bool = True
 
     @classmethod
     def from_kwargs(cls, provider: str | None = None, providers: Sequence[ProviderSpec] | None = None,
                     provider_options: Mapping[str, Any] | None = None, file_name: str | None = None,
                     intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
-                    ) -> SessionOptions:
+                    prepack: bool = True) -> SessionOptions:
         """Build from the keyword arguments users pass (``provider=`` as in sentence-transformers)."""
         if providers is None:
             name = provider or "CPUExecutionProvider"
             providers = [(name, dict(provider_options)) if provider_options else name]
             if name != "CPUExecutionProvider":
                 providers.append("CPUExecutionProvider")  # for ops the accelerator lacks, as ORT documents
-        return cls(tuple(providers), intra_op_num_threads, inter_op_num_threads, file_name)
+        return cls(tuple(providers), intra_op_num_threads, inter_op_num_threads, file_name, bool(prepack))
 
 
 class OnnxSession:
@@ -101,6 +108,8 @@ class OnnxSession:
             so.inter_op_num_threads = options.inter_op_num_threads
         so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))
         so.enable_mem_pattern = False  # shapes change every batch: the pattern only adds memory
+        if not options.prepack:
+            so.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types

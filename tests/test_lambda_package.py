@@ -157,10 +157,11 @@ def test_platforms_and_settings() -> None:
     with pytest.raises(ConfigError):
         default_platforms("three")
     settings = settings_from_env({"ONNX_ST_MODEL_DIR": "/var/task/model", "ONNX_ST_FILE_NAME": "onnx/m.onnx",
-                                  "ONNX_ST_THREADS": "2"})
+                                  "ONNX_ST_THREADS": "2", "ONNX_ST_PREPACK": "0"})
     assert settings.model_id == "model" and settings.load_kwargs() == {"file_name": "onnx/m.onnx",
-                                                                       "intra_op_num_threads": 2}
-    for env in ({}, {"ONNX_ST_MODEL_DIR": "m", "ONNX_ST_THREADS": "-1"}):
+                                                                       "intra_op_num_threads": 2, "prepack": False}
+    assert settings_from_env({"ONNX_ST_MODEL_DIR": "m"}).load_kwargs() == {}
+    for env in ({}, {"ONNX_ST_MODEL_DIR": "m", "ONNX_ST_THREADS": "-1"}, {"ONNX_ST_MODEL_DIR": "m", "ONNX_ST_PREPACK": "no"}):
         with pytest.raises(ConfigError):
             settings_from_env(env)
 

@@ -38,19 +38,23 @@ class LambdaSettings:
     file_name: str | None = None
     token: str | None = None
     intra_op_num_threads: int | None = None
+    prepack: bool = True
 
     def load_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``load_model`` (only those set)."""
-        kwargs = {"file_name": self.file_name, "intra_op_num_threads": self.intra_op_num_threads}
+        kwargs = {"file_name": self.file_name, "intra_op_num_threads": self.intra_op_num_threads,
+                  "prepack": None if self.prepack else False}
         return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> LambdaSettings:
     """Read ``ONNX_ST_MODEL_DIR`` (required), ``ONNX_ST_MODEL_ID`` (default: the directory name),
-    ``ONNX_ST_FILE_NAME`` (default ``onnx/model.onnx``), ``ONNX_ST_THREADS`` and ``ONNX_ST_TOKEN``.
+    ``ONNX_ST_FILE_NAME`` (default ``onnx/model.onnx``), ``ONNX_ST_THREADS``, ``ONNX_ST_TOKEN`` and
+    ``ONNX_ST_PREPACK`` (``0``: no weight repacking at load, see :class:`onnx_st.session.SessionOptions`).
 
     Raises:
-        ConfigError: ``ONNX_ST_MODEL_DIR`` is unset or ``ONNX_ST_THREADS`` is not a positive integer.
+        ConfigError: ``ONNX_ST_MODEL_DIR`` is unset, ``ONNX_ST_THREADS`` is not a positive integer or
+            ``ONNX_ST_PREPACK`` is not ``0`` or ``1``.
     """
     env = os.environ if env is None else env
     model_dir = env.get("ONNX_ST_MODEL_DIR")
@@ -59,9 +63,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> LambdaSettings:
     threads = env.get("ONNX_ST_THREADS") or None
     if threads is not None and not (threads.isdigit() and int(threads) > 0):
         raise ConfigError(f"ONNX_ST_THREADS must be a positive integer, got {threads!r}")
+    prepack = env.get("ONNX_ST_PREPACK") or "1"
+    if prepack not in ("0", "1"):
+        raise ConfigError(f"ONNX_ST_PREPACK must be 0 or 1, got {prepack!r}")
     return LambdaSettings(Path(model_dir), env.get("ONNX_ST_MODEL_ID") or Path(model_dir).name,
                           env.get("ONNX_ST_FILE_NAME") or None, env.get("ONNX_ST_TOKEN") or None,
-                          int(threads) if threads else None)
+                          int(threads) if threads else None, prepack == "1")
 
 
 def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
