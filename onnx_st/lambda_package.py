@@ -167,10 +167,11 @@ def prune(target: Path, roots: Sequence[str], python_version: str) -> dict[str, 
         shutil.rmtree(info, ignore_errors=True)
         left_out.setdefault(name, "required only by a dependency left out above")
     for pattern, why in UNUSED_PATHS.items():
-        for path in target.glob(pattern):
-            if path.is_dir():
-                shutil.rmtree(path)
-                left_out[str(path.relative_to(target))] = why
+        found = [path for path in target.glob(pattern) if path.is_dir()]
+        for path in found:
+            shutil.rmtree(path)
+        if found:
+            left_out[pattern if len(found) > 1 else str(found[0].relative_to(target))] = why
     _remove_empty_dirs(target)
     return left_out
 

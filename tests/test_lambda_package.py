@@ -173,3 +173,11 @@ def test_handler_events_match_aws_structure() -> None:
         assert event["version"] == "2.0" and {"method", "path", "sourceIp"} <= set(event["requestContext"]["http"])
     assert {"httpMethod", "multiValueHeaders", "multiValueQueryStringParameters", "resource"} <= set(v1)
     assert v1["requestContext"]["path"] == f"/{v1['requestContext']['stage']}{v1['path']}"
+
+
+def test_directories_load_without_the_hub_client(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['huggingface_hub'] = None; import onnx_st; from onnx_st.errors import "
+            f"ModelNotFoundError; onnx_st.SentenceTransformer({str(fixture_dir('dense-mean'))!r}).encode('a')\n"
+            "try:\n    onnx_st.SentenceTransformer('org/absent-model')\nexcept ModelNotFoundError as e:\n    print(e)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "needs huggingface_hub" in proc.stdout
