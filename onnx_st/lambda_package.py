@@ -53,6 +53,7 @@ UNUSED_PATHS: dict[str, str] = {
     "onnxruntime/backend": "ONNX backend-test API (imports onnx)",
     "onnxruntime/datasets": "sample models for onnxruntime's own examples",
     "numpy/**/tests": "numpy's test suite (numpy.test() only)",
+    "bin": "console scripts of the dependencies (f2py, fastapi...); a function runs none",
 }
 
 

@@ -58,7 +58,7 @@ def package(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = build_package(fixture_dir("dense-mean"), out, python_version=PYTHON, platforms=PLATFORMS,
                            pip_args=["--no-index", "--find-links", str(wheels)])
     assert report.total < 250 * 2**20 and report.sizes["model"] < 2**20
-    for gone in ("huggingface_hub", "hf_xet", "onnxruntime/transformers", "numpy/_core/tests", "onnx_st/jobs"):
+    for gone in ("huggingface_hub", "hf_xet", "onnxruntime/transformers", "numpy/_core/tests", "onnx_st/jobs", "bin"):
         assert not (out / gone).exists(), gone
     assert (out / "model" / "onnx" / "model.onnx_data").is_file()  # weights memory-mapped at load
     assert not (out / "model" / "model.safetensors").exists()
