@@ -238,9 +238,9 @@ def build_package(model_dir: Path, output: Path, *, file_name: str | None = None
     if fast_load:
         for graph in model_files:
             write_fast_load(graph, graph)
-    chosen = file_name or "onnx/model.onnx"
-    report.environment = {"ONNX_ST_MODEL_DIR": f"/var/task/{MODEL_FOLDER}", "ONNX_ST_FILE_NAME": chosen}
-    (output / "Dockerfile").write_text(dockerfile(python_version, chosen))
+    report.environment = {"ONNX_ST_MODEL_DIR": f"/var/task/{MODEL_FOLDER}"}
+    report.environment.update({"ONNX_ST_FILE_NAME": file_name} if file_name else {})
+    (output / "Dockerfile").write_text(dockerfile(python_version, file_name))
     report.sizes = _sizes(output)
     if report.total > limit_mib * 2**20:
         raise OnnxSTError("\n".join([*report.lines(limit_mib), f"{output} is over the {limit_mib} MiB limit"]))
@@ -260,11 +260,12 @@ def _bytecode(output: Path, python_version: str) -> None:
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 
 
-def dockerfile(python_version: str, file_name: str) -> str:
+def dockerfile(python_version: str, file_name: str | None = None) -> str:
     """A container image of the package folder on the AWS Lambda Python base image."""
+    chosen = f" ONNX_ST_FILE_NAME={file_name}" if file_name else ""
     return (f"FROM public.ecr.aws/lambda/python:{python_version}\n"
             "COPY . ${LAMBDA_TASK_ROOT}\n"
-            f"ENV ONNX_ST_MODEL_DIR=${{LAMBDA_TASK_ROOT}}/{MODEL_FOLDER} ONNX_ST_FILE_NAME={file_name}\n"
+            f"ENV ONNX_ST_MODEL_DIR=${{LAMBDA_TASK_ROOT}}/{MODEL_FOLDER}{chosen}\n"
             f'CMD ["{HANDLER}"]\n')
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxSTError
-from onnx_st.lambda_package import build_package, default_platforms, prune, runtime_requirements
+from onnx_st.lambda_package import build_package, default_platforms, dockerfile, prune, runtime_requirements
 from onnx_st.package_model import copy_model_dir
 from onnx_st.server.lambda_handler import settings_from_env
 
@@ -62,7 +62,8 @@ def package(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert not (out / gone).exists(), gone
     assert (out / "model" / "onnx" / "model.onnx_data").is_file()  # weights memory-mapped at load
     assert not (out / "model" / "model.safetensors").exists()
-    assert 'CMD ["onnx_st.server.lambda_handler.handler"]' in (out / "Dockerfile").read_text()
+    assert (out / "Dockerfile").read_text() == dockerfile(PYTHON)  # no file name: the runtime's default
+    assert report.environment == {"ONNX_ST_MODEL_DIR": "/var/task/model"}
     return out
 
 
@@ -156,6 +157,9 @@ def test_platforms_and_settings() -> None:
     assert default_platforms("3.13")[-1] == "manylinux2014_x86_64"
     with pytest.raises(ConfigError):
         default_platforms("three")
+    image = dockerfile("3.12", "onnx/model_qint8_avx2.onnx")
+    assert image.startswith("FROM public.ecr.aws/lambda/python:3.12\n") and image.endswith(
+        'ONNX_ST_FILE_NAME=onnx/model_qint8_avx2.onnx\nCMD ["onnx_st.server.lambda_handler.handler"]\n')
     settings = settings_from_env({"ONNX_ST_MODEL_DIR": "/var/task/model", "ONNX_ST_FILE_NAME": "onnx/m.onnx",
                                   "ONNX_ST_THREADS": "2", "ONNX_ST_PREPACK": "0"})
     assert settings.model_id == "model" and settings.load_kwargs() == {"file_name": "onnx/m.onnx",
