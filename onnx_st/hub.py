@@ -59,8 +59,12 @@ def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None, 
     if path.exists() or _looks_like_path(name):
         raise ModelNotFoundError(f"Model directory not found: {name}")
     repo_id = name if "/" in name else f"sentence-transformers/{name}"
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    try:  # only repo ids need it: a function package leaves it out and loads directories
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise ModelNotFoundError(f"Model directory not found: {name}; downloading repo {repo_id!r} needs "
+                                 "huggingface_hub (pip install huggingface_hub)") from exc
 
     kwargs = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                   token=token)

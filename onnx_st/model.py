@@ -44,7 +44,7 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
         raise InputError(f"options must be a RuntimeOptions, got {type(base).__name__}")
     if kwargs or device is not None:
         built = RuntimeOptions.from_kwargs(device=device, **kwargs)
-        changes: dict[str, Any] = {"file_name": built.file_name,
+        changes: dict[str, Any] = {"file_name": built.file_name, "prepack": built.prepack,
                                    "intra_op_num_threads": built.intra_op_num_threads,
                                    "inter_op_num_threads": built.inter_op_num_threads}
         if any(k in kwargs for k in ("provider", "providers", "provider_options")) or device is not None:
