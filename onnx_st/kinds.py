@@ -126,11 +126,11 @@ class KindDetection:
 
 
 def _local_source(root: Path) -> ConfigSource:
-    from .config import read_json
+    from .config import inside, read_json_value
 
     def read(name: str) -> Any:
-        path = root / name
-        return read_json(path) if path.is_file() else None
+        path = inside(root, name, "file", root / "modules.json")
+        return read_json_value(path) if path.is_file() else None
     return read
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import inside
 from .errors import ModelNotFoundError, OnnxModelError, ProviderError
 from .options import ProviderSpec, RuntimeOptions
 
@@ -27,11 +28,12 @@ def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
     """Pick the ONNX file of a Transformer directory: ``file_name``, else ``onnx/model.onnx``, else ``model.onnx``.
 
     Raises:
+        ConfigError: ``file_name`` is absolute or leads out of ``directory``.
         ModelNotFoundError: the file is missing; the message lists the ONNX files present.
     """
     candidates = (file_name,) if file_name else DEFAULT_FILE_NAMES
     for candidate in candidates:
-        path = directory / candidate
+        path = inside(directory, candidate, "file_name", "model_kwargs['file_name']")
         if path.is_file():
             return path
     present = list_onnx_files(directory)
@@ -84,8 +86,8 @@ class OnnxSession:
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self._input_dtypes = {i.name: _NUMPY_TYPES.get(i.type, np.int64) for i in self._session.get_inputs()}
         self.output_names = tuple(o.name for o in self._session.get_outputs())
-        self._output_ranks = {o.name: len(o.shape) if isinstance(o.shape, list) else None
-                              for o in self._session.get_outputs()}
+        self.output_shapes: dict[str, tuple[int | str | None, ...] | None] = {
+            o.name: tuple(o.shape) if isinstance(o.shape, list) else None for o in self._session.get_outputs()}
         self.providers = tuple(self._session.get_providers())
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if wanted not in self.providers:
@@ -98,7 +100,8 @@ class OnnxSession:
             if name in self.output_names:
                 return name
         for name in self.output_names:
-            if rank is None or self._output_ranks.get(name) == rank:
+            shape = self.output_shapes.get(name)
+            if rank is None or (shape is not None and len(shape) == rank):
                 return name
         raise OnnxModelError(f"{self.path} has no output named {list(preferred)} nor any of rank {rank}; "
                              f"outputs: {list(self.output_names)}")
