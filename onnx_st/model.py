@@ -16,7 +16,7 @@ from .kinds import check_kind
 from .modules import LoadContext, Module, assemble, load_modules
 from .options import MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
-from .tokenizer import check_texts
+from .tokenizer import check_encodable, check_texts
 
 _UNSET: Any = object()
 
@@ -189,8 +189,13 @@ class BaseModel:
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InputError(f"prompt must be a str, got {type(prompt).__name__}: {prompt!r:.80}")
+            check_encodable(prompt, "prompt")
             return prompt
         if prompt_name is not None:
+            if not isinstance(prompt_name, str):
+                raise InputError(f"prompt_name must be a str, got {type(prompt_name).__name__}")
             if prompt_name not in self.prompts:
                 raise InputError(f"Prompt name {prompt_name!r} not found in the configured prompts dictionary "
                                  f"with keys {sorted(self.prompts)!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import inside
-from .errors import ModelNotFoundError, OnnxModelError, ProviderError
+from .errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError
 from .options import ProviderSpec, RuntimeOptions
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
@@ -81,6 +81,9 @@ class OnnxSession:
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            if "External data path" in str(exc) or "external data location" in str(exc).lower():
+                raise ConfigError(f"{path} names external data outside its directory, which is never read: "
+                                  f"{exc}") from exc
             raise OnnxModelError(f"Cannot load ONNX file {path}: {exc}") from exc
         self.path = path
         self.input_names = tuple(i.name for i in self._session.get_inputs())
