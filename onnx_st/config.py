@@ -184,7 +184,7 @@ class ModelConfig:
         prompts = config_dict(data, "prompts", path)
         for name, text in prompts.items():
             if text is not None and not isinstance(text, str):
-                raise ConfigError(f"{path}: prompt {name!r} must be a string, got {text!r:.80}")
+                raise ConfigError(f"{path}: 'prompts'[{name!r}] must be a string, got {text!r:.80}")
         return cls(
             model_type=config_str(data, "model_type", None, path),
             prompts={str(k): v for k, v in prompts.items() if v is not None},

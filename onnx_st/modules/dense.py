@@ -31,10 +31,12 @@ class Dense(Module):
         if use_residual and residual is None and weight.shape[0] != weight.shape[1]:
             raise ConfigError(f"Dense use_residual without residual.weight needs in_features == out_features, "
                               f"got weight shape {weight.shape}")
+        if activation_name == "":
+            raise ConfigError("'activation_function' must name a torch activation, got ''")
         try:
             self.activation = activation(activation_name)
         except InputError as exc:
-            raise ConfigError(f"Dense activation_function: {exc}") from exc
+            raise ConfigError(f"'activation_function': {exc}") from exc
         self.activation_function = activation_name
         self.weight_t = np.ascontiguousarray(weight.T.astype(np.float32))
         self.bias = None if bias is None else bias.astype(np.float32)
@@ -63,6 +65,8 @@ class Dense(Module):
         except KeyError as exc:
             raise ConfigError(f"{path} has no 'linear.weight'; keys: {sorted(tensors)}") from exc
         config_path = directory / "config.json"
+        if weight.ndim != 2:
+            raise ConfigError(f"{path}: linear.weight must be 2-D (out_features, in_features), got shape {weight.shape}")
         expected = (config_int(config, "out_features", None, config_path),
                     config_int(config, "in_features", None, config_path))
         if None not in expected and tuple(weight.shape) != expected:
@@ -77,7 +81,7 @@ class Dense(Module):
                        config_str(config, "module_output_name", None, config_path),
                        tensors.get("residual.weight"), config_bool(config, "use_residual", False, config_path))
         except ConfigError as exc:
-            raise ConfigError(f"{directory}: {exc}") from exc
+            raise ConfigError(f"{config_path}: {exc}") from exc
 
     def forward(self, features: Features) -> Features:
         """Apply the layer."""

@@ -32,11 +32,11 @@ def parse_pooling_modes(config: dict[str, object]) -> tuple[str, ...]:
     elif isinstance(mode, list) and mode and all(isinstance(m, str) for m in mode):
         modes = tuple(mode)
     else:
-        raise ConfigError(f"pooling_mode must be a pooling mode or a non-empty list of them ({POOLING_MODES}), "
+        raise ConfigError(f"'pooling_mode' must be a pooling mode or a non-empty list of them ({POOLING_MODES}), "
                           f"got {mode!r}")
     for m in modes:
         if m not in POOLING_MODES:
-            raise ConfigError(f"Invalid pooling mode {m!r}; valid pooling modes are {POOLING_MODES}")
+            raise ConfigError(f"'pooling_mode' {m!r} is invalid; valid pooling modes are {POOLING_MODES}")
     return modes
 
 
