@@ -136,7 +136,8 @@ def test_malformed_value_is_a_config_error_naming_file_and_key(tmp_path: Path, f
     check()
 
 
-@pytest.mark.parametrize("fixture", ["dense-mean", "dense-router", "cross-1label", "sparse-inference-free"])
+@pytest.mark.parametrize("fixture", ["dense-mean", "dense-router", "dense-dense-layer", "dense-static", "cross-3labels",
+                                     "sparse-sum-log1p", "sparse-inference-free"])
 def test_any_json_in_any_config_file_loads_or_fails_cleanly(tmp_path: Path, fixture: str) -> None:
     """Each JSON file replaced by arbitrary JSON, or one of its keys set to arbitrary JSON: a model that
     runs, or an OnnxSTError; never another exception."""

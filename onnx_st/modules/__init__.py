@@ -55,13 +55,20 @@ def load_module(type_name: str, directory: Path, ctx: LoadContext) -> Module:
 
 
 def check_chain(modules: list[Module]) -> None:
-    """Neighbouring modules agree on sizes: the graph's width and Pooling, the pooled size and Dense.
+    """Neighbouring modules agree: each reads a feature written before it; the graph's width fits Pooling,
+    the pooled size fits Dense.
 
     Raises:
         OnnxModelError: the graph's hidden size is not the one Pooling was configured for.
-        ConfigError: a Dense layer's ``in_features`` is not the size of the feature it reads.
+        ConfigError: a module reads a feature nobody writes, or a Dense layer's ``in_features`` is not the size
+            of the feature it reads.
     """
+    written: list[str] = []
     for before, module in zip(modules, modules[1:]):
+        written.append(before.module_output_name)
+        if module.module_input_name is not None and module.module_input_name not in written:
+            raise ConfigError(f"{type(module).__name__} reads {module.module_input_name!r}, which no module before "
+                              f"it writes (they write {written}): check module_output_name / module_input_name")
         width = before.get_embedding_dimension()
         if width is None:
             continue

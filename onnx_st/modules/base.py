@@ -26,6 +26,8 @@ class Module(ABC):
 
     config_keys: ClassVar[tuple[str, ...]] = ()
     config_file_name: ClassVar[str] = "config.json"
+    #: the feature this module reads, when it reads one (checked against what the modules before it write)
+    module_input_name: str | None = None
     #: the feature this module writes (``sentence_embedding``, ``token_embeddings``, ``scores``...)
     module_output_name: str = "sentence_embedding"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ class Dense(Module):
 
     config_keys = ("in_features", "out_features", "bias", "activation_function", "module_input_name",
                    "module_output_name", "use_residual")
+    module_input_name: str
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, activation_name: str | None,
                  module_input_name: str = "sentence_embedding", module_output_name: str | None = None,
@@ -49,6 +51,27 @@ class Dense(Module):
     def get_embedding_dimension(self) -> int:
         """``out_features``."""
         return self.out_features
+
+    @property
+    def bias_enabled(self) -> bool:
+        """Whether the layer adds a bias."""
+        return self.bias is not None
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The config sentence-transformers saves (``bias`` as a flag)."""
+        return {**super().get_config_dict(), "bias": self.bias_enabled}
+
+    def save(self, output_path: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (``linear.weight``, ``linear.bias``, ``residual.weight``)."""
+        from safetensors.numpy import save_file
+
+        super().save(output_path)
+        tensors = {"linear.weight": np.ascontiguousarray(self.weight_t.T)}
+        if self.bias is not None:
+            tensors["linear.bias"] = self.bias
+        if self.residual_t is not None:
+            tensors["residual.weight"] = np.ascontiguousarray(self.residual_t.T)
+        save_file(tensors, str(Path(output_path) / "model.safetensors"))
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Dense:

@@ -13,6 +13,7 @@ class Normalize(Module):
     """L2-normalizes ``sentence_embedding`` (or the configured ``module_input_name``)."""
 
     config_keys = ("module_input_name", "module_output_name")
+    module_input_name: str
 
     def __init__(self, module_input_name: str = "sentence_embedding", module_output_name: str | None = None) -> None:
         self.module_input_name = module_input_name

@@ -44,6 +44,7 @@ class Pooling(Module):
     """Pools ``token_embeddings`` into ``sentence_embedding`` (modes concatenated in order)."""
 
     config_keys = ("embedding_dimension", "pooling_mode", "include_prompt")
+    module_input_name = "token_embeddings"
 
     def __init__(self, embedding_dimension: int, modes: tuple[str, ...], include_prompt: bool = True) -> None:
         self.embedding_dimension = embedding_dimension  # of each token embedding

@@ -44,6 +44,7 @@ class SpladePooling(Module):
     """Activation and max/sum pooling of the ``token_embeddings`` (MLM logits) into ``sentence_embedding``."""
 
     config_keys = ("pooling_strategy", "activation_function", "embedding_dimension")
+    module_input_name = "token_embeddings"
 
     def __init__(self, pooling_strategy: str = "max", activation_function: str = "relu",
                  embedding_dimension: int | None = None) -> None:
@@ -98,6 +99,10 @@ class SpladeMLM(InputModule):
 
     def __init__(self, transformer: Transformer, pooling: SpladePooling,
                  logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> None:
+        width, vocab = transformer.get_embedding_dimension(), pooling.embedding_dimension
+        if width is not None and vocab is not None and width != vocab:
+            raise OnnxModelError(f"The MLM Transformer gives logits over {width} tokens, the SpladePooling config "
+                                 f"expects {vocab}")
         self.transformer = transformer
         self.pooling = pooling
         self.logits_budget_mib = logits_budget_mib
@@ -179,7 +184,8 @@ def fuse_splade(modules: Sequence[Module], logits_budget_mib: float = DEFAULT_LO
     while i < len(modules):
         module = modules[i]
         nxt = modules[i + 1] if i + 1 < len(modules) else None
-        if isinstance(module, Transformer) and module.task == "fill-mask" and isinstance(nxt, SpladePooling):
+        if isinstance(module, Transformer) and module.task == "fill-mask" and isinstance(nxt, SpladePooling) \
+                and module.module_output_name == nxt.module_input_name:
             out.append(SpladeMLM(module, nxt, logits_budget_mib))
             i += 2
             continue
