@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_st
-from onnx_st.errors import OnnxModelError
+from onnx_st.errors import ConfigError, OnnxModelError
 
 from .conftest import fixture_dir
 
@@ -129,3 +129,22 @@ def test_cross_encoder_scores_of_the_wrong_batch_size(tmp_path: Path) -> None:
     model = onnx_st.CrossEncoder(str(target))
     with pytest.raises(OnnxModelError, match=r"should have shape \(2, 1\)"):
         model.predict([("q", "a"), ("q", "b")])
+
+
+@pytest.mark.parametrize("location", ["../../outside.bin", "absolute"])
+def test_external_data_outside_the_directory(tmp_path: Path, location: str) -> None:
+    """A graph whose weights name a file outside the model directory: refused, the file never read."""
+    if location == "absolute":
+        location = str(tmp_path / "outside.bin")
+    graph = _graph(_identity, ["batch", "seq", HIDDEN])
+    table = graph.graph.initializer[0]
+    table.ClearField("raw_data")
+    del table.float_data[:]
+    table.data_location = TensorProto.EXTERNAL
+    entry = table.external_data.add()
+    entry.key, entry.value = "location", location
+    path = _model_with(tmp_path, graph)
+    Path(location if location.startswith("/") else path / "onnx" / location).resolve().write_bytes(
+        np.zeros(VOCAB * HIDDEN, np.float32).tobytes())
+    with pytest.raises(ConfigError, match="outside its directory"):
+        onnx_st.SentenceTransformer(str(path))
