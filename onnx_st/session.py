@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import inside
-from .errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError
+from .errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError, foreign_errors
 from .options import ProviderSpec, RuntimeOptions
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
@@ -118,8 +118,7 @@ class OnnxSession:
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise OnnxModelError(f"{self.path} needs inputs {missing}; onnx-st provides {sorted(feeds)}")
-        try:
+        with foreign_errors(OnnxModelError, f"ONNX Runtime failed on {self.path}"):
             inputs: dict[str, np.ndarray] = {n: np.asarray(feeds[n], dtype=self._input_dtypes[n]) for n in self.input_names}
-            return self._session.run([output], inputs)[0]
-        except Exception as exc:
-            raise OnnxModelError(f"ONNX Runtime failed on {self.path}: {exc}") from exc
+            result: np.ndarray = self._session.run([output], inputs)[0]
+        return result
