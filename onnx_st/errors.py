@@ -74,11 +74,9 @@ def foreign_errors(error: type[OnnxSTError], context: str) -> Iterator[None]:
     """
     try:
         yield
-    except OnnxSTError:
+    except (OnnxSTError, MemoryError):
         raise
-    except (MemoryError, RecursionError) as exc:
-        if isinstance(exc, MemoryError):
-            raise
+    except RecursionError as exc:
         raise error(f"{context}: nested too deeply ({exc})") from exc
     except Exception as exc:
         raise error(f"{context}: {type(exc).__name__}: {exc}"[:1000]) from exc

@@ -232,3 +232,17 @@ def test_invalid_idf_file(tmp_path: Path, idf: str) -> None:
     _edit(module / "config.json", path="idf.json")
     with pytest.raises(ConfigError, match="idf.json"):
         onnx_st.SparseEncoder(str(path))
+
+
+def test_foreign_errors_is_the_one_boundary() -> None:
+    """Foreign exceptions become the given error with the cause kept; ours and memory errors pass unchanged."""
+    from onnx_st.errors import InputError, foreign_errors
+
+    with pytest.raises(ConfigError, match="reading x: ValueError: bad") as info, foreign_errors(ConfigError, "reading x"):
+        raise ValueError("bad")
+    assert isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(ConfigError, match="nested too deeply"), foreign_errors(ConfigError, "reading x"):
+        raise RecursionError("maximum recursion depth exceeded")
+    for passing in (InputError("ours"), MemoryError()):
+        with pytest.raises(type(passing)), foreign_errors(ConfigError, "reading x"):
+            raise passing
