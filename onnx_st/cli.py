@@ -197,6 +197,8 @@ def _cmd_lambda_package(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``onnx-st``."""
     parser = argparse.ArgumentParser(prog="onnx-st", description=__doc__)
+    debug = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show the traceback of an error"}
+    parser.add_argument("--debug", **debug)  # type: ignore[arg-type]
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_args(p: argparse.ArgumentParser) -> None:
@@ -276,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-actor", type=float, default=1.0,
                    help="CPUs each Ray actor reserves and uses as ONNX Runtime threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", **debug)  # type: ignore[arg-type]
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("lambda-package", help="build an AWS Lambda function package folder: runtime dependencies "
@@ -303,12 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; errors of onnx-st print one line and exit with status 2."""
+    """Entry point; errors of onnx-st, and the system's (a read-only directory, a full disk), print one line
+    and exit with status 2 (``--debug``: the traceback too)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except OnnxSTError as exc:
-        print(f"onnx-st: error: {exc}", file=sys.stderr)
+    except (OnnxSTError, OSError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(exc).split())  # one line, whatever the cause's message holds
+        print(f"onnx-st: error: {message}", file=sys.stderr)
         return 2
 
 

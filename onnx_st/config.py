@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConfigError, ModelNotFoundError
+
+T = TypeVar("T")
 
 MODULES_FILE = "modules.json"
 MODEL_CONFIG_FILE = "config_sentence_transformers.json"
@@ -16,6 +20,31 @@ TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_confi
                             "sentence_albert_config.json", "sentence_xlm-roberta_config.json",
                             "sentence_xlnet_config.json")
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+TRANSFORMER_TASKS = ("feature-extraction", "fill-mask", "sequence-classification")
+SIDES = ("right", "left")
+MAX_JSON_BYTES = 64 * 2**20  # a vocabulary-sized IDF file is a few MB; configs are a few KB
+
+
+def read_json_value(path: Path, *, required: bool = True, default: Any = None) -> Any:
+    """Read one JSON file of a model directory, bounded in size and nesting (Python's recursion limit).
+
+    Raises:
+        ModelNotFoundError: ``required`` and the file does not exist.
+        ConfigError: the file is too large, too deeply nested, not UTF-8 or not valid JSON.
+    """
+    if not path.is_file():
+        if required:
+            raise ModelNotFoundError(f"Required file not found: {path}")
+        return default
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ConfigError(f"{path} is {size} bytes; JSON files of a model directory are limited to "
+                              f"{MAX_JSON_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text)  # nesting beyond Python's recursion limit raises RecursionError
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
+        raise ConfigError(f"{path} is not valid JSON: {type(exc).__name__}: {exc}"[:500]) from exc
 
 
 def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
@@ -25,17 +54,74 @@ def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
         ModelNotFoundError: ``required`` and the file does not exist.
         ConfigError: the file is not valid JSON or not an object.
     """
-    if not path.is_file():
-        if required:
-            raise ModelNotFoundError(f"Required file not found: {path}")
+    data = read_json_value(path, required=required, default={})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object, got a JSON {type(data).__name__}")
+    return data
+
+
+def inside(model_dir: Path, name: Any, what: str, source: Path | str) -> Path:
+    """``model_dir / name`` when that stays inside ``model_dir``; anything else is a ConfigError.
+
+    The check is on the path as written (``..``, absolute paths, drive letters), not on where
+    symbolic links point: a Hub cache links every file into its blob store.
+
+    Raises:
+        ConfigError: naming ``source`` (the file or option that names the path), ``what`` and the path.
+    """
+    if not isinstance(name, str) or "\x00" in name:
+        raise ConfigError(f"{source}: {what} must be a path relative to the model directory, got {name!r}")
+    normalized = name.replace("\\", "/")
+    parts = [p for p in normalized.split("/") if p not in ("", ".")]
+    if normalized.startswith("/") or os.path.isabs(name) or ":" in (parts[0] if parts else "") or ".." in parts:
+        raise ConfigError(f"{source}: {what} {name!r} must be a path inside the model directory {model_dir}")
+    return model_dir.joinpath(*parts)
+
+
+def _where(path: Path | str, key: str) -> str:
+    return f"{path}: {key!r}"
+
+
+def config_int(data: dict[str, Any], key: str, default: T, path: Path | str, *, minimum: int = 1) -> int | T:
+    """An integer value ``>= minimum`` (``default`` when absent or null)."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{_where(path, key)} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def config_bool(data: dict[str, Any], key: str, default: bool, path: Path | str) -> bool:
+    """A boolean value (``default`` when absent or null)."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_where(path, key)} must be true or false, got {value!r}")
+    return value
+
+
+def config_str(data: dict[str, Any], key: str, default: T, path: Path | str,
+               choices: Sequence[str] | None = None) -> str | T:
+    """A string value, one of ``choices`` when given (``default`` when absent or null)."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or (choices is not None and value not in choices):
+        allowed = f"one of {list(choices)}" if choices is not None else "a string"
+        raise ConfigError(f"{_where(path, key)} must be {allowed}, got {value!r}")
+    return value
+
+
+def config_dict(data: dict[str, Any], key: str, path: Path | str) -> dict[str, Any]:
+    """An object value (``{}`` when absent or null)."""
+    value = data.get(key)
+    if value is None:
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, (dict, list)):
-        raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data  # type: ignore[return-value]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{_where(path, key)} must be a JSON object, got {value!r:.80}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,14 +144,24 @@ def read_modules(model_dir: Path) -> list[ModuleSpec] | None:
     path = model_dir / MODULES_FILE
     if not path.is_file():
         return None
-    raw = read_json(path)
-    if not isinstance(raw, list):
-        raise ConfigError(f"{path} must hold a JSON list of modules")
-    try:
-        return [ModuleSpec(int(m.get("idx", i)), str(m.get("name", i)), str(m.get("path", "")), str(m["type"]))
-                for i, m in enumerate(raw)]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path}: every module needs a 'type': {exc}") from exc
+    raw = read_json_value(path)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path} must hold a non-empty JSON list of modules, got {type(raw).__name__}")
+    specs = []
+    for i, entry in enumerate(raw):
+        where = f"{path} entry #{i}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object with 'idx', 'path' and 'type', got {entry!r:.80}")
+        idx = config_int(entry, "idx", i, where, minimum=0)
+        module_path = entry.get("path", "")
+        inside(model_dir, module_path, "module path", where)
+        type_name = entry.get("type")
+        if not isinstance(type_name, str) or not type_name:
+            raise ConfigError(f"{where}: 'type' must be a sentence-transformers class path, got {type_name!r}")
+        specs.append(ModuleSpec(idx, str(entry.get("name", i)), module_path, type_name))
+    if len({s.idx for s in specs}) != len(specs):
+        raise ConfigError(f"{path}: module 'idx' values must be distinct, got {[s.idx for s in specs]}")
+    return specs
 
 
 @dataclass(frozen=True)
@@ -83,20 +179,19 @@ class ModelConfig:
     @classmethod
     def read(cls, model_dir: Path) -> ModelConfig:
         """Read the file; absent means defaults."""
-        data = read_json(model_dir / MODEL_CONFIG_FILE, required=False)
-        prompts = data.get("prompts") or {}
-        if not isinstance(prompts, dict):
-            raise ConfigError(f"{MODEL_CONFIG_FILE}: 'prompts' must be an object")
-        sim = data.get("similarity_fn_name")
-        if sim is not None and sim not in SIMILARITY_FN_NAMES:
-            raise ConfigError(f"{MODEL_CONFIG_FILE}: similarity_fn_name {sim!r} is not one of {SIMILARITY_FN_NAMES}")
+        path = model_dir / MODEL_CONFIG_FILE
+        data = read_json(path, required=False)
+        prompts = config_dict(data, "prompts", path)
+        for name, text in prompts.items():
+            if text is not None and not isinstance(text, str):
+                raise ConfigError(f"{path}: 'prompts'[{name!r}] must be a string, got {text!r:.80}")
         return cls(
-            model_type=data.get("model_type"),
-            prompts={str(k): str(v) for k, v in prompts.items() if v is not None},
-            default_prompt_name=data.get("default_prompt_name"),
-            similarity_fn_name=sim,
-            truncate_dim=data.get("truncate_dim"),
-            activation_fn=data.get("activation_fn"),
+            model_type=config_str(data, "model_type", None, path),
+            prompts={str(k): v for k, v in prompts.items() if v is not None},
+            default_prompt_name=config_str(data, "default_prompt_name", None, path),
+            similarity_fn_name=config_str(data, "similarity_fn_name", None, path, SIMILARITY_FN_NAMES),
+            truncate_dim=config_int(data, "truncate_dim", None, path),
+            activation_fn=config_str(data, "activation_fn", None, path),
             raw=data,
         )
 
@@ -117,26 +212,40 @@ class HFConfig:
     @classmethod
     def read(cls, directory: Path) -> HFConfig:
         """Read ``config.json`` of a transformer directory; absent means defaults."""
-        data: dict[str, Any] = dict(read_json(directory / "config.json", required=False))
+        path = directory / "config.json"
+        data: dict[str, Any] = dict(read_json(path, required=False))
         nested = data.get("text_config")
         text: dict[str, Any] = nested if isinstance(nested, dict) else data
-        st_section = data.get("sentence_transformers") or {}
-        id2label = {int(k): str(v) for k, v in (data.get("id2label") or {}).items()}
+        st_section = config_dict(data, "sentence_transformers", path)
+        id2label: dict[int, str] = {}
+        for key, label in config_dict(data, "id2label", path).items():
+            if not (isinstance(key, str) and key.lstrip("-").isdigit()):
+                raise ConfigError(f"{path}: 'id2label' keys must be integers, got {key!r}")
+            id2label[int(key)] = str(label)
+        if id2label and sorted(id2label) != list(range(len(id2label))):
+            raise ConfigError(f"{path}: 'id2label' keys must be 0..{len(id2label) - 1}, got {sorted(id2label)}")
+        num_labels = config_int(data, "num_labels", None, path)
+        if id2label and num_labels is not None and num_labels != len(id2label):
+            raise ConfigError(f"{path}: 'num_labels' is {num_labels} but 'id2label' names {len(id2label)} labels")
+        architectures = data.get("architectures") or []
+        if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
+            raise ConfigError(f"{path}: 'architectures' must be a list of strings, got {architectures!r:.80}")
+        hidden_key = "hidden_size" if "hidden_size" in text else "d_model"
         return cls(
-            model_type=data.get("model_type"),
-            architectures=tuple(data.get("architectures") or ()),
-            max_position_embeddings=text.get("max_position_embeddings"),
-            hidden_size=text.get("hidden_size", text.get("d_model")),
-            vocab_size=text.get("vocab_size"),
+            model_type=config_str(data, "model_type", None, path),
+            architectures=tuple(architectures),
+            max_position_embeddings=config_int(text, "max_position_embeddings", None, path),
+            hidden_size=config_int(text, hidden_key, None, path),
+            vocab_size=config_int(text, "vocab_size", None, path),
             id2label=id2label,
-            st_activation_fn=st_section.get("activation_fn") if isinstance(st_section, dict) else None,
-            raw=data,
+            st_activation_fn=config_str(st_section, "activation_fn", None, path),
+            raw={**data, "num_labels": num_labels} if num_labels is not None else data,
         )
 
     @property
     def num_labels(self) -> int:
         """Number of classification labels (1 when the config names none)."""
-        return len(self.id2label) or int(self.raw.get("num_labels", 1))
+        return len(self.id2label) or int(self.raw.get("num_labels") or 1)
 
 
 @dataclass(frozen=True)
@@ -153,25 +262,27 @@ class TransformerConfig:
     def read(cls, directory: Path, default_task: str = "feature-extraction") -> TransformerConfig:
         """Read the first Transformer config file found in ``directory``."""
         data: dict[str, Any] = {}
+        path = directory / TRANSFORMER_CONFIG_FILES[0]
         for name in TRANSFORMER_CONFIG_FILES:
             if (directory / name).is_file():
-                data = read_json(directory / name)
+                path = directory / name
+                data = read_json(path)
                 break
-        processing = data.get("processing_kwargs") or {}
-        text_kwargs = processing.get("text") or {}
-        max_len = text_kwargs.get("max_length", data.get("max_seq_length"))
+        processing = config_dict(data, "processing_kwargs", path)
+        text_kwargs = config_dict(processing, "text", f"{path} processing_kwargs")
+        if text_kwargs.get("max_length") is not None:
+            max_len = config_int(text_kwargs, "max_length", None, f"{path} processing_kwargs.text")
+        else:
+            max_len = config_int(data, "max_seq_length", None, path)
         return cls(
-            transformer_task=data.get("transformer_task", default_task),
-            max_seq_length=int(max_len) if max_len is not None else None,
-            do_lower_case=bool(data.get("do_lower_case", False)),
-            module_output_name=data.get("module_output_name"),
+            transformer_task=config_str(data, "transformer_task", default_task, path, TRANSFORMER_TASKS),
+            max_seq_length=max_len,
+            do_lower_case=config_bool(data, "do_lower_case", False, path),
+            module_output_name=config_str(data, "module_output_name", None, path),
             processing_kwargs=processing,
         )
 
 
 def read_module_config(directory: Path, file_name: str = "config.json") -> dict[str, Any]:
     """Read a module's own config file (``1_Pooling/config.json`` ...); absent means ``{}``."""
-    data = read_json(directory / file_name, required=False)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{directory / file_name} must hold a JSON object")
-    return data
+    return read_json(directory / file_name, required=False)

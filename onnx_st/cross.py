@@ -51,8 +51,7 @@ class CrossEncoder(BaseModel):
     def __init__(self, model_name_or_path: str, *, num_labels: int | None = None, max_length: int | None = None,
                  activation_fn: Any = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
-        if not any("scores" in (getattr(m, "feature_name", None), getattr(m, "output_name", None))
-                   for m in self.modules):
+        if not any(m.module_output_name == "scores" for m in self.modules):
             raise ConfigError(f"{self.model_dir} is not a cross-encoder: no module outputs 'scores' "
                               "(export it with transformer_task 'sequence-classification')")
         if num_labels is not None and num_labels != self.num_labels:
@@ -70,15 +69,16 @@ class CrossEncoder(BaseModel):
 
     @property
     def _hf_config(self) -> HFConfig:
-        config = getattr(self.pipeline.input_module, "hf_config", None)
-        return config if isinstance(config, HFConfig) else HFConfig.read(self.model_dir)
+        first = self.pipeline.input_module
+        return first.hf_config if isinstance(first, Transformer) else HFConfig.read(self.model_dir)
 
     @property
     def num_labels(self) -> int:
         """Scores per pair: the classifier's labels (or a final Dense writing ``scores``)."""
         for module in reversed(self.modules):
-            if getattr(module, "output_name", None) == "scores" and hasattr(module, "embedding_dimension"):
-                return int(module.embedding_dimension)
+            dim = module.get_embedding_dimension()
+            if module.module_output_name == "scores" and dim is not None:
+                return dim
             if isinstance(module, Transformer):
                 return module.hf_config.num_labels
         return 1
@@ -86,11 +86,11 @@ class CrossEncoder(BaseModel):
     @property
     def max_seq_length(self) -> int | None:
         """Truncation length of a pair in tokens (special tokens included)."""
-        return getattr(self.pipeline.input_module, "max_seq_length", None)
+        return self.pipeline.input_module.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        tokenizer = getattr(self.pipeline.input_module, "tokenizer", None)
+        tokenizer = self.pipeline.input_module.tokenizer
         limit = self._hf_config.max_position_embeddings
         if not isinstance(value, int) or isinstance(value, bool) or value < 4 or (limit and value > limit):
             raise InputError(f"max_length must be an integer from 4 to {limit or 'the model limit'}, got {value!r}")

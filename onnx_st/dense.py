@@ -43,7 +43,7 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         transformer = Transformer.load(ctx.model_dir, ctx)
         causal = any(a.endswith("ForCausalLM") for a in HFConfig.read(ctx.model_dir).architectures)
-        dim = transformer.embedding_dimension or 0
+        dim = transformer.get_embedding_dimension() or 0
         return [transformer, Pooling(dim, ("lasttoken",) if causal else ("mean",))]
 
     def get_embedding_dimension(self) -> int | None:

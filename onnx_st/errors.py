@@ -18,6 +18,9 @@ so the original cause stays visible.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "ConfigError",
     "InputError",
@@ -28,6 +31,7 @@ __all__ = [
     "OnnxSTError",
     "ProviderError",
     "UnsupportedModuleError",
+    "foreign_errors",
 ]
 
 
@@ -65,3 +69,20 @@ class MissingExtraError(OnnxSTError, ImportError):
 
 class InputError(OnnxSTError, ValueError):
     """Invalid input passed to ``encode``, ``predict`` or a helper."""
+
+
+@contextmanager
+def foreign_errors(error: type[OnnxSTError], context: str) -> Iterator[None]:
+    """The one boundary where foreign exceptions become ours: inside the block, any exception that is
+    not an :class:`OnnxSTError` is raised again as ``error(f"{context}: {type}: {message}")`` from it.
+
+    Memory errors and interrupts pass through unchanged.
+    """
+    try:
+        yield
+    except (OnnxSTError, MemoryError):
+        raise
+    except RecursionError as exc:
+        raise error(f"{context}: nested too deeply ({exc})") from exc
+    except Exception as exc:
+        raise error(f"{context}: {type(exc).__name__}: {exc}"[:1000]) from exc

@@ -106,54 +106,78 @@ def activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        raise InputError("Embeddings must be a numeric array")
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(f"Embeddings must be a numeric array of equal-length rows: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InputError(f"Embeddings must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise InputError(f"Embeddings must be one vector or a (n, dim) matrix, got shape {arr.shape}")
     arr = arr.astype(np.float32, copy=False) if not np.issubdtype(arr.dtype, np.floating) else arr
     return arr[None, :] if arr.ndim == 1 else arr
 
 
+def _pair(a: np.ndarray, b: np.ndarray, pairwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as 2-D arrays of the same width (and, pairwise, the same number of rows).
+
+    Raises:
+        InputError: naming both shapes.
+    """
+    a2, b2 = _as_2d(a), _as_2d(b)
+    if a2.shape[1] != b2.shape[1] or (pairwise and a2.shape[0] != b2.shape[0]):
+        need = "the same shape" if pairwise else "the same dimension"
+        raise InputError(f"Embeddings must have {need}, got shapes {a2.shape} and {b2.shape}")
+    return a2, b2
+
+
 def cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity matrix ``(len(a), len(b))``."""
-    return normalize(_as_2d(a)) @ normalize(_as_2d(b)).T
+    a2, b2 = _pair(a, b)
+    return normalize(a2) @ normalize(b2).T
 
 
 def dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dot-product matrix ``(len(a), len(b))``."""
-    return _as_2d(a) @ _as_2d(b).T
+    a2, b2 = _pair(a, b)
+    return a2 @ b2.T
 
 
 def euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative euclidean distance matrix."""
-    a2, b2 = _as_2d(a), _as_2d(b)
+    a2, b2 = _pair(a, b)
     sq = (a2 * a2).sum(1)[:, None] + (b2 * b2).sum(1)[None, :] - 2 * a2 @ b2.T
     return -np.sqrt(np.maximum(sq, 0))
 
 
 def manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative manhattan distance matrix."""
-    a2, b2 = _as_2d(a), _as_2d(b)
+    a2, b2 = _pair(a, b)
     return -np.abs(a2[:, None, :] - b2[None, :, :]).sum(-1)
 
 
 def pairwise_cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of ``a[i]`` and ``b[i]``."""
-    return (normalize(_as_2d(a)) * normalize(_as_2d(b))).sum(-1)
+    a2, b2 = _pair(a, b, pairwise=True)
+    return (normalize(a2) * normalize(b2)).sum(-1)
 
 
 def pairwise_dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dot product of ``a[i]`` and ``b[i]``."""
-    return (_as_2d(a) * _as_2d(b)).sum(-1)
+    a2, b2 = _pair(a, b, pairwise=True)
+    return (a2 * b2).sum(-1)
 
 
 def pairwise_euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative euclidean distance of ``a[i]`` and ``b[i]``."""
-    return -np.linalg.norm(_as_2d(a) - _as_2d(b), axis=-1)
+    a2, b2 = _pair(a, b, pairwise=True)
+    return -np.linalg.norm(a2 - b2, axis=-1)
 
 
 def pairwise_manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative manhattan distance of ``a[i]`` and ``b[i]``."""
-    return -np.abs(_as_2d(a) - _as_2d(b)).sum(-1)
+    a2, b2 = _pair(a, b, pairwise=True)
+    return -np.abs(a2 - b2).sum(-1)
 
 
 SIMILARITY = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}

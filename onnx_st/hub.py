@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .config import read_json, read_json_value
+from .errors import ModelNotFoundError, OnnxSTError
 from .session import DEFAULT_FILE_NAMES
 
 # configs, tokenizer files and small module files; never torch weights of the transformer itself
@@ -23,13 +23,13 @@ def _onnx_patterns(snapshot: Path, file_name: str | None) -> list[str]:
     """Patterns for the ONNX file of every Transformer folder named by modules.json / router_config.json."""
     names = [file_name] if file_name else list(DEFAULT_FILE_NAMES)
     folders = [""]
-    try:
-        for module in json.loads((snapshot / "modules.json").read_text()):
+    try:  # a malformed modules.json fails later, when the model loads, with the error that names it
+        for module in read_json_value(snapshot / "modules.json", required=False, default=[]):
             folders.append(module.get("path", ""))
             router = snapshot / module.get("path", "") / "router_config.json"
             if router.is_file():
-                folders += [f"{module.get('path', '')}/{m}".strip("/") for m in json.loads(router.read_text())["types"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                folders += [f"{module.get('path', '')}/{m}".strip("/") for m in read_json(router)["types"]]
+    except (OnnxSTError, KeyError, TypeError, AttributeError):
         pass
     patterns = []
     for folder in dict.fromkeys(folders):

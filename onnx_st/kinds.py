@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, foreign_errors
 
 if TYPE_CHECKING:
     from .model import BaseModel
@@ -127,11 +127,11 @@ class KindDetection:
 
 
 def _local_source(root: Path) -> ConfigSource:
-    from .config import read_json
+    from .config import inside, read_json_value
 
     def read(name: str) -> Any:
-        path = root / name
-        return read_json(path) if path.is_file() else None
+        path = inside(root, name, "file", root / "modules.json")
+        return read_json_value(path) if path.is_file() else None
     return read
 
 
@@ -191,7 +191,7 @@ def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
     saved = read("config_sentence_transformers.json")
     model_type = saved.get("model_type") if isinstance(saved, dict) else None
     if model_type is not None:
-        if model_type not in _BY_MODEL_TYPE:
+        if not isinstance(model_type, str) or model_type not in _BY_MODEL_TYPE:
             raise ConfigError(f"config_sentence_transformers.json: model_type {model_type!r} is not one of "
                               f"{sorted(_BY_MODEL_TYPE)}")
         return KindDetection(_BY_MODEL_TYPE[model_type], f"config_sentence_transformers.json model_type "
@@ -235,7 +235,8 @@ def check_kind(model_dir: Path, cls: type[BaseModel]) -> None:
         ConfigError: naming the directory's kind, the evidence and the class to use instead.
     """
     wanted = kind_of_class(cls)
-    found = detect_kind(model_dir)
+    with foreign_errors(ConfigError, f"Cannot tell the model kind of {model_dir}"):
+        found = detect_kind(model_dir)
     if found.kind is wanted or not found.certain:
         return
     raise ConfigError(f"{model_dir} is a {found.kind.model_type} model ({found.kind.description}; "

@@ -14,11 +14,10 @@ from .errors import InputError, ModelNotFoundError
 from .export_on_load import LoadSource, ensure_onnx, split_export
 from .hub import resolve_model_dir
 from .kinds import check_kind, kind_of_class
-from .modules import LoadContext, Module, load_modules
-from .modules.transformer import Transformer
+from .modules import LoadContext, Module, assemble, load_modules
 from .options import LOAD_KWARGS, MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
-from .tokenizer import check_texts
+from .tokenizer import check_encodable, check_texts
 
 _UNSET: Any = object()
 
@@ -94,8 +93,7 @@ class BaseModel:
         self.config = ModelConfig.read(self.model_dir)
         ctx = LoadContext(self.model_dir, self.options, self.default_task)
         modules = load_modules(self.model_dir, ctx)
-        self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx))
-        self._max_batch_tokens = self.options.max_batch_tokens
+        self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx))
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -156,32 +154,23 @@ class BaseModel:
         """Modules for a directory without ``modules.json``."""
         raise NotImplementedError
 
-    def _transformers(self) -> list[Transformer]:
-        """Every Transformer module, inside Routers and fused sparse heads too."""
-        found: list[Transformer] = []
-        pending: list[Any] = list(self.pipeline.modules)
-        while pending:
-            module = pending.pop(0)
-            if isinstance(module, Transformer):
-                found.append(module)
-            pending.extend(chain for route in getattr(module, "routes", {}).values() for chain in route)
-            inner = getattr(module, "transformer", None)
-            if inner is not None:
-                pending.append(inner)
-        return found
+    def _apply_options(self, **changes: Any) -> None:
+        """Replace run budgets in ``self.options`` and hand the new options to every module (declared
+        :meth:`Module.apply_options`: a Router and a fused head pass them on to what they hold)."""
+        self.options = replace(self.options, **changes)
+        for module in self.pipeline.modules:
+            module.apply_options(self.options)
 
     @property
     def max_batch_tokens(self) -> int | None:
         """Most rows x tokens of one ONNX run (``None``: a whole batch per run)."""
-        return self._max_batch_tokens
+        return self.options.max_batch_tokens
 
     @max_batch_tokens.setter
     def max_batch_tokens(self, value: int | None) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputError(f"max_batch_tokens must be a positive integer or None, got {value!r}")
-        self._max_batch_tokens = value
-        for transformer in self._transformers():
-            transformer.max_batch_tokens = value
+        self._apply_options(max_batch_tokens=value)
 
     def get_backend(self) -> str:
         """Always ``"onnx"``."""
@@ -195,18 +184,23 @@ class BaseModel:
     @property
     def tokenizer(self) -> Any:
         """The ``tokenizers.Tokenizer`` of the input module, when it has one."""
-        tok = getattr(self.pipeline.input_module, "tokenizer", None)
-        return getattr(tok, "backend", tok)
+        tok = self.pipeline.input_module.tokenizer
+        return None if tok is None else tok.backend
 
     @property
     def max_seq_length(self) -> int | None:
         """Truncation length of the input module."""
-        return getattr(self.pipeline.input_module, "max_seq_length", None)
+        return self.pipeline.input_module.max_seq_length
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InputError(f"prompt must be a str, got {type(prompt).__name__}: {prompt!r:.80}")
+            check_encodable(prompt, "prompt")
             return prompt
         if prompt_name is not None:
+            if not isinstance(prompt_name, str):
+                raise InputError(f"prompt_name must be a str, got {type(prompt_name).__name__}")
             if prompt_name not in self.prompts:
                 raise InputError(f"Prompt name {prompt_name!r} not found in the configured prompts dictionary "
                                  f"with keys {sorted(self.prompts)!r}")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .modules import Features, InputModule, Module
-from .modules.base import TokenCounter, text_length
+from .modules.base import text_length
 
 T = TypeVar("T")
 logger = logging.getLogger("onnx_st")
@@ -55,8 +55,8 @@ class Pipeline:
         scripts), and sorting by tokens leaves less padding in each batch: on mixed English text and
         code, about a third fewer positions computed than sorting by characters.
         """
-        if len(items) > batch_size and isinstance(self.input_module, TokenCounter):
-            return self.input_module.token_lengths(items, prompt=prompt, task=task)
+        if len(items) > batch_size:
+            return self.input_module.count_tokens(items, prompt=prompt, task=task)
         return [text_length(item) for item in items]
 
     def map_batches(self, items: Sequence[Any], collect: Callable[[Features], Sequence[T]], *, batch_size: int = 32,

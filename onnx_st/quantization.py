@@ -46,6 +46,9 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
     embeddings = np.asarray(embeddings)
     if embeddings.dtype in (np.int8, np.uint8):
         raise InputError("Embeddings to quantize must be float rather than int8 or uint8.")
+    if not np.issubdtype(embeddings.dtype, np.number) or embeddings.ndim not in (1, 2):
+        raise InputError(f"Embeddings to quantize must be a numeric (dim,) or (n, dim) array, "
+                         f"got dtype {embeddings.dtype} and shape {embeddings.shape}")
     if precision == "float32":
         return embeddings.astype(np.float32)
     if embeddings.ndim == 2 and embeddings.shape[0] == 0:
@@ -54,11 +57,19 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
     if precision.endswith("int8"):
         if ranges is None:
             calibration = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings)
+            if not np.issubdtype(calibration.dtype, np.number) or calibration.ndim not in (1, 2) \
+                    or calibration.shape[-1] != embeddings.shape[-1]:
+                raise InputError(f"calibration_embeddings must be a (n, {embeddings.shape[-1]}) float array, "
+                                 f"got dtype {calibration.dtype} and shape {calibration.shape}")
             if calibration.ndim == 1 or calibration.shape[0] == 1:
                 raise InputError(f"Cannot compute {precision} quantization ranges from a single embedding; "
                                  "pass ranges= or calibration_embeddings=")
             ranges = np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
-        ranges = np.asarray(ranges).astype(np.float32, copy=False)
+        ranges = np.asarray(ranges)
+        if not np.issubdtype(ranges.dtype, np.number) or ranges.shape != (2, embeddings.shape[-1]):
+            raise InputError(f"ranges must be a (2, {embeddings.shape[-1]}) array of per-dimension minimum and "
+                             f"maximum, got dtype {ranges.dtype} and shape {ranges.shape}")
+        ranges = ranges.astype(np.float32, copy=False)
         starts = ranges[0, :]
         steps = (ranges[1, :] - starts) / 255
         steps = np.where(steps == 0, 1, steps)

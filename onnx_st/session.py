@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelNotFoundError, OnnxModelError, ProviderError
+from .config import inside
+from .errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError, foreign_errors
 from .options import ProviderSpec, RuntimeOptions
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
@@ -27,11 +28,12 @@ def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
     """Pick the ONNX file of a Transformer directory: ``file_name``, else ``onnx/model.onnx``, else ``model.onnx``.
 
     Raises:
+        ConfigError: ``file_name`` is absolute or leads out of ``directory``.
         ModelNotFoundError: the file is missing; the message lists the ONNX files present.
     """
     candidates = (file_name,) if file_name else DEFAULT_FILE_NAMES
     for candidate in candidates:
-        path = directory / candidate
+        path = inside(directory, candidate, "file_name", "model_kwargs['file_name']")
         if path.is_file():
             return path
     present = list_onnx_files(directory)
@@ -81,13 +83,16 @@ class OnnxSession:
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            if "External data path" in str(exc) or "external data location" in str(exc).lower():
+                raise ConfigError(f"{path} names external data outside its directory, which is never read: "
+                                  f"{exc}") from exc
             raise OnnxModelError(f"Cannot load ONNX file {path}: {exc}") from exc
         self.path = path
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self._input_dtypes = {i.name: _NUMPY_TYPES.get(i.type, np.int64) for i in self._session.get_inputs()}
         self.output_names = tuple(o.name for o in self._session.get_outputs())
-        self._output_ranks = {o.name: len(o.shape) if isinstance(o.shape, list) else None
-                              for o in self._session.get_outputs()}
+        self.output_shapes: dict[str, tuple[int | str | None, ...] | None] = {
+            o.name: tuple(o.shape) if isinstance(o.shape, list) else None for o in self._session.get_outputs()}
         self.providers = tuple(self._session.get_providers())
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if wanted not in self.providers:
@@ -100,7 +105,8 @@ class OnnxSession:
             if name in self.output_names:
                 return name
         for name in self.output_names:
-            if rank is None or self._output_ranks.get(name) == rank:
+            shape = self.output_shapes.get(name)
+            if rank is None or (shape is not None and len(shape) == rank):
                 return name
         raise OnnxModelError(f"{self.path} has no output named {list(preferred)} nor any of rank {rank}; "
                              f"outputs: {list(self.output_names)}")
@@ -114,8 +120,7 @@ class OnnxSession:
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise OnnxModelError(f"{self.path} needs inputs {missing}; onnx-st provides {sorted(feeds)}")
-        try:
+        with foreign_errors(OnnxModelError, f"ONNX Runtime failed on {self.path}"):
             inputs: dict[str, np.ndarray] = {n: np.asarray(feeds[n], dtype=self._input_dtypes[n]) for n in self.input_names}
-            return self._session.run([output], inputs)[0]
-        except Exception as exc:
-            raise OnnxModelError(f"ONNX Runtime failed on {self.path}: {exc}") from exc
+            result: np.ndarray = self._session.run([output], inputs)[0]
+        return result

@@ -11,11 +11,10 @@ import numpy as np
 from .config import HFConfig
 from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
-from .modules import Features, LoadContext, Module, embedding_dimension
+from .modules import Features, InputModule, LoadContext, Module, embedding_dimension
 from .modules.router import Router
-from .modules.splade import SpladePooling, fuse_splade
+from .modules.splade import SpladePooling
 from .modules.transformer import Transformer
-from .pipeline import Pipeline
 from .similarity_name import SimilarityNamed, check_similarity_fn_name
 from .sparse_ops import (
     check_max_active_dims,
@@ -88,7 +87,7 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InputError(f"logits_budget_mib must be a positive number, got {value!r}")
         self._logits_budget_mib = float(value)
-        self.pipeline = Pipeline(fuse_splade(self.pipeline.modules, float(value)))
+        self._apply_options(logits_budget_mib=float(value))
 
     def get_embedding_dimension(self) -> int | None:
         """Vocabulary size (the dimension of ``encode`` output)."""
@@ -96,7 +95,7 @@ class SparseEncoder(SimilarityNamed, BaseModel):
 
     get_sentence_embedding_dimension = get_embedding_dimension
 
-    def _input_modules(self) -> list[Any]:
+    def _input_modules(self) -> list[Module]:
         first = self.pipeline.input_module
         return [chain[0] for chain in first.routes.values()] if isinstance(first, Router) else [first]
 
@@ -104,9 +103,8 @@ class SparseEncoder(SimilarityNamed, BaseModel):
     def tokenizer(self) -> Any:
         """The ``tokenizers.Tokenizer`` used by ``decode`` (a Router's first route with one)."""
         for module in self._input_modules():
-            tok = getattr(module, "tokenizer", None)
-            if tok is not None:
-                return getattr(tok, "backend", tok)
+            if isinstance(module, InputModule) and module.tokenizer is not None:
+                return module.tokenizer.backend
         return None
 
     @property

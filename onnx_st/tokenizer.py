@@ -7,7 +7,6 @@ when the Transformer config says ``do_lower_case``. This module reproduces exact
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer, normalizers
 
-from .config import HFConfig, read_json
-from .errors import ConfigError, InputError, ModelNotFoundError
+from .config import SIDES, HFConfig, config_str, read_json
+from .errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
 
 _HUGE = 10**20
 
@@ -56,7 +55,18 @@ def check_texts(texts: Sequence[Any], what: str = "input") -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"{what} #{i} must be a str, got {type(text).__name__}: {text!r:.80}")
+        check_encodable(text, f"{what} #{i}")
     return list(texts)
+
+
+def check_encodable(text: str, what: str) -> None:
+    """A text holding a lone surrogate (``"\\ud800"``) cannot be tokenized: InputError naming it."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{what} is not valid Unicode text ({exc.reason} at position {exc.start}): "
+                             f"{text!r:.80}") from exc
 
 
 class TextTokenizer:
@@ -96,26 +106,26 @@ class TextTokenizer:
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise ModelNotFoundError(f"{directory} has no tokenizer.json; onnx-st needs a fast tokenizer file")
-        try:
+        with foreign_errors(ConfigError, f"Cannot read {path}"):
             tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises plain Exception subclasses
-            raise ConfigError(f"Cannot read {path}: {exc}") from exc
         padding = tokenizer.padding or {}
-        if do_lower_case and not _has_lowercase(json.loads(path.read_text(encoding="utf-8")).get("normalizer")):
+        if do_lower_case and not _has_lowercase(read_json(path).get("normalizer")):
             current = tokenizer.normalizer
             parts = [normalizers.Lowercase()] + ([current] if current is not None else [])
             tokenizer.normalizer = normalizers.Sequence(parts)
-        tok_config = read_json(directory / "tokenizer_config.json", required=False)
+        config_path = directory / "tokenizer_config.json"
+        tok_config = read_json(config_path, required=False)
         special_map = read_json(directory / "special_tokens_map.json", required=False)
         max_length = resolve_max_length(max_seq_length, tok_config, hf_config or HFConfig.read(directory))
+        padding_side = config_str(tok_config, "padding_side", "right", config_path, SIDES)
+        truncation_side = config_str(tok_config, "truncation_side", "right", config_path, SIDES)
         pad_token = _token_content(tok_config.get("pad_token")) or _token_content(special_map.get("pad_token")) \
             or padding.get("pad_token")
         pad_id = tokenizer.token_to_id(pad_token) if pad_token else None
         if pad_id is None:
             pad_id = int(padding.get("pad_id", 0))
         return cls(tokenizer, max_length, pad_id=pad_id, pad_type_id=int(padding.get("pad_type_id", 0)),
-                   pad_token=pad_token or "[PAD]", padding_side=str(tok_config.get("padding_side", "right")),
-                   truncation_side=str(tok_config.get("truncation_side", "right")),
+                   pad_token=pad_token or "[PAD]", padding_side=padding_side, truncation_side=truncation_side,
                    add_special_tokens=add_special_tokens)
 
     @property
@@ -125,7 +135,8 @@ class TextTokenizer:
 
     def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
         """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=self.add_special_tokens)
+        with foreign_errors(InputError, "Cannot tokenize the input"):
+            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=self.add_special_tokens)
         if not encodings:
             empty = np.zeros((0, 0), dtype=np.int64)
             return {"input_ids": empty, "attention_mask": empty, "token_type_ids": empty}
@@ -144,7 +155,9 @@ class TextTokenizer:
         """Token count of each text after truncation, special tokens included."""
         if not texts:
             return []
-        return [len(e.ids) - e.attention_mask.count(0) for e in self._tokenizer.encode_batch(list(texts))]
+        with foreign_errors(InputError, "Cannot tokenize the input"):
+            encodings = self._tokenizer.encode_batch(list(texts))
+        return [len(e.ids) - e.attention_mask.count(0) for e in encodings]
 
     def decode_id(self, token_id: int) -> str:
         """The vocabulary string of one token id."""

@@ -9,12 +9,12 @@ outputs compare with sentence-transformers (``max_abs_diff``, ``min_cosine``, ``
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import read_json
 from .errors import ConfigError, ModelNotFoundError
 
 PARITY_FILE = "parity.json"
@@ -85,12 +85,7 @@ def read_parity(onnx_dir: str | Path) -> dict[str, dict[str, Any]]:
         ConfigError: the file is not a JSON object of objects.
     """
     path = Path(onnx_dir) / PARITY_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}") from exc
+    data = read_json(path, required=False)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"{path} must map file names to records")
     return data

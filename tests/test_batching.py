@@ -9,6 +9,7 @@ import pytest
 
 import onnx_st
 from onnx_st.errors import InputError
+from onnx_st.modules import walk
 from onnx_st.modules.transformer import Transformer
 from onnx_st.options import DEFAULT_MAX_BATCH_TOKENS
 
@@ -19,10 +20,16 @@ TEXTS = (["1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6", "a b c d e f g h i j k l m n o p q 
          + ["internationalization"] * 3 + [" ".join(["word"] * k) for k in range(1, 40)] + ["", "x"])
 
 
+def _transformers(model: onnx_st.SentenceTransformer | onnx_st.CrossEncoder | onnx_st.SparseEncoder
+                  ) -> list[Transformer]:
+    """Every Transformer of the model, found through the declared ``submodules()`` of Routers and fused heads."""
+    return [m for m in walk(model.modules) if isinstance(m, Transformer)]
+
+
 def _runs(model: onnx_st.SentenceTransformer | onnx_st.CrossEncoder | onnx_st.SparseEncoder) -> list[int]:
     """Record the rows of every ONNX run the model makes from now on."""
     rows: list[int] = []
-    for transformer in model._transformers():
+    for transformer in _transformers(model):
         session = transformer.session
         original = session.run
 
@@ -36,7 +43,7 @@ def _runs(model: onnx_st.SentenceTransformer | onnx_st.CrossEncoder | onnx_st.Sp
 
 def test_row_runs_respect_the_budget() -> None:
     model = onnx_st.SentenceTransformer(str(fixture_dir("dense-mean")))
-    transformer = model._transformers()[0]
+    transformer = _transformers(model)[0]
     assert transformer.max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS == model.max_batch_tokens
     transformer.max_batch_tokens = 100
     assert transformer.row_runs(32, 10) == [(0, 10), (10, 20), (20, 30), (30, 32)]
@@ -82,9 +89,9 @@ def test_bad_budget_is_an_input_error(value: Any) -> None:
 
 def test_batches_are_formed_by_token_count() -> None:
     model = onnx_st.SentenceTransformer(str(fixture_dir("dense-mean")))
-    transformer = model._transformers()[0]
+    transformer = _transformers(model)[0]
     assert isinstance(transformer, Transformer)
-    counts = transformer.token_lengths(TEXTS)
+    counts = transformer.count_tokens(TEXTS)
     assert counts == [int(m.sum()) for m in transformer.preprocess(TEXTS)["attention_mask"]]
     assert model.pipeline.lengths(TEXTS, batch_size=4) == counts
     assert model.pipeline.lengths(TEXTS[:4], batch_size=4) == [len(t) for t in TEXTS[:4]]  # one batch: no count
@@ -101,6 +108,6 @@ def test_batches_are_formed_by_token_count() -> None:
     expected = [max(chunk) for chunk in np.array_split(sorted(counts, reverse=True),
                                                        range(4, len(counts), 4))]
     assert widths == expected  # each batch is padded to the longest of the 4 with the most tokens
-    prompt_counts = transformer.token_lengths(TEXTS, prompt="query: ")
+    prompt_counts = transformer.count_tokens(TEXTS, prompt="query: ")
     limit = transformer.max_seq_length or 10**9
     assert all(p > c or c == limit for p, c in zip(prompt_counts, counts)) and max(prompt_counts) <= limit

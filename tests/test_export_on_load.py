@@ -23,6 +23,8 @@ from onnx_st.errors import InputError, ModelLoadError, ModelNotFoundError
 from onnx_st.export_on_load import EXPORT_CACHE_ENV, missing_onnx_files, split_export
 from onnx_st.hub import _TORCH_WEIGHTS
 from onnx_st.kinds import detect_kind, get_kind
+from onnx_st.modules.base import walk
+from onnx_st.modules.transformer import Transformer
 
 from .conftest import ROOT, fixture_dir, fixture_expected, fixture_inputs
 from .test_hub import make_hub_cache
@@ -85,7 +87,8 @@ def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, mo
     reloaded = kind.front_class(str(tmp_path / "saved"), backend="onnx", local_files_only=True,
                                 model_kwargs={"export": False})
     np.testing.assert_allclose(outputs(reloaded, name), outputs(model, name), atol=1e-6)
-    for folder in {str(t.session.path.parents[1].relative_to(reloaded.model_dir)) for t in reloaded._transformers()}:
+    transformers = [t for t in walk(reloaded.modules) if isinstance(t, Transformer)]
+    for folder in {str(t.session.path.parents[1].relative_to(reloaded.model_dir)) for t in transformers}:
         record = json.loads((tmp_path / "saved" / folder / "onnx" / "parity.json").read_text())["onnx/model.onnx"]
         assert record["passed"] is True and record["created_by"]["method"] == "export on load"
 

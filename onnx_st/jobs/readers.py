@@ -1,31 +1,27 @@
 """Input files as fixed-size parts of rows: JSON Lines, CSV or Parquet, with a text (or pair) column and ids.
 
 Part ``i`` holds input rows ``i * part_rows`` to ``(i + 1) * part_rows - 1``, whatever their content, so
-the same input always splits the same way. Values are kept as read (``None``, numbers, :data:`MISSING`)
-for :mod:`onnx_st.jobs.badrows` to judge; ids become one Arrow type for the whole file.
+the same input always splits the same way (CSV: :mod:`onnx_st.jobs.csv_reader`). Values are kept as read (``None``,
+numbers, :data:`MISSING`) for :mod:`onnx_st.jobs.badrows` to judge; ids take one Arrow type (:mod:`onnx_st.jobs.ids`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import re
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError
+from ..errors import InputError, foreign_errors
 from . import deps
 from .errors import JobError
+from .ids import IdTyper, check_same_type, ids_array
 
 InputFormat = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
 _SUFFIXES: dict[str, InputFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                                      ".parquet": "parquet", ".pq": "parquet"}
-_INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class _Missing:
@@ -110,16 +106,29 @@ class Reader:
         self._scan: InputScan | None = None
 
     def scan(self) -> InputScan:
-        """Count rows, check the columns and fix the id type (cached)."""
+        """Count rows, check the columns and fix the id type (cached).
+
+        Raises:
+            InputError: a column is absent; JobError: the input cannot be read, or its ids mix types.
+        """
         if self._scan is None:
-            self._scan = self._do_scan()
+            with foreign_errors(JobError, f"cannot read {self.path}"):
+                self._scan = self._do_scan()
         return self._scan
 
     def _do_scan(self) -> InputScan:
         raise NotImplementedError
 
     def parts(self, part_rows: int) -> Iterator[RawPart]:
-        """Every part in order (the last one may be shorter)."""
+        """Every part in order (the last one may be shorter).
+
+        Raises:
+            JobError: the input cannot be read (a corrupt file, text that is not UTF-8).
+        """
+        with foreign_errors(JobError, f"cannot read {self.path}"):
+            yield from self._parts(part_rows)
+
+    def _parts(self, part_rows: int) -> Iterator[RawPart]:
         raise NotImplementedError
 
     def _check_columns(self, present: Sequence[str], where: str) -> str | None:
@@ -133,39 +142,6 @@ class Reader:
                                  f"columns: {sorted(present)}")
             return self.requested_id_column
         return "id" if "id" in present else None
-
-
-class _IdTyper:
-    """Picks int64 when every id is an integer (or integer text, for CSV), else string."""
-
-    def __init__(self, from_text: bool) -> None:
-        self.from_text = from_text
-        self.all_int = True
-
-    def add(self, value: Any) -> None:
-        if not self.all_int or value is None or value is MISSING:
-            return
-        if self.from_text:
-            ok = isinstance(value, str) and _INT_TEXT.fullmatch(value) is not None
-            ok = ok and _INT64[0] <= int(value) <= _INT64[1]
-        else:
-            ok = isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
-        self.all_int = ok
-
-    def arrow_type(self) -> Any:
-        pa = deps.pyarrow()
-        return pa.int64() if self.all_int else pa.string()
-
-
-def _ids_array(values: list[Any], id_type: Any, start: int, id_column: str | None) -> Any:
-    """Arrow ids of a JSONL/CSV part: converted to the file's id type; row numbers without an id column."""
-    pa = deps.pyarrow()
-    if id_column is None:
-        return pa.array(range(start, start + len(values)), pa.int64())
-    if pa.types.is_integer(id_type):
-        return pa.array([None if v is None or v is MISSING else int(v) for v in values], id_type)
-    out = [None if v is None or v is MISSING else v if isinstance(v, str) else json.dumps(v) for v in values]
-    return pa.array(out, pa.string())
 
 
 class JsonLinesReader(Reader):
@@ -187,20 +163,20 @@ class JsonLinesReader(Reader):
 
     def _do_scan(self) -> InputScan:
         rows, keys = 0, set[str]()
-        ids = _IdTyper(from_text=False)
+        ids = IdTyper(str(self.path), from_text=False)
         id_key = self.requested_id_column or "id"
         for row, _ in self._rows():
-            rows += 1
             if row is not None:
                 keys.update(k for k in (*self.columns, id_key) if k in row)
-                ids.add(row.get(id_key))
+                ids.add(rows, row.get(id_key))
+            rows += 1
         if rows:
             id_column = self._check_columns(sorted(keys), f"any row of {self.path}")
         else:
             id_column = self.requested_id_column or None
         return InputScan(rows, ids.arrow_type() if id_column else deps.pyarrow().int64(), id_column)
 
-    def parts(self, part_rows: int) -> Iterator[RawPart]:
+    def _parts(self, part_rows: int) -> Iterator[RawPart]:
         scan = self.scan()
         batch: list[tuple[dict[str, Any] | None, str | None]] = []
         index = 0
@@ -218,66 +194,7 @@ class JsonLinesReader(Reader):
         values = {c: [(row or empty).get(c, MISSING) for row, _ in batch] for c in self.columns}
         id_values = [(row or empty).get(scan.id_column, MISSING) if scan.id_column else None for row, _ in batch]
         errors = {i: error for i, (_, error) in enumerate(batch) if error is not None}
-        return RawPart(index, start, _ids_array(id_values, scan.id_type, start, scan.id_column), values, errors)
-
-
-class CsvReader(Reader):
-    """A header line, then one row per record (RFC 4180 quoting; UTF-8, with or without a BOM).
-
-    Every cell is text: an empty cell is the empty string; a cell past the end of a short row is missing.
-    Ids are int64 when every id cell is an integer, else strings.
-    """
-
-    format = "csv"
-
-    def _records(self) -> Iterator[list[str]]:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with self.path.open("r", encoding="utf-8-sig", newline="") as f:
-            for record in csv.reader(f):
-                if record:
-                    yield record
-
-    def _header(self, records: Iterator[list[str]]) -> list[str]:
-        header = next(records, None)
-        if header is None:
-            raise InputError(f"{self.path} is empty: a CSV input needs a header line")
-        return header
-
-    def _do_scan(self) -> InputScan:
-        records = self._records()
-        header = self._header(records)
-        id_column = self._check_columns(header, f"the header of {self.path}")
-        ids = _IdTyper(from_text=True)
-        position = header.index(id_column) if id_column else -1
-        rows = 0
-        for record in records:
-            rows += 1
-            if position >= 0:
-                ids.add(record[position] if position < len(record) else None)
-        return InputScan(rows, ids.arrow_type() if id_column else deps.pyarrow().int64(), id_column)
-
-    def parts(self, part_rows: int) -> Iterator[RawPart]:
-        scan = self.scan()
-        records = self._records()
-        header = self._header(records)
-        positions = {c: header.index(c) for c in self.columns}
-        id_position = header.index(scan.id_column) if scan.id_column else -1
-        batch: list[list[str]] = []
-        index = 0
-
-        def part(rows: list[list[str]]) -> RawPart:
-            start = index * part_rows
-            values = {c: [r[p] if p < len(r) else MISSING for r in rows] for c, p in positions.items()}
-            ids = [r[id_position] if 0 <= id_position < len(r) else None for r in rows]
-            return RawPart(index, start, _ids_array(ids, scan.id_type, start, scan.id_column), values)
-
-        for record in records:
-            batch.append(record)
-            if len(batch) == part_rows:
-                yield part(batch)
-                index, batch = index + 1, []
-        if batch:
-            yield part(batch)
+        return RawPart(index, start, ids_array(id_values, scan.id_type, start, scan.id_column), values, errors)
 
 
 class ParquetReader(Reader):
@@ -289,19 +206,31 @@ class ParquetReader(Reader):
         super().__init__(path, columns, id_column)
         self.files = input_files(path, "parquet")
 
+    @staticmethod
+    def _tables(path: Path, part_rows: int, columns: list[str]) -> Iterator[Any]:
+        """The record batches of one file as tables; a corrupt file is a JobError naming it."""
+        pa, pq = deps.pyarrow(), deps.parquet()
+        with foreign_errors(JobError, f"cannot read the Parquet file {path}"):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=part_rows, columns=columns):
+                yield pa.Table.from_batches([batch]).select(columns)
+
     def _do_scan(self) -> InputScan:
         pq = deps.parquet()
-        schemas = [pq.read_schema(f) for f in self.files]
+        schemas = []
+        for f in self.files:
+            with foreign_errors(JobError, f"cannot read the Parquet file {f}"):
+                schemas.append(pq.read_schema(f))
         names = schemas[0].names
         id_column = self._check_columns(names, str(self.files[0]))
         for f, schema in zip(self.files[1:], schemas[1:]):
             self._check_columns(schema.names, str(f))
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
-        id_type = schemas[0].field(id_column).type if id_column else deps.pyarrow().int64()
+        id_type = (check_same_type([(str(f), schema.field(id_column).type) for f, schema in zip(self.files, schemas)],
+                                   id_column) if id_column else deps.pyarrow().int64())
         return InputScan(rows, id_type, id_column)
 
-    def parts(self, part_rows: int) -> Iterator[RawPart]:
-        pa, pq = deps.pyarrow(), deps.parquet()
+    def _parts(self, part_rows: int) -> Iterator[RawPart]:
+        pa = deps.pyarrow()
         scan = self.scan()
         wanted = list(dict.fromkeys([*self.columns, *([scan.id_column] if scan.id_column else [])]))
         pending: list[Any] = []
@@ -317,8 +246,8 @@ class ParquetReader(Reader):
             return RawPart(index, start, ids, values)
 
         for f in self.files:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=part_rows, columns=wanted):
-                table = pa.Table.from_batches([batch]).select(wanted)
+            for read in self._tables(f, part_rows, wanted):
+                table = read
                 while table.num_rows:
                     take = min(part_rows - buffered, table.num_rows)
                     pending.append(table.slice(0, take))
@@ -343,4 +272,8 @@ def open_reader(path: str | Path, columns: Sequence[str], id_column: str | None 
     if found == "parquet":
         return ParquetReader(path, columns, id_column)
     input_files(path, found)
-    return (JsonLinesReader if found == "jsonl" else CsvReader)(path, columns, id_column)
+    if found == "csv":
+        from .csv_reader import CsvReader
+
+        return CsvReader(path, columns, id_column)
+    return JsonLinesReader(path, columns, id_column)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError, ModelNotFoundError
+from ..errors import InputError, ModelNotFoundError, foreign_errors
 from ..options import RuntimeOptions
 from . import manifest
 from .badrows import PreparedPart, fail_on, screen
 from .encode import OUTPUT_COLUMNS, encode_table, load_model, output_fields
-from .errors import BadRowsError
+from .errors import BadRowsError, JobError
 from .progress import Progress
 from .readers import open_reader
 from .spec import BadRowPolicy, JobOptions, Kind, detect_kind
@@ -178,8 +178,9 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
 
     out = OutputDir(output_dir)
     out.prepare()
-    new = manifest.build(input_path=reader.path.resolve(), input_format=reader.format, input_files=reader.files,
-                         rows=scan.rows, model_dir=model_path.resolve(), options=options.to_dict(), parts=parts)
+    with foreign_errors(JobError, "cannot fingerprint the input and the model"):
+        new = manifest.build(input_path=reader.path.resolve(), input_format=reader.format, input_files=reader.files,
+                             rows=scan.rows, model_dir=model_path.resolve(), options=options.to_dict(), parts=parts)
     saved = manifest.load(out.path)
     if saved is not None:
         manifest.check_resume(saved, new, out.path)

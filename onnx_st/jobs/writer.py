@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..errors import foreign_errors
 from . import deps
 from .errors import JobError
 from .manifest import MANIFEST
@@ -49,15 +50,23 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _replace_atomically(target: Path, write: Any) -> None:
-    """Call ``write(tmp_path)``, flush it to disk, then rename it to ``target``."""
+    """Call ``write(tmp_path)``, flush it to disk, then rename it to ``target``.
+
+    Raises:
+        JobError: the file cannot be written (a read-only directory, a full disk): ``target`` is untouched.
+    """
     tmp = target.with_name(f".{target.name}{_TMP}{os.getpid()}")
-    try:
-        write(tmp)
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with foreign_errors(JobError, f"cannot write {target}"):
+        try:
+            write(tmp)
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        finally:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
     _fsync_dir(target.parent)
 
 
@@ -75,10 +84,11 @@ class OutputDir:
         """
         if self.path.exists() and not self.path.is_dir():
             raise JobError(f"output {self.path} exists and is not a directory")
-        self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.iterdir():
-            if _TMP in stale.name and stale.is_file():
-                stale.unlink(missing_ok=True)
+        with foreign_errors(JobError, f"cannot use the output directory {self.path}"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.iterdir():
+                if _TMP in stale.name and stale.is_file():
+                    stale.unlink(missing_ok=True)
         if not (self.path / MANIFEST).exists() and any(self.path.iterdir()):
             raise JobError(f"output directory {self.path} is not empty and holds no {MANIFEST}; "
                            "give a new or empty directory")
@@ -102,9 +112,15 @@ class OutputDir:
         return target
 
     def rejected(self, index: int) -> list[dict[str, Any]]:
-        """The bad rows recorded in part ``index``."""
-        metadata = deps.parquet().read_schema(self.part_path(index)).metadata or {}
-        return json.loads(metadata.get(_META_REJECTED, b"[]"))
+        """The bad rows recorded in part ``index``.
+
+        Raises:
+            JobError: the part file is unreadable (remove it and rerun to write it again).
+        """
+        path = self.part_path(index)
+        with foreign_errors(JobError, f"cannot read {path} (remove it and rerun to write it again)"):
+            metadata = deps.parquet().read_schema(path).metadata or {}
+            return list(json.loads(metadata.get(_META_REJECTED, b"[]")))
 
     def write_rejected(self, parts: int) -> tuple[int, list[dict[str, Any]]]:
         """Gather every part's bad rows into ``_rejected.jsonl`` (input order); the count and the first few."""

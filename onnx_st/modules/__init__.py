@@ -2,6 +2,8 @@
 
 Both the old (``sentence_transformers.models.Pooling``) and the new dotted paths
 (``sentence_transformers.sentence_transformer.modules.pooling.Pooling``) resolve by class name.
+A chain of modules is assembled once, when it loads: fused SPLADE heads take their logits budget
+from ``LoadContext.options``, and neighbouring modules are checked to agree on their dimensions.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import read_modules
-from ..errors import UnsupportedModuleError
-from .base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension
-from .dense import Dense, Normalize
+from ..config import inside, read_modules
+from ..errors import ConfigError, OnnxModelError, UnsupportedModuleError, foreign_errors
+from .base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension, walk
+from .dense import Dense
+from .normalize import Normalize
 from .pooling import Pooling
 from .router import Router
-from .splade import SparseStaticEmbedding, SpladePooling
+from .splade import SparseStaticEmbedding, SpladeMLM, SpladePooling, fuse_splade
 from .static import StaticEmbedding
 from .transformer import Transformer
 
-__all__ = ["Features", "InputModule", "LoadContext", "Module", "embedding_dimension", "load_module",
-           "load_modules", "register_module", "supported_modules"]
+__all__ = ["Dense", "Features", "InputModule", "LoadContext", "Module", "Normalize", "Pooling", "Router",
+           "SparseStaticEmbedding", "SpladeMLM", "SpladePooling", "StaticEmbedding", "Transformer", "assemble",
+           "embedding_dimension", "load_module", "load_modules", "register_module", "supported_modules", "walk"]
 
 _LOADERS: dict[str, Loader] = {}
 
@@ -36,7 +40,7 @@ def supported_modules() -> list[str]:
 
 
 def load_module(type_name: str, directory: Path, ctx: LoadContext) -> Module:
-    """Load one module from its folder.
+    """Load one module from its folder; any foreign exception while loading becomes a ConfigError naming it.
 
     Raises:
         UnsupportedModuleError: the type is not a sentence-transformers module the runtime runs.
@@ -46,15 +50,52 @@ def load_module(type_name: str, directory: Path, ctx: LoadContext) -> Module:
         raise UnsupportedModuleError(
             f"Module type {type_name!r} is not supported by onnx-st; supported modules: {', '.join(supported_modules())}"
         )
-    return _LOADERS[class_name](directory, ctx)
+    with foreign_errors(ConfigError, f"Cannot load {class_name} from {directory}"):
+        return _LOADERS[class_name](directory, ctx)
+
+
+def check_chain(modules: list[Module]) -> None:
+    """Neighbouring modules agree: each reads a feature written before it; the graph's width fits Pooling,
+    the pooled size fits Dense.
+
+    Raises:
+        OnnxModelError: the graph's hidden size is not the one Pooling was configured for.
+        ConfigError: a module reads a feature nobody writes, or a Dense layer's ``in_features`` is not the size
+            of the feature it reads.
+    """
+    written: list[str] = []
+    for before, module in zip(modules, modules[1:]):
+        written.append(before.module_output_name)
+        if module.module_input_name is not None and module.module_input_name not in written:
+            raise ConfigError(f"{type(module).__name__} reads {module.module_input_name!r}, which no module before "
+                              f"it writes (they write {written}): check module_output_name / module_input_name")
+        width = before.get_embedding_dimension()
+        if width is None:
+            continue
+        if isinstance(module, Pooling) and isinstance(before, Transformer) and width != module.embedding_dimension:
+            raise OnnxModelError(f"The Transformer gives token embeddings of size {width}, the Pooling config "
+                                 f"expects {module.embedding_dimension}")
+        if isinstance(module, Dense) and before.module_output_name == module.module_input_name \
+                and width != module.in_features:
+            raise ConfigError(f"Dense expects {module.module_input_name!r} of size {module.in_features} "
+                              f"(in_features), the module before it gives size {width}")
+
+
+def assemble(modules: list[Module], ctx: LoadContext) -> list[Module]:
+    """A loaded chain ready to run: SPLADE heads fused under ``ctx.options.logits_budget_mib``, sizes checked."""
+    chain = fuse_splade(modules, ctx.options.logits_budget_mib)
+    check_chain(chain)
+    return chain
 
 
 def load_modules(model_dir: Path, ctx: LoadContext) -> list[Module] | None:
-    """Load every module of ``modules.json`` in order; ``None`` if the directory has no modules.json."""
+    """Load and assemble every module of ``modules.json`` in order; ``None`` if there is no modules.json."""
     specs = read_modules(model_dir)
     if specs is None:
         return None
-    return [load_module(spec.type, model_dir / spec.path, ctx) for spec in sorted(specs, key=lambda s: s.idx)]
+    modules = [load_module(spec.type, inside(model_dir, spec.path, "module path", model_dir / "modules.json"), ctx)
+               for spec in sorted(specs, key=lambda s: s.idx)]
+    return assemble(modules, ctx)
 
 
 register_module("Transformer", Transformer.load)
@@ -63,6 +104,6 @@ register_module("Pooling", Pooling.load)
 register_module("Dense", Dense.load)
 register_module("Normalize", Normalize.load)
 register_module("StaticEmbedding", StaticEmbedding.load)
-register_module("Router", lambda d, ctx: Router.load(d, ctx, load_module))
+register_module("Router", lambda d, ctx: Router.load(d, ctx, load_module, assemble))
 register_module("SpladePooling", SpladePooling.load)
 register_module("SparseStaticEmbedding", SparseStaticEmbedding.load)

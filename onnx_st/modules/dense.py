@@ -1,32 +1,77 @@
-"""Dense (a linear layer from safetensors plus its activation) and Normalize."""
+"""Dense: a linear layer from safetensors plus its activation."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..config import read_module_config
-from ..errors import ConfigError, ModelNotFoundError
-from ..functional import activation, normalize
+from ..config import config_bool, config_int, config_str, read_module_config
+from ..errors import ConfigError, InputError, ModelNotFoundError, OnnxModelError
+from ..functional import activation
 from ..weights import load_safetensors
-from .base import Features, LoadContext
+from .base import Features, LoadContext, Module
 
 
-class Dense:
+class Dense(Module):
     """``out = activation(x @ W.T + b)`` (plus an optional residual), on ``sentence_embedding`` by default."""
 
+    config_keys = ("in_features", "out_features", "bias", "activation_function", "module_input_name",
+                   "module_output_name", "use_residual")
+    module_input_name: str
+
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, activation_name: str | None,
-                 input_name: str = "sentence_embedding", output_name: str | None = None,
+                 module_input_name: str = "sentence_embedding", module_output_name: str | None = None,
                  residual: np.ndarray | None = None, use_residual: bool = False) -> None:
+        if weight.ndim != 2:
+            raise ConfigError(f"Dense linear.weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+        if bias is not None and bias.shape != (weight.shape[0],):
+            raise ConfigError(f"Dense linear.bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        if residual is not None and residual.shape != (weight.shape[0], weight.shape[1]):
+            raise ConfigError(f"Dense residual.weight must have shape {weight.shape}, got {residual.shape}")
+        if use_residual and residual is None and weight.shape[0] != weight.shape[1]:
+            raise ConfigError(f"Dense use_residual without residual.weight needs in_features == out_features, "
+                              f"got weight shape {weight.shape}")
+        if activation_name == "":
+            raise ConfigError("'activation_function' must name a torch activation, got ''")
+        try:
+            self.activation = activation(activation_name)
+        except InputError as exc:
+            raise ConfigError(f"'activation_function': {exc}") from exc
+        self.activation_function = activation_name
         self.weight_t = np.ascontiguousarray(weight.T.astype(np.float32))
         self.bias = None if bias is None else bias.astype(np.float32)
-        self.activation = activation(activation_name)
-        self.input_name = input_name
-        self.output_name = output_name or input_name
+        self.module_input_name = module_input_name
+        self.module_output_name = module_output_name or module_input_name
         self.residual_t = None if residual is None else np.ascontiguousarray(residual.T.astype(np.float32))
         self.use_residual = use_residual
-        self.embedding_dimension = int(weight.shape[0])
+        self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
+
+    def get_embedding_dimension(self) -> int:
+        """``out_features``."""
+        return self.out_features
+
+    @property
+    def bias_enabled(self) -> bool:
+        """Whether the layer adds a bias."""
+        return self.bias is not None
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The config sentence-transformers saves (``bias`` as a flag)."""
+        return {**super().get_config_dict(), "bias": self.bias_enabled}
+
+    def save(self, output_path: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (``linear.weight``, ``linear.bias``, ``residual.weight``)."""
+        from safetensors.numpy import save_file
+
+        super().save(output_path)
+        tensors = {"linear.weight": np.ascontiguousarray(self.weight_t.T)}
+        if self.bias is not None:
+            tensors["linear.bias"] = self.bias
+        if self.residual_t is not None:
+            tensors["residual.weight"] = np.ascontiguousarray(self.residual_t.T)
+        save_file(tensors, str(Path(output_path) / "model.safetensors"))
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Dense:
@@ -42,41 +87,35 @@ class Dense:
             weight = tensors["linear.weight"]
         except KeyError as exc:
             raise ConfigError(f"{path} has no 'linear.weight'; keys: {sorted(tensors)}") from exc
-        expected = (config.get("out_features"), config.get("in_features"))
+        config_path = directory / "config.json"
+        if weight.ndim != 2:
+            raise ConfigError(f"{path}: linear.weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+        expected = (config_int(config, "out_features", None, config_path),
+                    config_int(config, "in_features", None, config_path))
         if None not in expected and tuple(weight.shape) != expected:
             raise ConfigError(f"{path}: weight shape {weight.shape} does not match config {expected}")
-        return cls(weight, tensors.get("linear.bias") if config.get("bias", True) else None,
-                   config.get("activation_function", "torch.nn.modules.activation.Tanh"),
-                   config.get("module_input_name", "sentence_embedding"), config.get("module_output_name"),
-                   tensors.get("residual.weight"), bool(config.get("use_residual", False)))
+        use_bias = config_bool(config, "bias", True, config_path)
+        if use_bias and "linear.bias" not in tensors:
+            raise ConfigError(f"{path} has no 'linear.bias' while {config_path} says bias: true")
+        try:
+            return cls(weight, tensors["linear.bias"] if use_bias else None,
+                       config_str(config, "activation_function", "torch.nn.modules.activation.Tanh", config_path),
+                       config_str(config, "module_input_name", "sentence_embedding", config_path),
+                       config_str(config, "module_output_name", None, config_path),
+                       tensors.get("residual.weight"), config_bool(config, "use_residual", False, config_path))
+        except ConfigError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from exc
 
     def forward(self, features: Features) -> Features:
         """Apply the layer."""
-        x = features[self.input_name]
+        x = features[self.module_input_name]
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise OnnxModelError(f"Dense expects {self.module_input_name!r} of size {self.in_features}, "
+                                 f"got shape {x.shape}")
         out = x @ self.weight_t
         if self.bias is not None:
             out = out + self.bias
         out = self.activation(out)
         if self.use_residual:
             out = out + (x if self.residual_t is None else x @ self.residual_t)
-        return {**features, self.output_name: out.astype(np.float32, copy=False)}
-
-
-class Normalize:
-    """L2-normalizes ``sentence_embedding`` (or the configured key)."""
-
-    embedding_dimension = None
-
-    def __init__(self, input_name: str = "sentence_embedding", output_name: str | None = None) -> None:
-        self.input_name = input_name
-        self.output_name = output_name or input_name
-
-    @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> Normalize:
-        """Read the optional ``config.json`` (the folder may not exist at all)."""
-        config = read_module_config(directory) if directory.is_dir() else {}
-        return cls(config.get("module_input_name", "sentence_embedding"), config.get("module_output_name"))
-
-    def forward(self, features: Features) -> Features:
-        """Normalize."""
-        return {**features, self.output_name: normalize(features[self.input_name])}
+        return {**features, self.module_output_name: out.astype(np.float32, copy=False)}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import read_module_config
-from ..errors import ConfigError
+from ..config import config_bool, read_module_config
+from ..errors import ConfigError, OnnxModelError
 from ..functional import POOLING_MODES, exclude_prompt, pool
-from .base import Features, LoadContext
+from .base import Features, LoadContext, Module
 
 _LEGACY_KEYS = {
     "pooling_mode_cls_token": "cls",
@@ -27,37 +27,65 @@ def parse_pooling_modes(config: dict[str, object]) -> tuple[str, ...]:
     if mode is None:
         modes = tuple(m for key, m in _LEGACY_KEYS.items() if config.get(key))
         modes = modes or ("mean",)
+    elif isinstance(mode, str):
+        modes = (mode,)
+    elif isinstance(mode, list) and mode and all(isinstance(m, str) for m in mode):
+        modes = tuple(mode)
     else:
-        modes = (mode,) if isinstance(mode, str) else tuple(mode)  # type: ignore[arg-type]
+        raise ConfigError(f"'pooling_mode' must be a pooling mode or a non-empty list of them ({POOLING_MODES}), "
+                          f"got {mode!r}")
     for m in modes:
         if m not in POOLING_MODES:
-            raise ConfigError(f"Invalid pooling mode {m!r}; valid pooling modes are {POOLING_MODES}")
+            raise ConfigError(f"'pooling_mode' {m!r} is invalid; valid pooling modes are {POOLING_MODES}")
     return modes
 
 
-class Pooling:
+class Pooling(Module):
     """Pools ``token_embeddings`` into ``sentence_embedding`` (modes concatenated in order)."""
 
+    config_keys = ("embedding_dimension", "pooling_mode", "include_prompt")
+    module_input_name = "token_embeddings"
+
     def __init__(self, embedding_dimension: int, modes: tuple[str, ...], include_prompt: bool = True) -> None:
+        self.embedding_dimension = embedding_dimension  # of each token embedding
         self.modes = modes
         self.include_prompt = include_prompt
-        self.embedding_dimension = embedding_dimension * len(modes)
+
+    @property
+    def pooling_mode(self) -> str | list[str]:
+        """The mode, or the list of modes, as saved."""
+        return self.modes[0] if len(self.modes) == 1 else list(self.modes)
+
+    def get_embedding_dimension(self) -> int:
+        """Token embedding size times the number of modes."""
+        return self.embedding_dimension * len(self.modes)
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Pooling:
         """Read ``config.json`` of the pooling folder."""
         config = read_module_config(directory)
+        path = directory / "config.json"
         dim = config.get("embedding_dimension", config.get("word_embedding_dimension"))
-        if not isinstance(dim, int):
-            raise ConfigError(f"{directory}/config.json needs an integer embedding_dimension")
-        return cls(dim, parse_pooling_modes(config), bool(config.get("include_prompt", True)))
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"{path}: embedding_dimension must be a positive integer, got {dim!r}")
+        try:
+            modes = parse_pooling_modes(config)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        return cls(dim, modes, config_bool(config, "include_prompt", True, path))
 
     def forward(self, features: Features) -> Features:
         """Add ``sentence_embedding``."""
         tokens = features["token_embeddings"]
+        if tokens.ndim != 3 or tokens.shape[-1] != self.embedding_dimension:
+            raise OnnxModelError(f"Pooling expects token embeddings of shape (batch, seq, {self.embedding_dimension}), "
+                                 f"the model gave {tokens.shape}")
         mask = features.get("attention_mask")
-        if mask is None or mask.shape[-1] != tokens.shape[1]:
+        if mask is None:
             mask = np.ones(tokens.shape[:2], dtype=np.int64)
+        elif mask.shape != tokens.shape[:2]:
+            raise OnnxModelError(f"Pooling expects token embeddings for (batch, seq) = {mask.shape}, "
+                                 f"the model gave {tokens.shape}")
         prompt_length = features.get("prompt_length")
         if not self.include_prompt and prompt_length:
             mask_for_pooling = exclude_prompt(mask, int(prompt_length))

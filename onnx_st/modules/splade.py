@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import read_module_config
-from ..errors import ConfigError, ModelNotFoundError
-from ..options import DEFAULT_LOGITS_BUDGET_MIB
+from ..config import config_int, config_str, inside, read_json_value, read_module_config
+from ..errors import ConfigError, ModelNotFoundError, OnnxModelError
+from ..options import DEFAULT_LOGITS_BUDGET_MIB, RuntimeOptions
 from ..tokenizer import TextTokenizer
 from ..weights import load_safetensors
-from .base import Features, LoadContext, Module, embedding_dimension
-from .router import Router
+from .base import Features, InputModule, LoadContext, Module, with_prompt
 from .transformer import Transformer
 
 POOLING_STRATEGIES = ("max", "sum")
@@ -42,8 +40,11 @@ def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str = 
     return logits.sum(axis=1, dtype=np.float32)
 
 
-class SpladePooling:
+class SpladePooling(Module):
     """Activation and max/sum pooling of the ``token_embeddings`` (MLM logits) into ``sentence_embedding``."""
+
+    config_keys = ("pooling_strategy", "activation_function", "embedding_dimension")
+    module_input_name = "token_embeddings"
 
     def __init__(self, pooling_strategy: str = "max", activation_function: str = "relu",
                  embedding_dimension: int | None = None) -> None:
@@ -57,16 +58,27 @@ class SpladePooling:
         self.activation_function = activation_function
         self.embedding_dimension = embedding_dimension
 
+    def get_embedding_dimension(self) -> int | None:
+        """The vocabulary size, when the config names it."""
+        return self.embedding_dimension
+
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> SpladePooling:
         """Read ``config.json`` (``word_embedding_dimension`` is the old name of ``embedding_dimension``)."""
         config = read_module_config(directory)
-        dim = config.get("embedding_dimension", config.get("word_embedding_dimension"))
-        return cls(str(config.get("pooling_strategy", "max")), str(config.get("activation_function", "relu")),
-                   int(dim) if dim is not None else None)
+        path = directory / "config.json"
+        key = "embedding_dimension" if config.get("embedding_dimension") is not None else "word_embedding_dimension"
+        return cls(config_str(config, "pooling_strategy", "max", path, POOLING_STRATEGIES),
+                   config_str(config, "activation_function", "relu", path, ACTIVATIONS),
+                   config_int(config, key, None, path))
 
     def forward(self, features: Features) -> Features:
         """Pool ``token_embeddings`` (consumed: the logits array is overwritten)."""
+        logits, mask = features["token_embeddings"], features["attention_mask"]
+        if logits.ndim != 3 or logits.shape[:2] != mask.shape or (
+                self.embedding_dimension is not None and logits.shape[2] != self.embedding_dimension):
+            raise OnnxModelError(f"SpladePooling expects MLM logits of shape {(*mask.shape, self.embedding_dimension)}, "
+                                 f"the model gave {logits.shape}")
         pooled = splade_pool(features["token_embeddings"], features["attention_mask"], self.pooling_strategy,
                              self.activation_function)
         out = {k: v for k, v in features.items() if k != "token_embeddings"}
@@ -76,7 +88,7 @@ class SpladePooling:
         return f"SpladePooling({self.pooling_strategy!r}, {self.activation_function!r})"
 
 
-class SpladeMLM:
+class SpladeMLM(InputModule):
     """A fill-mask Transformer fused with its SpladePooling, run in sub-batches under a memory budget.
 
     The ``(rows, seq, vocab)`` float32 logits of one ONNX run stay below ``logits_budget_mib`` (one row
@@ -87,16 +99,28 @@ class SpladeMLM:
 
     def __init__(self, transformer: Transformer, pooling: SpladePooling,
                  logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> None:
+        width, vocab = transformer.get_embedding_dimension(), pooling.embedding_dimension
+        if width is not None and vocab is not None and width != vocab:
+            raise OnnxModelError(f"The MLM Transformer gives logits over {width} tokens, the SpladePooling config "
+                                 f"expects {vocab}")
         self.transformer = transformer
         self.pooling = pooling
         self.logits_budget_mib = logits_budget_mib
-        vocab = pooling.embedding_dimension or transformer.hf_config.vocab_size
-        self.embedding_dimension = int(vocab) if vocab else None
+        self.tokenizer = transformer.tokenizer
+        self.embedding_dimension = pooling.embedding_dimension or transformer.get_embedding_dimension()
 
-    @property
-    def tokenizer(self) -> TextTokenizer:
-        """The Transformer's tokenizer."""
-        return self.transformer.tokenizer
+    def get_embedding_dimension(self) -> int | None:
+        """The vocabulary size."""
+        return self.embedding_dimension
+
+    def submodules(self) -> list[Module]:
+        """The Transformer and the SpladePooling it fuses."""
+        return [self.transformer, self.pooling]
+
+    def apply_options(self, options: RuntimeOptions) -> None:
+        """Take ``logits_budget_mib`` (and pass ``max_batch_tokens`` on to the Transformer)."""
+        self.logits_budget_mib = options.logits_budget_mib
+        super().apply_options(options)
 
     @property
     def max_seq_length(self) -> int | None:
@@ -127,9 +151,9 @@ class SpladeMLM:
         """Tokenize as the Transformer does."""
         return self.transformer.preprocess(texts, prompt=prompt, task=task)
 
-    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+    def count_tokens(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
         """Token counts, as the Transformer counts them."""
-        return self.transformer.token_lengths(texts, prompt=prompt, task=task)
+        return self.transformer.count_tokens(texts, prompt=prompt, task=task)
 
     def forward(self, features: Features) -> Features:
         """Run the graph and pool, sub-batch by sub-batch; adds ``sentence_embedding`` (batch, vocab)."""
@@ -140,8 +164,6 @@ class SpladeMLM:
             sub = {k: _rows(v, batch, seq_len, start, stop, width) for k, v in features.items()}
             parts.append(self.pooling.forward(self.transformer.forward(sub))["sentence_embedding"])
         pooled = np.concatenate(parts) if parts else np.zeros((0, self.embedding_dimension or 0), np.float32)
-        if self.embedding_dimension is None and pooled.ndim == 2:
-            self.embedding_dimension = int(pooled.shape[1])
         return {**features, "sentence_embedding": pooled}
 
     def __repr__(self) -> str:
@@ -156,41 +178,44 @@ def _rows(value: Any, batch: int, seq_len: int, start: int, stop: int, width: in
 
 
 def fuse_splade(modules: Sequence[Module], logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB) -> list[Module]:
-    """Replace each fill-mask Transformer followed by SpladePooling with a :class:`SpladeMLM`.
-
-    Router routes are fused in place. Other modules are kept as they are.
-    """
+    """One chain as it loads: each fill-mask Transformer followed by SpladePooling becomes a :class:`SpladeMLM`."""
     out: list[Module] = []
     i = 0
     while i < len(modules):
         module = modules[i]
         nxt = modules[i + 1] if i + 1 < len(modules) else None
-        if isinstance(module, Transformer) and module.task == "fill-mask" and isinstance(nxt, SpladePooling):
+        if isinstance(module, Transformer) and module.task == "fill-mask" and isinstance(nxt, SpladePooling) \
+                and module.module_output_name == nxt.module_input_name:
             out.append(SpladeMLM(module, nxt, logits_budget_mib))
             i += 2
             continue
-        if isinstance(module, Router):
-            module.routes = {route: fuse_splade(chain, logits_budget_mib) for route, chain in module.routes.items()}
-            dims = {embedding_dimension(chain) for chain in module.routes.values()}
-            module.embedding_dimension = dims.pop() if len(dims) == 1 else None
-        if isinstance(module, SpladeMLM):
-            module.logits_budget_mib = logits_budget_mib
         out.append(module)
         i += 1
     return out
 
 
-class SparseStaticEmbedding:
+class SparseStaticEmbedding(InputModule):
     """Inference-free sparse encoding: each token present in the text gets its static (IDF) weight.
 
     Tokenized without special tokens; no ONNX graph.
     """
 
+    tokenizer: TextTokenizer
+
     def __init__(self, tokenizer: TextTokenizer, weight: np.ndarray) -> None:
+        weight = np.asarray(weight, dtype=np.float32)
+        if weight.ndim != 1 and not (weight.ndim == 2 and 1 in weight.shape):
+            raise ConfigError(f"SparseStaticEmbedding weight must be a vector, got shape {weight.shape}")
+        if weight.size < tokenizer.vocab_size:
+            raise ConfigError(f"SparseStaticEmbedding weight has {weight.size} entries for a vocabulary of "
+                              f"{tokenizer.vocab_size} tokens")
         self.tokenizer = tokenizer
-        self.weight = np.asarray(weight, dtype=np.float32).reshape(-1)
+        self.weight = weight.reshape(-1)
         self.embedding_dimension = int(self.weight.shape[0])
-        self.max_seq_length = tokenizer.max_length
+
+    def get_embedding_dimension(self) -> int:
+        """The vocabulary size."""
+        return self.embedding_dimension
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> SparseStaticEmbedding:
@@ -198,9 +223,10 @@ class SparseStaticEmbedding:
         # the module's config.json is not a model config: the limit is tokenizer_config's model_max_length
         tokenizer = TextTokenizer.from_dir(directory, add_special_tokens=False)
         config = read_module_config(directory)
-        path = config.get("path")
-        if isinstance(path, str) and path.endswith(".json"):
-            return cls(tokenizer, _idf_from_json(directory, path, tokenizer))
+        path = config_str(config, "path", None, directory / "config.json")
+        if path is not None and path.endswith(".json"):
+            file = inside(directory, path, "IDF file 'path'", directory / "config.json")
+            return cls(tokenizer, _idf_from_json(file, tokenizer))
         tensors = load_safetensors(directory / "model.safetensors")
         if "weight" not in tensors:
             raise ConfigError(f"{directory}/model.safetensors has no 'weight' tensor; found {sorted(tensors)}")
@@ -208,9 +234,7 @@ class SparseStaticEmbedding:
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Token ids without special tokens, padded to the longest text."""
-        if prompt:
-            texts = [prompt + t for t in texts]
-        return dict(self.tokenizer(list(texts)))
+        return dict(self.tokenizer(with_prompt(texts, prompt)))
 
     def forward(self, features: Features) -> Features:
         """Weight of every attended token, once per token; times an earlier ``sentence_embedding`` if any."""
@@ -228,13 +252,15 @@ class SparseStaticEmbedding:
         return f"SparseStaticEmbedding(dim={self.embedding_dimension})"
 
 
-def _idf_from_json(directory: Path, path: str, tokenizer: TextTokenizer) -> np.ndarray:
+def _idf_from_json(file: Path, tokenizer: TextTokenizer) -> np.ndarray:
     """Token -> weight JSON into a vocabulary-sized vector; unknown tokens land on the unknown token, as in
     sentence-transformers."""
-    file = Path(path) if Path(path).is_absolute() else directory / path
     if not file.is_file():
         raise ModelNotFoundError(f"SparseStaticEmbedding IDF file not found: {file}")
-    idf = json.loads(file.read_text(encoding="utf-8"))
+    idf = read_json_value(file)
+    if not isinstance(idf, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in idf.values()):
+        raise ConfigError(f"{file} must hold a JSON object of token -> finite number")
     backend = tokenizer.backend
     unk = getattr(backend.model, "unk_token", None)
     unk_id = backend.token_to_id(unk) if isinstance(unk, str) else None

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..errors import ConfigError, ModelNotFoundError
+from ..errors import ConfigError, ModelNotFoundError, foreign_errors
+from ..tokenizer import TextTokenizer
 from ..weights import load_safetensors
-from .base import Features, LoadContext
+from .base import Features, InputModule, LoadContext, with_prompt
 
 
 def fold_model2vec(tensors: dict[str, np.ndarray]) -> np.ndarray:
@@ -28,15 +29,30 @@ def fold_model2vec(tensors: dict[str, np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(table)
 
 
-class StaticEmbedding:
-    """Tokenizes without special tokens or padding and averages the token vectors (EmbeddingBag mean)."""
+class StaticEmbedding(InputModule):
+    """Tokenizes without special tokens and averages the token vectors of each text (EmbeddingBag mean).
+
+    The ``tokenizer.json`` is used as it is saved: its own truncation, if any, stays.
+    """
+
+    config_keys = ()
+    tokenizer: TextTokenizer
 
     def __init__(self, tokenizer: Tokenizer, table: np.ndarray) -> None:
-        tokenizer.no_padding()
-        self.tokenizer = tokenizer
+        if table.ndim != 2:
+            raise ConfigError(f"StaticEmbedding weights must be 2-D (vocabulary, dimension), got shape {table.shape}")
+        vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+        if table.shape[0] < vocab:
+            raise ConfigError(f"StaticEmbedding weights have {table.shape[0]} rows for a vocabulary of {vocab} tokens")
+        truncation = tokenizer.truncation or {}
+        self.tokenizer = TextTokenizer(tokenizer, truncation.get("max_length"), add_special_tokens=False,
+                                       truncation_side=truncation.get("direction", "right"))
         self.table = table
         self.embedding_dimension = int(table.shape[1])
-        self.max_seq_length = None
+
+    def get_embedding_dimension(self) -> int:
+        """Width of the embedding table."""
+        return self.embedding_dimension
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> StaticEmbedding:
@@ -44,25 +60,19 @@ class StaticEmbedding:
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise ModelNotFoundError(f"{directory} has no tokenizer.json")
-        try:
+        with foreign_errors(ConfigError, f"Cannot read {path}"):
             tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise ConfigError(f"Cannot read {path}: {exc}") from exc
         return cls(tokenizer, fold_model2vec(load_safetensors(directory / "model.safetensors")))
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
-        """Token ids of each text, flattened, with offsets."""
-        if prompt:
-            texts = [prompt + t for t in texts]
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
-        lengths = np.array([len(i) for i in ids], dtype=np.int64)
-        flat = np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
-        return {"input_ids": flat, "lengths": lengths}
+        """Token ids of each text (no special tokens), padded to the longest."""
+        return dict(self.tokenizer(with_prompt(texts, prompt)))
 
     def forward(self, features: Features) -> Features:
         """Mean of the token vectors of each text; an empty text gives zeros."""
-        lengths = features["lengths"]
-        vectors = self.table[features["input_ids"]]
+        attended = features["attention_mask"] > 0
+        lengths = attended.sum(axis=1) if attended.ndim == 2 else np.zeros(0, dtype=np.int64)
+        vectors = self.table[features["input_ids"][attended]]
         sums = np.zeros((len(lengths), self.embedding_dimension), dtype=np.float32)
         owners = np.repeat(np.arange(len(lengths)), lengths)
         np.add.at(sums, owners, vectors)

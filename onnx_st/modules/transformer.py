@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from ..config import HFConfig, TransformerConfig
-from ..errors import ConfigError
-from ..options import DEFAULT_MAX_BATCH_TOKENS
+from ..errors import ConfigError, OnnxModelError
+from ..options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 from ..session import OnnxSession, resolve_onnx_file
 from ..tokenizer import TextTokenizer
-from .base import Features, LoadContext
+from .base import Features, InputModule, LoadContext, with_prompt
 
 _OUTPUT_NAMES = {
     "feature-extraction": ("last_hidden_state", "token_embeddings"),
@@ -21,22 +21,20 @@ _OUTPUT_NAMES = {
     "sequence-classification": ("logits",),
 }
 _OUTPUT_RANKS = {"feature-extraction": 3, "fill-mask": 3, "sequence-classification": 2}
+GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_embeddings",
                   "sequence-classification": "scores"}
 
 
-def _with_prompt(texts: Sequence[Any], prompt: str | None) -> list[Any]:
-    """``texts`` with ``prompt`` prepended to each text (to the first text of a pair)."""
-    if not prompt:
-        return list(texts)
-    return [(prompt + t[0], t[1]) if isinstance(t, tuple) else prompt + t for t in texts]
-
-
-class Transformer:
+class Transformer(InputModule):
     """Tokenizes texts and runs the exported transformer graph.
 
     Writes ``token_embeddings`` (feature-extraction, fill-mask) or ``scores`` (sequence-classification).
     """
+
+    config_keys = ("max_seq_length", "do_lower_case", "transformer_task")
+    config_file_name = "sentence_bert_config.json"
+    tokenizer: TextTokenizer
 
     def __init__(self, tokenizer: TextTokenizer, session: OnnxSession, config: TransformerConfig,
                  hf_config: HFConfig, max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS) -> None:
@@ -48,10 +46,62 @@ class Transformer:
         self.config = config
         self.hf_config = hf_config
         self.task = config.transformer_task
-        self.output_name = session.pick_output(_OUTPUT_NAMES[self.task], rank=_OUTPUT_RANKS[self.task])
-        self.feature_name = config.module_output_name or _FEATURE_NAMES[self.task]
-        self.embedding_dimension = hf_config.hidden_size if self.task == "feature-extraction" else None
+        self.graph_output = session.pick_output(_OUTPUT_NAMES[self.task], rank=_OUTPUT_RANKS[self.task])
+        self.module_output_name = config.module_output_name or _FEATURE_NAMES[self.task]
         self.max_batch_tokens = max_batch_tokens
+        self.graph_width = self._check_graph()
+
+    def _check_graph(self) -> int | None:
+        """Check the graph's inputs and output against the configs; return its output width when fixed.
+
+        Raises:
+            OnnxModelError: an input onnx-st cannot feed, an output of the wrong rank, or a width that is
+                not the config's ``hidden_size`` / ``vocab_size`` / label count.
+        """
+        path = self.session.path
+        extra = [n for n in self.session.input_names if n not in GRAPH_INPUTS]
+        if extra or "input_ids" not in self.session.input_names:
+            raise OnnxModelError(f"{path}: the graph's inputs are {list(self.session.input_names)}; onnx-st feeds "
+                                 f"{list(GRAPH_INPUTS)} and needs input_ids")
+        shape = self.session.output_shapes.get(self.graph_output)
+        rank = _OUTPUT_RANKS[self.task]
+        if shape is not None and len(shape) != rank:
+            raise OnnxModelError(f"{path}: output {self.graph_output!r} has rank {len(shape)} (shape {list(shape)}); "
+                                 f"a {self.task} graph must output rank {rank}")
+        width = shape[-1] if shape else None
+        if not isinstance(width, int) or width < 1:
+            return None
+        expected = self.config_dimension()
+        if expected is not None and expected != width:
+            raise OnnxModelError(f"{path}: output {self.graph_output!r} has width {width}, the model's config.json "
+                                 f"says {expected}")
+        return width
+
+    def config_dimension(self) -> int | None:
+        """The output width ``config.json`` implies: hidden size, vocabulary size or labels."""
+        if self.task == "feature-extraction":
+            return self.hf_config.hidden_size
+        if self.task == "fill-mask":
+            return self.hf_config.vocab_size
+        return self.hf_config.num_labels
+
+    @property
+    def transformer_task(self) -> str:
+        """``feature-extraction``, ``fill-mask`` or ``sequence-classification``."""
+        return self.task
+
+    @property
+    def do_lower_case(self) -> bool:
+        """Whether texts are lower-cased before tokenizing."""
+        return self.config.do_lower_case
+
+    def get_embedding_dimension(self) -> int | None:
+        """Hidden size (feature-extraction), vocabulary size (fill-mask) or labels (sequence-classification)."""
+        return self.graph_width or self.config_dimension()
+
+    def apply_options(self, options: RuntimeOptions) -> None:
+        """Take ``max_batch_tokens``."""
+        self.max_batch_tokens = options.max_batch_tokens
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
@@ -63,21 +113,12 @@ class Transformer:
         session = OnnxSession(resolve_onnx_file(directory, ctx.options.file_name), ctx.options)
         return cls(tokenizer, session, config, hf_config, ctx.options.max_batch_tokens)
 
-    @property
-    def max_seq_length(self) -> int | None:
-        """Truncation length in tokens."""
-        return self.tokenizer.max_length
-
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
-        features: Features = dict(self.tokenizer(_with_prompt(texts, prompt)))
+        features: Features = dict(self.tokenizer(with_prompt(texts, prompt)))
         if prompt:
             features["prompt_length"] = self.tokenizer.prompt_length(prompt)
         return features
-
-    def token_lengths(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
-        """Tokens each text (or pair) takes after truncation, the prompt and special tokens included."""
-        return self.tokenizer.count_tokens(_with_prompt(texts, prompt))
 
     def row_runs(self, batch: int, seq_len: int) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of the ONNX runs of one batch: at most ``max_batch_tokens`` tokens each."""
@@ -90,11 +131,28 @@ class Transformer:
         batch, seq_len = np.shape(features["input_ids"])[:2]
         runs = self.row_runs(batch, seq_len)
         if len(runs) == 1:
-            output = self.session.run(self.output_name, features)
+            output = self._run(features, batch, seq_len)
         else:
-            output = np.concatenate([self.session.run(self.output_name, {
+            output = np.concatenate([self._run({
                 k: v[start:stop] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == batch else v
-                for k, v in features.items()}) for start, stop in runs])
+                for k, v in features.items()}, stop - start, seq_len) for start, stop in runs])
         if output.dtype != np.float32:  # fp16 exports: pool and score in float32
             output = output.astype(np.float32)
-        return {**features, self.feature_name: output}
+        return {**features, self.module_output_name: output}
+
+    def _run(self, feeds: Features, rows: int, seq_len: int) -> np.ndarray:
+        """One ONNX run, its output checked against its inputs: never a silently broadcast vector.
+
+        Raises:
+            OnnxModelError: the output's rank, batch or sequence size is not the inputs'.
+        """
+        output = self.session.run(self.graph_output, feeds)
+        rank = _OUTPUT_RANKS[self.task]
+        width = self.graph_width
+        if output.ndim != rank or output.shape[0] != rows or (rank == 3 and output.shape[1] != seq_len) or (
+                width is not None and output.shape[-1] != width):
+            last: int | str = width if width is not None else "width"
+            expected = (rows, seq_len, last) if rank == 3 else (rows, last)
+            raise OnnxModelError(f"{self.session.path}: for inputs of shape ({rows}, {seq_len}) output "
+                                 f"{self.graph_output!r} should have shape {expected}, got {output.shape}")
+        return output

@@ -10,14 +10,15 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ..model import BaseModel
+from ..tokenizer import TextTokenizer
 from .errors import ApiError
 
 Item = str | tuple[str, str]
 
 
-def _text_tokenizer(model: BaseModel) -> Any:
-    """The input module's tokenizer (``TextTokenizer`` or a raw ``Tokenizer``), if it has one."""
-    return getattr(model.pipeline.input_module, "tokenizer", None)
+def _text_tokenizer(model: BaseModel) -> TextTokenizer | None:
+    """The input module's tokenizer, if it has one."""
+    return model.pipeline.input_module.tokenizer
 
 
 class TokenCounter:
@@ -29,17 +30,13 @@ class TokenCounter:
 
     def __init__(self, model: BaseModel) -> None:
         source = _text_tokenizer(model)
-        backend = getattr(source, "backend", source)
-        if not isinstance(backend, Tokenizer):
-            backend = getattr(model, "tokenizer", None)
+        backend = source.backend if source is not None else model.tokenizer
         self.tokenizer: Tokenizer | None = None
         if isinstance(backend, Tokenizer):
             self.tokenizer = Tokenizer.from_str(backend.to_str())
             self.tokenizer.no_truncation()
             self.tokenizer.no_padding()
-        # a raw Tokenizer is a static embedding's, which adds no special tokens
-        self.add_special_tokens = False if isinstance(source, Tokenizer) else bool(
-            getattr(source, "add_special_tokens", True))
+        self.add_special_tokens = source.add_special_tokens if source is not None else True
         self.max_length: int | None = model.max_seq_length
 
     def encode(self, items: Sequence[Item], add_special_tokens: bool | None = None) -> list[Any]:
@@ -75,8 +72,9 @@ class TokenCounter:
 @contextmanager
 def truncation_side(model: BaseModel, direction: str) -> Iterator[None]:
     """Within the block, the model truncates from ``direction`` (``left`` or ``right``)."""
-    backend = getattr(_text_tokenizer(model), "backend", None)
-    params = backend.truncation if isinstance(backend, Tokenizer) else None
+    source = _text_tokenizer(model)
+    backend = source.backend if source is not None else None
+    params = backend.truncation if backend is not None else None
     if not params or params.get("direction") == direction:
         yield
         return

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from .. import __version__
+from ..modules import Pooling
 from .errors import ApiError, json_response
 from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows
 from .registry import ModelEntry
@@ -137,7 +138,8 @@ def _model_type(entry: ModelEntry) -> dict[str, Any]:
         return {"reranker" if model.num_labels == 1 else "classifier": section}  # type: ignore[attr-defined]
     if entry.kind.name == "sparse":
         return {"embedding": {"pooling": "splade"}}
-    modes = [m for module in (model.modules if model else []) for m in getattr(module, "modes", ())]
+    modes = [m for module in (model.modules if model else [])
+             if isinstance(module, Pooling) for m in module.modes]
     return {"embedding": {"pooling": "+".join(modes) or "none"}}
 
 
