@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ class StaticEmbedding:
         self.tokenizer = tokenizer
         self.table = table
         self.embedding_dimension = int(table.shape[1])
-        self.max_seq_length = None
+        self.max_seq_length = math.inf  # no truncation, as sentence-transformers reports it
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> StaticEmbedding:
