@@ -18,6 +18,7 @@ from .quantization import quantize_embeddings
 from .session import available_providers
 from .sparse import SparseEncoder
 from .sparse_types import SparseEmbeddings, SparseVector
+from .similarity import SimilarityFunction
 from .util import cos_sim, dot_score, semantic_search
 from .variants import Variant, list_variants
 
@@ -36,6 +37,7 @@ __all__ = [
     "Reranker",
     "RuntimeOptions",
     "SentenceTransformer",
+    "SimilarityFunction",
     "SparseEmbeddings",
     "SparseEncoder",
     "SparseVector",

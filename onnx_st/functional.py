@@ -109,7 +109,8 @@ def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype == object:
         raise InputError("Embeddings must be a numeric array")
-    arr = arr.astype(np.float32, copy=False) if not np.issubdtype(arr.dtype, np.floating) else arr
+    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:  # float16 would round scores into ties
+        arr = arr.astype(np.float32)
     return arr[None, :] if arr.ndim == 1 else arr
 
 
@@ -123,17 +124,29 @@ def dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _as_2d(a) @ _as_2d(b).T
 
 
+_DIRECT_ELEMENTS = 2**24
+
+
 def euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Negative euclidean distance matrix."""
+    """Negative euclidean distance matrix (identical rows give exactly 0).
+
+    Differences are taken directly for small inputs; larger ones expand ``|a|^2 + |b|^2 - 2ab`` in float64,
+    so the cancellation error stays far below float32 resolution.
+    """
     a2, b2 = _as_2d(a), _as_2d(b)
-    sq = (a2 * a2).sum(1)[:, None] + (b2 * b2).sum(1)[None, :] - 2 * a2 @ b2.T
-    return -np.sqrt(np.maximum(sq, 0))
+    if a2.shape[0] * b2.shape[0] * a2.shape[-1] <= _DIRECT_ELEMENTS:
+        return -np.sqrt(np.square(a2[:, None, :] - b2[None, :, :]).sum(-1))
+    a64, b64 = a2.astype(np.float64), b2.astype(np.float64)
+    sq = (a64 * a64).sum(1)[:, None] + (b64 * b64).sum(1)[None, :] - 2 * a64 @ b64.T
+    return (-np.sqrt(np.maximum(sq, 0))).astype(a2.dtype)
 
 
 def manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Negative manhattan distance matrix."""
+    """Negative manhattan distance matrix (computed in row blocks to bound memory)."""
     a2, b2 = _as_2d(a), _as_2d(b)
-    return -np.abs(a2[:, None, :] - b2[None, :, :]).sum(-1)
+    step = max(1, _DIRECT_ELEMENTS // max(1, b2.shape[0] * a2.shape[-1]))
+    blocks = [-np.abs(a2[i:i + step, None, :] - b2[None, :, :]).sum(-1) for i in range(0, len(a2), step)]
+    return np.concatenate(blocks) if blocks else np.zeros((0, len(b2)), dtype=a2.dtype)
 
 
 def pairwise_cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -154,6 +167,19 @@ def pairwise_euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def pairwise_manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative manhattan distance of ``a[i]`` and ``b[i]``."""
     return -np.abs(_as_2d(a) - _as_2d(b)).sum(-1)
+
+
+def pairwise_angle_sim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AnglE similarity ``|cos + sin|`` of ``x[i]`` and ``y[i]`` after L2 normalization (dims ``i`` and ``i + D/2`` paired)."""
+    x2, y2 = _as_2d(x), _as_2d(y)
+    if x2.shape[1] % 2:
+        x2 = np.pad(x2, ((0, 0), (0, 1)))
+        y2 = np.pad(y2, ((0, 0), (0, 1)))
+    nx, ny = normalize(x2), normalize(y2)
+    half = nx.shape[1] // 2
+    cosines = (nx * ny).sum(1)
+    sines = (nx[:, half:] * ny[:, :half] - nx[:, :half] * ny[:, half:]).sum(1)
+    return np.abs(cosines + sines)
 
 
 SIMILARITY = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}
