@@ -16,9 +16,9 @@ from .errors import (
 from .options import RuntimeOptions
 from .quantization import quantize_embeddings
 from .session import available_providers
+from .similarity import SimilarityFunction
 from .sparse import SparseEncoder
 from .sparse_types import SparseEmbeddings, SparseVector
-from .similarity import SimilarityFunction
 from .util import cos_sim, dot_score, semantic_search
 from .variants import Variant, list_variants
 

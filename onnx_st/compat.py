@@ -78,3 +78,9 @@ def processing_max_length(processing_kwargs: Any) -> int | None:
             else:
                 logger.warning("processing_kwargs[%r][%r] configures the torch processor; ignored", key, name)
     return length
+
+
+def has_max_seq_length_setter(module: Any) -> bool:
+    """Whether ``module``'s class declares a settable ``max_seq_length`` property."""
+    prop = getattr(type(module), "max_seq_length", None)
+    return isinstance(prop, property) and prop.fset is not None

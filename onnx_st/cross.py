@@ -120,7 +120,7 @@ class CrossEncoder(BaseModel):
         return getattr(self.pipeline.input_module, "max_seq_length", None)
 
     @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
+    def max_seq_length(self, value: int | None) -> None:
         tokenizer = getattr(self.pipeline.input_module, "tokenizer", None)
         limit = self._hf_config.max_position_embeddings
         if not isinstance(value, int) or isinstance(value, bool) or value < 4 or (limit and value > limit):

@@ -11,14 +11,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .compat import (
+    IGNORED_INIT_KWARGS,
+    IGNORED_MODEL_KWARGS,
+    as_input_list,
+    has_max_seq_length_setter,
+    processing_max_length,
+)
 from .config import MODEL_CONFIG_FILE, ModelConfig
 from .errors import InputError, ModelNotFoundError
 from .hub import resolve_model_dir
 from .kinds import check_kind
 from .modules import LoadContext, Module, load_modules
-from .modules.transformer import Transformer
-from .compat import IGNORED_INIT_KWARGS, IGNORED_MODEL_KWARGS, as_input_list, processing_max_length
 from .modules.router import Router
+from .modules.transformer import Transformer
 from .options import MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
 from .pool import MultiProcessPool, start_pool, stop_pool
@@ -233,8 +239,8 @@ class BaseModel:
         return getattr(tok, "backend", tok)
 
     @property
-    def max_seq_length(self) -> int | float | None:
-        """Truncation length of the input module (``math.inf`` for a StaticEmbedding model)."""
+    def max_seq_length(self) -> int | None:
+        """Truncation length of the input module (``math.inf`` for a StaticEmbedding model, as sentence-transformers)."""
         return getattr(self.pipeline.input_module, "max_seq_length", None)
 
     @max_seq_length.setter
@@ -242,11 +248,11 @@ class BaseModel:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputError(f"max_seq_length must be a positive integer or None, got {value!r}")
         module: Any = self.pipeline.input_module
-        if not hasattr(type(module), "max_seq_length") or getattr(type(module), "max_seq_length").fset is None:
+        if not has_max_seq_length_setter(module):
             raise InputError(f"The input module ({type(module).__name__}) has no max_seq_length to set")
         module.max_seq_length = value
 
-    def get_max_seq_length(self) -> int | float | None:
+    def get_max_seq_length(self) -> int | None:
         """Deprecated in sentence-transformers: the :attr:`max_seq_length` property."""
         return self.max_seq_length
 

@@ -115,9 +115,9 @@ def paraphrase_mining_embeddings(embeddings: Any, query_chunk_size: int = 5000, 
                 values, idx = _top(np.concatenate([best_v, values], 1), np.concatenate([best_i, idx], 1), top_k + 1)
             best_v, best_i = values, idx
         assert best_v is not None
-        for row, (values, idx) in enumerate(zip(best_v.tolist(), best_i.tolist())):
+        for row, (row_values, row_ids) in enumerate(zip(best_v.tolist(), best_i.tolist())):
             i = q_start + row
-            for j, score in [(j, s) for j, s in zip(idx, values) if j != i][:top_k]:
+            for j, score in [(j, s) for j, s in zip(row_ids, row_values) if j != i][:top_k]:
                 if score <= min_score:
                     continue
                 pair = (i, j) if i < j else (j, i)
@@ -170,7 +170,7 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
             continue
         free = members[~used[members]]
         if len(free) >= min_community_size:
-            community = [center] + free[free != center].tolist()
-            communities.append(community)
-            used[community] = True
+            chosen = [center] + free[free != center].tolist()
+            communities.append(chosen)
+            used[chosen] = True
     return sorted(communities, key=len, reverse=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..compat import has_max_seq_length_setter
 from ..config import read_json
 from ..errors import ConfigError, InputError
 from .base import Features, InputModule, LoadContext, Module, TokenCounter, embedding_dimension, text_length
@@ -114,8 +115,7 @@ class Router:
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        settable = [chain[0] for chain in self.routes.values()
-                    if getattr(getattr(type(chain[0]), "max_seq_length", None), "fset", None) is not None]
+        settable = [chain[0] for chain in self.routes.values() if has_max_seq_length_setter(chain[0])]
         if not settable:
             logger.warning("No modules have a max_seq_length attribute to set.")
         for module in settable:
