@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -105,6 +106,16 @@ def activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     return ACTIVATIONS[key]
 
 
+def _as_float(x: np.ndarray | Sequence[Any]) -> np.ndarray:
+    """A numeric array in float32 or wider (integer and float16 inputs become float32)."""
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise InputError("Embeddings must be a numeric array")
+    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:
+        arr = arr.astype(np.float32)
+    return arr
+
+
 def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype == object:
@@ -151,22 +162,22 @@ def manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def pairwise_cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of ``a[i]`` and ``b[i]``."""
-    return (normalize(_as_2d(a)) * normalize(_as_2d(b))).sum(-1)
+    return (normalize(_as_float(a)) * normalize(_as_float(b))).sum(-1)
 
 
 def pairwise_dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dot product of ``a[i]`` and ``b[i]``."""
-    return (_as_2d(a) * _as_2d(b)).sum(-1)
+    return (_as_float(a) * _as_float(b)).sum(-1)
 
 
 def pairwise_euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative euclidean distance of ``a[i]`` and ``b[i]``."""
-    return -np.linalg.norm(_as_2d(a) - _as_2d(b), axis=-1)
+    return -np.linalg.norm(_as_float(a) - _as_float(b), axis=-1)
 
 
 def pairwise_manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative manhattan distance of ``a[i]`` and ``b[i]``."""
-    return -np.abs(_as_2d(a) - _as_2d(b)).sum(-1)
+    return -np.abs(_as_float(a) - _as_float(b)).sum(-1)
 
 
 def pairwise_angle_sim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
