@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from .compat import IGNORED_INIT_KWARGS, as_input_list, processing_max_length
 from .errors import InputError
 from .modules import Module
+from .modules.pooling import Pooling
 from .modules.router import Router
 from .pipeline import Pipeline
 from .pool import MultiProcessPool, start_pool, stop_pool
@@ -27,6 +28,27 @@ class SentenceTransformersCalls:
     def modules(self) -> list[Module]:
         """The modules in order."""
         return self.pipeline.modules
+
+    def _pooling(self) -> Pooling | None:
+        return next((m for m in self.modules if isinstance(m, Pooling)), None)
+
+    def set_pooling_include_prompt(self, include_prompt: bool) -> None:
+        """Set ``include_prompt`` of the first Pooling module, if there is one (INSTRUCTOR-style models)."""
+        pooling = self._pooling()
+        if pooling is not None:
+            pooling.include_prompt = bool(include_prompt)
+
+    def _worker_state(self) -> dict[str, Any]:
+        """Settings changed after loading that pool workers apply to their own copy."""
+        pooling = self._pooling()
+        return {"max_seq_length": self.max_seq_length,
+                "include_prompt": None if pooling is None else pooling.include_prompt}
+
+    def _apply_worker_state(self, state: dict[str, Any]) -> None:
+        if isinstance(state["max_seq_length"], int) and state["max_seq_length"] != self.max_seq_length:
+            self.max_seq_length = state["max_seq_length"]
+        if state["include_prompt"] is not None:
+            self.set_pooling_include_prompt(state["include_prompt"])
 
     extra_init_kwargs: ClassVar[tuple[str, ...]] = ()
     """The kind's own constructor keywords (for the unknown-keyword error message)."""

@@ -60,6 +60,12 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
     get_sentence_embedding_dimension = get_embedding_dimension
 
     @contextmanager
+    def truncate_sentence_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Deprecated in sentence-transformers: :meth:`truncate_embeddings`."""
+        with self.truncate_embeddings(truncate_dim):
+            yield
+
+    @contextmanager
     def truncate_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
         """Within the block, ``encode`` truncates embeddings to ``truncate_dim``."""
         previous, self.truncate_dim = self.truncate_dim, truncate_dim
@@ -146,6 +152,16 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
         with self._call_max_length(processing_kwargs):
             return self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=prompt, task=task,
                                              show_progress_bar=show_progress_bar, modality=modality)
+
+    def encode_multi_process(self, sentences: list[str], pool: MultiProcessPool, prompt_name: str | None = None,
+                             prompt: str | None = None, batch_size: int = 32, chunk_size: int | None = None,
+                             show_progress_bar: bool | None = None, precision: str = "float32",
+                             normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
+        """Deprecated in sentence-transformers: ``encode(..., pool=pool)``."""
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,  # type: ignore[no-any-return]
+                           show_progress_bar=show_progress_bar, precision=precision,
+                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
+                           chunk_size=chunk_size)
 
     def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
                      prompt: str | None = None, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 The pool has sentence-transformers' shape (``{"input", "output", "processes"}``), so code that starts,
 passes and stops it runs unchanged. ONNX sessions cannot be pickled, so each worker loads the model
-directory itself (with the parent's options, prompts and truncation length) and the CPU threads are
+directory itself (with the parent's options, prompts, truncation length and pooling prompt setting) and the CPU threads are
 split between the workers.
 """
 
@@ -35,13 +35,12 @@ def _cpu_count() -> int:
 
 
 def _worker(model_cls: type[BaseModel], model_dir: str, init_kwargs: dict[str, Any], device: str,
-            max_seq_length: Any, inputs: Any, outputs: Any) -> None:
+            state: dict[str, Any], inputs: Any, outputs: Any) -> None:
     """Load the model and answer ``(chunk_id, items, kwargs)`` chunks until the ``None`` sentinel."""
     try:
         model = model_cls(model_dir, local_files_only=True, device=None if device == "cpu" else device,
                           **init_kwargs)
-        if max_seq_length != model.max_seq_length and isinstance(max_seq_length, int):
-            model.max_seq_length = max_seq_length
+        model._apply_worker_state(state)
     except Exception as exc:  # reported on the first chunk, the parent raises it
         failure: Exception | None = exc
     else:
@@ -90,7 +89,7 @@ def start_pool(model: BaseModel, target_devices: list[str] | None = None) -> Mul
     processes = []
     for device in devices:
         process = ctx.Process(target=_worker, args=(type(model), str(model.model_dir), init_kwargs, device,
-                                                   model.max_seq_length, inputs, outputs), daemon=True)
+                                                   model._worker_state(), inputs, outputs), daemon=True)
         process.start()
         processes.append(process)
     return {"input": inputs, "output": outputs, "processes": processes}

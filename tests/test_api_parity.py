@@ -191,3 +191,16 @@ def test_sparse_splade_pooling_chunk_size() -> None:
     theirs.max_seq_length = ours.max_seq_length = 6
     close(ours.encode(TEXTS, convert_to_sparse_tensor=False),
           theirs.encode(TEXTS, convert_to_sparse_tensor=False).numpy())
+
+
+def test_pooling_include_prompt_and_deprecated_names(dense: tuple[Any, Any]) -> None:
+    theirs, ours = dense
+    try:
+        theirs.set_pooling_include_prompt(False)
+        ours.set_pooling_include_prompt(False)
+        close(ours.encode(TEXTS, prompt="query: "), theirs.encode(TEXTS, prompt="query: "))
+    finally:
+        theirs.set_pooling_include_prompt(True)
+        ours.set_pooling_include_prompt(True)
+    with ours.truncate_sentence_embeddings(4), theirs.truncate_sentence_embeddings(4):
+        close(ours.encode(TEXTS), theirs.encode(TEXTS))

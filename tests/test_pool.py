@@ -12,7 +12,8 @@ from tests.conftest import fixture_dir, fixture_inputs
 
 def test_dense_and_cross_pools_equal_one_process() -> None:
     model = onnx_st.SentenceTransformer(fixture_dir("dense-mean"))
-    model.max_seq_length = 16  # the workers truncate where the parent does
+    model.max_seq_length = 16  # the workers truncate and pool where the parent does
+    model.set_pooling_include_prompt(False)
     texts = fixture_inputs("dense-mean") * 3
     pool = model.start_multi_process_pool(["cpu", "cpu"])
     try:
@@ -22,6 +23,8 @@ def test_dense_and_cross_pools_equal_one_process() -> None:
         tokens = model.encode(texts[:4], pool=pool, output_value="token_embeddings", chunk_size=1)
         for got, expected in zip(tokens, model.encode(texts[:4], output_value="token_embeddings")):
             np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(model.encode_multi_process(texts, pool, prompt="q: "),
+                                      model.encode(texts, prompt="q: "))
         assert model.encode([], pool=pool).shape == (0, model.get_embedding_dimension())
         with pytest.raises(InputError, match="chunk_size"):
             model.encode(texts, pool=pool, chunk_size=0)
