@@ -213,9 +213,11 @@ class CrossEncoder(BaseModel):
                                              show_progress_bar=show_progress_bar, modality=modality)
 
     def rank(self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False,
-             batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Any = None,
-             prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Score ``query`` against each document and sort best first.
+             prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 32,
+             show_progress_bar: bool | None = None, activation_fn: Any = None, device: str | list[str] | None = None,
+             pool: MultiProcessPool | None = None, chunk_size: int | None = None,
+             **kwargs: Any) -> list[dict[str, Any]]:
+        """Score ``query`` against each document and sort best first (arguments in sentence-transformers' order).
 
         Returns:
             ``[{"corpus_id": int, "score": float[, "text": str]}, ...]``, at most ``top_k`` long
@@ -224,6 +226,9 @@ class CrossEncoder(BaseModel):
         Raises:
             InputError: a model with several labels, non-string query or documents, ``top_k`` below 1.
         """
+        if "activation_fct" in kwargs:
+            legacy = kwargs.pop("activation_fct")
+            activation_fn = legacy if activation_fn is None else activation_fn
         for ignored in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
             kwargs.pop(ignored, None)
         if kwargs:
@@ -239,7 +244,8 @@ class CrossEncoder(BaseModel):
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
         scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
-                              batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
+                              batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn,
+                              device=device, pool=pool, chunk_size=chunk_size)
         results: list[dict[str, Any]] = []
         for i, score in enumerate(scores.tolist()):
             results.append({"corpus_id": i, "score": score, **({"text": docs[i]} if return_documents else {})})

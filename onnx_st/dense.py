@@ -164,20 +164,20 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
                            chunk_size=chunk_size)
 
     def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, **kwargs: Any) -> Any:
+                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt (when the directory has one) and the ``query`` route."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
 
     def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any) -> Any:
+                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
         inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
 
     def similarity(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
         """All-pairs similarity matrix with the model's ``similarity_fn_name``."""

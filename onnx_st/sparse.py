@@ -217,18 +217,18 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         return rows
 
     def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, **kwargs: Any) -> Any:
+                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt and the ``query`` route."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
 
     def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any) -> Any:
+                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """All-pairs ``(n1, n2)`` similarity with ``similarity_fn_name``, computed on the sparse entries only."""

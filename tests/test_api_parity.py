@@ -204,3 +204,30 @@ def test_pooling_include_prompt_and_deprecated_names(dense: tuple[Any, Any]) -> 
         ours.set_pooling_include_prompt(True)
     with ours.truncate_sentence_embeddings(4), theirs.truncate_sentence_embeddings(4):
         close(ours.encode(TEXTS), theirs.encode(TEXTS))
+
+
+METHODS = {
+    "SentenceTransformer": ["encode", "similarity", "similarity_pairwise", "save", "save_pretrained", "preprocess",
+                            "start_multi_process_pool", "encode_multi_process", "get_embedding_dimension",
+                            "truncate_embeddings", "set_pooling_include_prompt", "get_model_kwargs"],
+    "CrossEncoder": ["predict", "rank", "save", "preprocess", "get_default_activation_fn"],
+    "SparseEncoder": ["encode", "similarity", "similarity_pairwise", "decode", "intersection", "sparsity",
+                      "get_embedding_dimension", "set_pooling_include_prompt"],
+}
+
+
+@pytest.mark.parametrize("cls, method", [(c, m) for c, methods in METHODS.items() for m in methods])
+def test_positional_parameters_in_the_same_order(cls: str, method: str) -> None:
+    """Positional calls written for sentence-transformers bind the same arguments."""
+    def positional(fn: Any) -> list[str]:
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+
+    theirs, ours = positional(getattr(getattr(st, cls), method)), positional(getattr(getattr(onnx_st, cls), method))
+    assert ours[:len(theirs)] == theirs
+
+
+def test_encode_query_positional_arguments(dense: tuple[Any, Any]) -> None:
+    theirs, ours = dense
+    close(ours.encode_query(TEXTS, None, None, 2, False, "sentence_embedding", "float32", True, False, None, True, 6),
+          theirs.encode_query(TEXTS, None, None, 2, False, "sentence_embedding", "float32", True, False, None, True, 6))
