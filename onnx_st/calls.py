@@ -75,14 +75,17 @@ class SentenceTransformersCalls:
                              f"accepted: {self.accepted_init_kwargs()}")
         return token
 
-
     def get_max_seq_length(self) -> int | None:
         """Deprecated in sentence-transformers: the :attr:`max_seq_length` property."""
         return self.max_seq_length
 
     @contextmanager
     def _call_max_length(self, processing_kwargs: Any) -> Iterator[None]:
-        """Within the block, the input module truncates at ``processing_kwargs``' ``max_length``, if any."""
+        """Within the block, the input module truncates at ``processing_kwargs``' ``max_length``, if any.
+
+        The length is set on the shared tokenizer for the call: calls with different ``processing_kwargs``
+        must not run concurrently on one model object (the server never passes them).
+        """
         length = processing_max_length(processing_kwargs)
         if length is None:
             yield
@@ -157,7 +160,7 @@ class SentenceTransformersCalls:
         """Start worker processes, each with its own ONNX session (threads split between them).
 
         Args:
-            target_devices: one entry per worker (``"cpu"``, ``"cuda:N"``); default: one CPU worker per 2 cores.
+            target_devices: one entry per worker (``"cpu"``, ``"cuda:N"``); default: four CPU workers, as sentence-transformers.
         """
         return start_pool(self, target_devices)  # type: ignore[arg-type]  # mixed into BaseModel only
 
@@ -165,7 +168,6 @@ class SentenceTransformersCalls:
     def stop_multi_process_pool(pool: MultiProcessPool) -> None:
         """Stop the workers of :meth:`start_multi_process_pool`."""
         stop_pool(pool)
-
 
     @staticmethod
     def _as_text_list(sentences: Any, what: str = "input", pairs: bool = True) -> tuple[list[Any], bool]:

@@ -34,7 +34,7 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
         (1, 384)
     """
 
-    def __init__(self, model_name_or_path: str, *, truncate_dim: int | None = None,
+    def __init__(self, model_name_or_path: str | None = None, *, truncate_dim: int | None = None,
                  similarity_fn_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self.truncate_dim = truncate_dim if truncate_dim is not None else self.config.truncate_dim

@@ -82,7 +82,7 @@ class BaseModel(SentenceTransformersCalls):
     default_task: ClassVar[str] = "feature-extraction"
     default_prompt_names: ClassVar[tuple[str, ...]] = ("query", "document")
 
-    def __init__(self, model_name_or_path: str | Path, *, device: str | None = None,
+    def __init__(self, model_name_or_path: str | Path | None = None, *, device: str | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
                  cache_folder: str | Path | None = None, revision: str | None = None, local_files_only: bool = False,
                  token: str | bool | None = None, backend: str = "onnx", model_kwargs: dict[str, Any] | None = None,
@@ -90,6 +90,9 @@ class BaseModel(SentenceTransformersCalls):
                  max_batch_tokens: int | None = _UNSET, **unused: Any) -> None:
         if backend != "onnx":
             raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
+        if model_name_or_path is None:
+            raise InputError(f"{type(self).__name__} needs model_name_or_path (an exported directory or a Hub repo "
+                             "id); building a model from torch modules (modules=...) is not supported")
         overrides = self._option_overrides(unused)
         token = self._check_init_kwargs(unused, token)
         self.options = runtime_options(options, model_kwargs, device, max_batch_tokens=max_batch_tokens,

@@ -57,7 +57,7 @@ class SparseEncoder(SimilarityNamed, BaseModel):
     default_similarity_fn_name = "dot"
     default_task = "fill-mask"
 
-    def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
+    def __init__(self, model_name_or_path: str | Path | None = None, *, similarity_fn_name: str | None = None,
                  max_active_dims: int | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self._similarity_fn_name = check_similarity_fn_name(

@@ -26,6 +26,8 @@ def test_constructor_keywords_torch_only_and_unknown() -> None:
         onnx_st.SentenceTransformer(path, model_kwargs={"export": True})
     with pytest.raises(InputError, match="use_auth_token"):
         onnx_st.SentenceTransformer(path, token="a", use_auth_token="b")
+    with pytest.raises(InputError, match="modules"):
+        onnx_st.SentenceTransformer(modules=[])
     with pytest.raises(InputError, match="max_activ_dims"):
         onnx_st.SparseEncoder(fixture_dir("sparse-max-relu"), max_activ_dims=3)
     cross = onnx_st.CrossEncoder(model_name=str(fixture_dir("cross-1label")), cache_dir=None, classifier_dropout=0.1,
