@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from .compat import IGNORED_INIT_KWARGS, as_input_list, processing_max_length
+from .compat import IGNORED_INIT_KWARGS, as_input_list, is_batch, processing_max_length
 from .errors import InputError
 from .modules import Module
 from .modules.pooling import Pooling
@@ -137,7 +137,7 @@ class SentenceTransformersCalls:
 
     def is_singular_input(self, inputs: Any) -> bool:
         """sentence-transformers' rule: lists, tuples, datasets Columns and string arrays are batches."""
-        return as_input_list(inputs)[1]
+        return not is_batch(inputs)
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, task: str | None = None,
                    **kwargs: Any) -> dict[str, Any]:

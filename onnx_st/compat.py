@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,22 +30,29 @@ def _is_column(value: Any) -> bool:
     return type(value).__module__.startswith("datasets.")
 
 
-def as_input_list(inputs: Any, what: str = "inputs") -> tuple[list[Any], bool]:
-    """``inputs`` as a list plus whether it was one input, by sentence-transformers' ``is_singular_input`` rule.
+def is_batch(inputs: Any) -> bool:
+    """sentence-transformers' rule: lists, tuples, ``datasets`` Columns and 1-D+ string/object arrays are batches."""
+    if isinstance(inputs, (list, tuple)) or _is_column(inputs):
+        return True
+    return isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in ("U", "O")
 
-    Lists, tuples, ``datasets`` Columns and 1-D string/object arrays are batches; anything else is one input.
+
+def as_input_list(inputs: Any, what: str = "inputs") -> tuple[list[Any], bool]:
+    """``inputs`` as a list plus whether it was one input.
+
+    Batches are what sentence-transformers takes as batches (:func:`is_batch`), and also other
+    sequences and array-likes (a pandas Series, a pyarrow array), which it would not read at all.
 
     Raises:
         InputError: ``None`` or a type that is neither a text nor a batch.
     """
-    if isinstance(inputs, (list, tuple)):
-        return list(inputs), False
-    if _is_column(inputs):
-        return list(inputs), False
-    if isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and inputs.dtype.kind in ("U", "O"):
-        return inputs.tolist(), False
     if isinstance(inputs, str):
         return [inputs], True
+    if is_batch(inputs):
+        return (inputs.tolist() if isinstance(inputs, np.ndarray) else list(inputs)), False
+    if isinstance(inputs, Sequence) or hasattr(inputs, "__array__") or hasattr(inputs, "to_pylist"):
+        values = inputs.to_pylist() if hasattr(inputs, "to_pylist") else list(inputs)
+        return values, False
     raise InputError(f"{what} must be a str or a list of str, got {type(inputs).__name__}")
 
 
