@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OnnxSTError
+from .modules.base import text_length
 
 if TYPE_CHECKING:
     from .model import BaseModel
@@ -141,9 +142,11 @@ def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, p
         raise InputError("pool must be the dict start_multi_process_pool() returns")
     try:
         size = chunk_size or max(1, min(math.ceil(len(items) / len(active["processes"]) / 10), 5000))
+        # Longest first, so that each chunk pads little and the last chunks to finish are the short ones.
+        order = sorted(range(len(items)), key=lambda i: -text_length(items[i]))
         starts = range(0, len(items), size)
         for chunk_id, start in enumerate(starts):
-            active["input"].put((chunk_id, items[start:start + size], kwargs))
+            active["input"].put((chunk_id, [items[i] for i in order[start:start + size]], kwargs))
         chunks: list[Any] = [None] * len(starts)
         for _ in starts:
             chunk_id, output = _result(active)
@@ -151,7 +154,10 @@ def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, p
         for output in chunks:
             if isinstance(output, Exception):
                 raise output
-        return [row for chunk in chunks for row in chunk]
+        rows: list[Any] = [None] * len(items)
+        for i, row in zip(order, (row for chunk in chunks for row in chunk)):
+            rows[i] = row
+        return rows
     finally:
         if created:
             stop_pool(active)
