@@ -16,6 +16,7 @@ from .errors import (
 from .options import RuntimeOptions
 from .quantization import quantize_embeddings
 from .session import available_providers
+from .similarity import SimilarityFunction
 from .sparse import SparseEncoder
 from .sparse_types import SparseEmbeddings, SparseVector
 from .util import cos_sim, dot_score, semantic_search
@@ -36,6 +37,7 @@ __all__ = [
     "Reranker",
     "RuntimeOptions",
     "SentenceTransformer",
+    "SimilarityFunction",
     "SparseEmbeddings",
     "SparseEncoder",
     "SparseVector",

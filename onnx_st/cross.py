@@ -14,6 +14,7 @@ from .functional import ACTIVATIONS, activation, softmax
 from .model import BaseModel
 from .modules import Features, LoadContext, Module
 from .modules.transformer import Transformer
+from .pool import MultiProcessPool, run_in_pool
 
 logger = logging.getLogger("onnx_st")
 
@@ -48,8 +49,26 @@ class CrossEncoder(BaseModel):
     default_task = "sequence-classification"
     default_prompt_names = ()  # sentence-transformers' CrossEncoder has no default prompts
 
-    def __init__(self, model_name_or_path: str, *, num_labels: int | None = None, max_length: int | None = None,
-                 activation_fn: Any = None, **kwargs: Any) -> None:
+    extra_init_kwargs = ("num_labels", "max_length", "activation_fn", "keep_in_fp32_modules", "model_name",
+                         "automodel_args", "tokenizer_args", "config_args", "cache_dir", "default_activation_function",
+                         "classifier_dropout")
+
+    def __init__(self, model_name_or_path: str | None = None, *, num_labels: int | None = None,
+                 max_length: int | None = None, activation_fn: Any = None, **kwargs: Any) -> None:
+        model_name_or_path = self._legacy_inputs(model_name_or_path, kwargs, "model_name")
+        for old, new in (("automodel_args", "model_kwargs"), ("cache_dir", "cache_folder"),
+                         ("default_activation_function", "activation_fn")):
+            if old in kwargs:
+                logger.warning("The `%s` argument was renamed and is now deprecated. Please use `%s` instead.", old, new)
+                value = kwargs.pop(old)
+                if new == "activation_fn":
+                    activation_fn = activation_fn if activation_fn is not None else value
+                else:
+                    kwargs.setdefault(new, value)
+        for torch_only in ("tokenizer_args", "config_args", "classifier_dropout", "keep_in_fp32_modules"):
+            kwargs.pop(torch_only, None)
+        if model_name_or_path is None:
+            raise InputError("CrossEncoder needs model_name_or_path (a directory or a Hub repo id)")
         super().__init__(model_name_or_path, **kwargs)
         if not any(m.module_output_name == "scores" for m in self.modules):
             raise ConfigError(f"{self.model_dir} is not a cross-encoder: no module outputs 'scores' "
@@ -60,6 +79,18 @@ class CrossEncoder(BaseModel):
             self.max_seq_length = max_length
         self.activation_fn_name, self.activation_fn = (
             _resolve(activation_fn) if activation_fn is not None else self._default_activation())
+        self._init_kwargs.update(max_length=self.max_seq_length,
+                                 activation_fn=self.activation_fn_name if self.activation_fn_name.startswith("torch.")
+                                 else self.activation_fn)
+
+    def get_default_activation_fn(self) -> Activation:
+        """The activation the directory configures (sigmoid for one label, identity otherwise, when none)."""
+        return self._default_activation()[1]
+
+    @property
+    def default_activation_function(self) -> Activation:
+        """Deprecated in sentence-transformers: :attr:`activation_fn`."""
+        return self.activation_fn
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         if any(a.endswith("ForCausalLM") for a in HFConfig.read(ctx.model_dir).architectures):
@@ -89,7 +120,7 @@ class CrossEncoder(BaseModel):
         return self.pipeline.input_module.max_seq_length
 
     @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
+    def max_seq_length(self, value: int | None) -> None:
         tokenizer = self.pipeline.input_module.tokenizer
         limit = self._hf_config.max_position_embeddings
         if not isinstance(value, int) or isinstance(value, bool) or value < 4 or (limit and value > limit):
@@ -121,17 +152,21 @@ class CrossEncoder(BaseModel):
     def predict(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None,
                 batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Any = None,
                 apply_softmax: bool | None = False, convert_to_numpy: bool = True, convert_to_tensor: bool = False,
-                **kwargs: Any) -> Any:
+                device: str | list[str] | None = None, pool: MultiProcessPool | None = None,
+                chunk_size: int | None = None, **kwargs: Any) -> Any:
         """Score text pairs.
 
         Args:
-            inputs: one ``(text, text)`` pair or a list of pairs (``sentences=`` is accepted too).
+            inputs: one ``(text, text)`` pair or a batch of pairs (list, datasets Column...); ``sentences=`` works too.
             prompt_name, prompt: a prompt prepended to the first text of each pair.
             batch_size: pairs per ONNX run; pairs are sorted by length first.
-            activation_fn: overrides the model's activation for this call.
+            activation_fn: overrides the model's activation for this call (``activation_fct=`` works too;
+                given both, ``activation_fn`` wins with a warning).
             apply_softmax: softmax over labels (models with several labels).
             convert_to_numpy: ``False`` gives a list of per-pair results.
             convert_to_tensor: accepted for compatibility; results are NumPy.
+            pool, chunk_size: a pool from :meth:`start_multi_process_pool` (or ``device=[...]``) and pairs per chunk.
+            **kwargs: ``processing_kwargs`` (``{"text": {"max_length": n}}``), ``task``.
 
         Returns:
             ``(n,)`` for one label, ``(n, num_labels)`` otherwise; one pair gives a scalar (one label)
@@ -140,23 +175,22 @@ class CrossEncoder(BaseModel):
         Raises:
             InputError: a pair that is not two strings, bad ``batch_size`` or unknown arguments.
         """
-        for legacy in ("sentences", "sentence_pairs", "sentences_pairs"):
-            if legacy in kwargs and inputs is None:
-                inputs = kwargs.pop(legacy)
-        if "activation_fct" in kwargs and activation_fn is None:
-            activation_fn = kwargs.pop("activation_fct")
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences", "sentence_pairs", "sentences_pairs")
+        if "activation_fct" in kwargs:
+            legacy = kwargs.pop("activation_fct")
+            logger.warning("The `activation_fct` argument was renamed and is now deprecated. "
+                           "Please use `activation_fn` instead.")
+            activation_fn = legacy if activation_fn is None else activation_fn
         kwargs.pop("num_workers", None)
-        if kwargs:
-            raise InputError(f"predict() got unsupported keyword arguments {sorted(kwargs)}")
+        call = self._call_kwargs("predict", kwargs)
         pairs, single = _as_pairs(inputs)
         fn = self.activation_fn if activation_fn is None else _resolve(activation_fn)[1]
-        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
-
-        def collect(features: Features) -> list[np.ndarray]:
-            return list(features["scores"])
-
-        rows = self.pipeline.map_batches(pairs, collect, batch_size=batch_size, prompt=resolved_prompt,
-                                         show_progress_bar=show_progress_bar)
+        args = {"prompt": self._resolve_prompt(prompt, prompt_name), "batch_size": batch_size, **call}
+        if pool is not None or (isinstance(device, list) and device):
+            rows = run_in_pool(self, pairs, args, pool=pool, devices=device, chunk_size=chunk_size,
+                               show_progress_bar=show_progress_bar)
+        else:
+            rows = self._inference(pairs, show_progress_bar=show_progress_bar, **args)
         if not rows:
             return np.zeros((0,), dtype=np.float32) if convert_to_numpy or convert_to_tensor else []
         scores = np.asarray(fn(np.stack(rows).astype(np.float32, copy=False)), dtype=np.float32)
@@ -167,10 +201,23 @@ class CrossEncoder(BaseModel):
         result: Any = scores if convert_to_numpy or convert_to_tensor else list(scores)
         return result[0] if single else result
 
+    def _inference(self, pairs: list[tuple[str, str]], *, prompt: str | None, batch_size: int,
+                   show_progress_bar: bool | None, task: str | None = None, modality: Any = None,
+                   processing_kwargs: Any = None) -> list[np.ndarray]:
+        """Raw scores (before the activation) of each pair, in input order, computed in this process."""
+        def collect(features: Features) -> list[np.ndarray]:
+            return list(features["scores"])
+
+        with self._call_max_length(processing_kwargs):
+            return self.pipeline.map_batches(pairs, collect, batch_size=batch_size, prompt=prompt, task=task,
+                                             show_progress_bar=show_progress_bar, modality=modality)
+
     def rank(self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False,
-             batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Any = None,
-             prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Score ``query`` against each document and sort best first.
+             prompt_name: str | None = None, prompt: str | None = None, batch_size: int = 32,
+             show_progress_bar: bool | None = None, activation_fn: Any = None, device: str | list[str] | None = None,
+             pool: MultiProcessPool | None = None, chunk_size: int | None = None,
+             **kwargs: Any) -> list[dict[str, Any]]:
+        """Score ``query`` against each document and sort best first (arguments in sentence-transformers' order).
 
         Returns:
             ``[{"corpus_id": int, "score": float[, "text": str]}, ...]``, at most ``top_k`` long
@@ -179,6 +226,9 @@ class CrossEncoder(BaseModel):
         Raises:
             InputError: a model with several labels, non-string query or documents, ``top_k`` below 1.
         """
+        if "activation_fct" in kwargs:
+            legacy = kwargs.pop("activation_fct")
+            activation_fn = legacy if activation_fn is None else activation_fn
         for ignored in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
             kwargs.pop(ignored, None)
         if kwargs:
@@ -190,11 +240,12 @@ class CrossEncoder(BaseModel):
             raise InputError(f"query must be a str, got {type(query).__name__}")
         if isinstance(documents, str):
             raise InputError("documents must be a list of str, not a single str")
-        docs, _ = self._as_text_list(documents, "documents")
+        docs, _ = self._as_text_list(documents, "documents", pairs=False)
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
         scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
-                              batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn)
+                              batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn,
+                              device=device, pool=pool, chunk_size=chunk_size)
         results: list[dict[str, Any]] = []
         for i, score in enumerate(scores.tolist()):
             results.append({"corpus_id": i, "score": score, **({"text": docs[i]} if return_documents else {})})
@@ -222,8 +273,8 @@ def _resolve(fn: Any) -> tuple[str, Activation]:
 
 def _as_pairs(inputs: Any) -> tuple[list[tuple[str, str]], bool]:
     """Normalize one pair or a list of pairs to a list of string tuples; the flag says one pair was given."""
-    if isinstance(inputs, np.ndarray):
-        inputs = inputs.tolist()
+    if isinstance(inputs, np.ndarray) or type(inputs).__module__.startswith("datasets."):
+        inputs = list(inputs.tolist() if isinstance(inputs, np.ndarray) else inputs)
     if isinstance(inputs, str) or not isinstance(inputs, (list, tuple)):
         raise InputError(f"inputs must be a (text, text) pair or a list of pairs, got {type(inputs).__name__}")
     single = len(inputs) > 0 and not isinstance(inputs[0], (list, tuple))

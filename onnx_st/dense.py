@@ -15,6 +15,7 @@ from .model import BaseModel
 from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.pooling import Pooling
 from .modules.transformer import Transformer
+from .pool import MultiProcessPool, run_in_pool
 from .quantization import check_precision, quantize_embeddings
 from .similarity_name import SimilarityNamed, check_similarity_fn_name
 
@@ -33,12 +34,15 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
         (1, 384)
     """
 
-    def __init__(self, model_name_or_path: str, *, truncate_dim: int | None = None,
+    def __init__(self, model_name_or_path: str | None = None, *, truncate_dim: int | None = None,
                  similarity_fn_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self.truncate_dim = truncate_dim if truncate_dim is not None else self.config.truncate_dim
         name = similarity_fn_name or self.config.similarity_fn_name
         self._similarity_fn_name = None if name is None else check_similarity_fn_name(name)
+        self._init_kwargs.update(truncate_dim=self.truncate_dim, similarity_fn_name=self._similarity_fn_name)
+
+    extra_init_kwargs = ("truncate_dim", "similarity_fn_name")
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         transformer = Transformer.load(ctx.model_dir, ctx)
@@ -56,6 +60,12 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
     get_sentence_embedding_dimension = get_embedding_dimension
 
     @contextmanager
+    def truncate_sentence_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Deprecated in sentence-transformers: :meth:`truncate_embeddings`."""
+        with self.truncate_embeddings(truncate_dim):
+            yield
+
+    @contextmanager
     def truncate_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
         """Within the block, ``encode`` truncates embeddings to ``truncate_dim``."""
         previous, self.truncate_dim = self.truncate_dim, truncate_dim
@@ -64,45 +74,72 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
         finally:
             self.truncate_dim = previous
 
-    def encode(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-               batch_size: int = 32, show_progress_bar: bool | None = None,
-               output_value: OutputValue = "sentence_embedding", precision: str = "float32",
-               convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | None = None,
-               normalize_embeddings: bool = False, truncate_dim: int | None = None, task: str | None = None,
-               **kwargs: Any) -> Any:
-        """Embed texts.
+    def encode(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               output_value: OutputValue = "sentence_embedding", precision: str | None = "float32",
+               convert_to_numpy: bool = True, convert_to_tensor: bool = False, device: str | list[str] | None = None,
+               normalize_embeddings: bool = False, truncate_dim: int | None = None,
+               pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
+        """Embed texts (or ``(text, text)`` pairs, tokenized as one sequence).
 
         Args:
-            sentences: one text or a list of texts.
+            inputs: one text or a batch (list, tuple, datasets Column, string array); ``sentences=`` works too.
             prompt_name: key of the directory's ``prompts``; ``prompt``: a literal prompt (wins).
             batch_size: texts per ONNX run; texts are sorted by length first.
             output_value: ``"sentence_embedding"``, ``"token_embeddings"`` (one array per text) or
                 ``None`` (a dict of every feature per text).
-            precision: ``float32``, ``int8``, ``uint8``, ``binary`` or ``ubinary``.
+            precision: ``float32`` (or ``None``), ``int8``, ``uint8``, ``binary`` or ``ubinary``.
             normalize_embeddings: L2-normalize (after ``truncate_dim``).
-            truncate_dim: keep the first dimensions (Matryoshka models).
-            task: route of a Router model (``encode_query`` passes ``"query"``).
-            convert_to_numpy, convert_to_tensor, device: accepted for compatibility; results are NumPy.
+            truncate_dim: keep the first dimensions (Matryoshka models); more than the dimension keeps all.
+            pool, chunk_size: a pool from :meth:`start_multi_process_pool` (or ``device=[...]`` for a
+                temporary one) and the texts per chunk sent to a worker.
+            convert_to_tensor: one array (NumPy); ``convert_to_numpy=False``: a list of 1-D arrays.
+            **kwargs: ``task`` and ``modality`` (Router models), ``processing_kwargs``
+                (``{"text": {"max_length": n}}`` truncates this call at ``n`` tokens).
 
         Returns:
             ``(n, dim)`` array (``(dim,)`` for one string; ``(0, dim)`` for an empty list), or lists for
             ``token_embeddings`` / ``None``.
 
         Raises:
-            InputError: non-string input, unknown prompt name or precision, bad ``truncate_dim``.
+            InputError: non-string input, unknown prompt name, precision or keyword, bad ``truncate_dim``.
         """
-        if kwargs:
-            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
-        texts, single = self._as_text_list(sentences, "sentences")
-        check_precision(precision)
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
+        call = self._call_kwargs("encode", kwargs)
+        texts, single = self._as_text_list(inputs, "inputs")
+        precision = check_precision("float32" if precision is None else precision)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        full_dim = embedding_dimension(self.modules)
-        if truncate_dim is not None and (not isinstance(truncate_dim, int) or truncate_dim < 1
-                                         or (full_dim is not None and truncate_dim > full_dim)):
-            raise InputError(f"truncate_dim must be an integer from 1 to {full_dim}, got {truncate_dim!r}")
-        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
+        if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int)
+                                         or truncate_dim < 1):
+            raise InputError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise InputError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, "
+                             f"got {output_value!r}")
+        args = {"prompt": self._resolve_prompt(prompt, prompt_name), "batch_size": batch_size,
+                "output_value": output_value, "normalize_embeddings": normalize_embeddings,
+                "truncate_dim": truncate_dim, **call}
+        if pool is not None or (isinstance(device, list) and device):
+            rows = run_in_pool(self, texts, args, pool=pool, devices=device, chunk_size=chunk_size,
+                               show_progress_bar=show_progress_bar)
+        else:
+            rows = self._inference(texts, show_progress_bar=show_progress_bar, **args)
+        if output_value != "sentence_embedding":
+            return rows[0] if single else rows
+        full_dim = embedding_dimension(self.modules) or 0
+        dim = min(truncate_dim, full_dim) if truncate_dim is not None and full_dim else (truncate_dim or full_dim)
+        embeddings = np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, dim), np.float32)
+        if precision != "float32":
+            embeddings = quantize_embeddings(embeddings, precision)  # type: ignore[arg-type]
+        result: Any = embeddings if convert_to_numpy or convert_to_tensor else list(embeddings)
+        return result[0] if single else result
 
+    def _inference(self, texts: list[Any], *, prompt: str | None, batch_size: int, show_progress_bar: bool | None,
+                   output_value: OutputValue, normalize_embeddings: bool, truncate_dim: int | None,
+                   task: str | None = None, modality: Any = None, processing_kwargs: Any = None) -> list[Any]:
+        """One result per text, in input order, computed in this process."""
         def collect(features: Features) -> list[Any]:
+            if truncate_dim is not None and "sentence_embedding" in features:
+                features = {**features, "sentence_embedding": features["sentence_embedding"][..., :truncate_dim]}
             if output_value == "token_embeddings":
                 return _token_embeddings(features)
             if output_value is None:
@@ -110,36 +147,37 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
                 return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v)
                          for k, v in features.items()} for i in range(n)]
             emb = features["sentence_embedding"]
-            if truncate_dim is not None:
-                emb = emb[:, :truncate_dim]
             return list(normalize(emb) if normalize_embeddings else emb)
 
-        if output_value not in ("sentence_embedding", "token_embeddings", None):
-            raise InputError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, "
-                             f"got {output_value!r}")
-        rows = self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=resolved_prompt, task=task,
-                                         show_progress_bar=show_progress_bar)
-        if output_value != "sentence_embedding":
-            return rows[0] if single else rows
-        dim = truncate_dim if truncate_dim is not None else (full_dim or 0)
-        embeddings = np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, dim), np.float32)
-        if precision != "float32":
-            embeddings = quantize_embeddings(embeddings, precision)  # type: ignore[arg-type]
-        return embeddings[0] if single else embeddings
+        with self._call_max_length(processing_kwargs):
+            return self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=prompt, task=task,
+                                             show_progress_bar=show_progress_bar, modality=modality)
 
-    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-                     **kwargs: Any) -> Any:
+    def encode_multi_process(self, sentences: list[str], pool: MultiProcessPool, prompt_name: str | None = None,
+                             prompt: str | None = None, batch_size: int = 32, chunk_size: int | None = None,
+                             show_progress_bar: bool | None = None, precision: str = "float32",
+                             normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
+        """Deprecated in sentence-transformers: ``encode(..., pool=pool)``."""
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,  # type: ignore[no-any-return]
+                           show_progress_bar=show_progress_bar, precision=precision,
+                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
+                           chunk_size=chunk_size)
+
+    def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt (when the directory has one) and the ``query`` route."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
+        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
 
-    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any) -> Any:
+    def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
+        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
 
     def similarity(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
         """All-pairs similarity matrix with the model's ``similarity_fn_name``."""

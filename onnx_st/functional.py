@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -105,16 +106,28 @@ def activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     return ACTIVATIONS[key]
 
 
-def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+def _as_float(x: np.ndarray | Sequence[Any]) -> np.ndarray:
+    """A numeric array in float32 or wider (integer, bool and float16 inputs become float32).
+
+    Raises:
+        InputError: ragged or non-numeric input.
+    """
     try:
         arr = np.asarray(x)
     except ValueError as exc:  # ragged nested lists
         raise InputError(f"Embeddings must be a numeric array of equal-length rows: {exc}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InputError(f"Embeddings must be a numeric array, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize < 4:  # float16 would round scores into ties
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def _as_2d(x: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """One vector or a matrix, as a ``(n, dim)`` float matrix."""
+    arr = _as_float(x)
     if arr.ndim not in (1, 2):
         raise InputError(f"Embeddings must be one vector or a (n, dim) matrix, got shape {arr.shape}")
-    arr = arr.astype(np.float32, copy=False) if not np.issubdtype(arr.dtype, np.floating) else arr
     return arr[None, :] if arr.ndim == 1 else arr
 
 
@@ -131,6 +144,18 @@ def _pair(a: np.ndarray, b: np.ndarray, pairwise: bool = False) -> tuple[np.ndar
     return a2, b2
 
 
+def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as float arrays of one shape (1-D pairs score to a scalar, as in sentence-transformers).
+
+    Raises:
+        InputError: naming both shapes.
+    """
+    a2, b2 = _as_float(a), _as_float(b)
+    if a2.shape != b2.shape or a2.ndim not in (1, 2):
+        raise InputError(f"Pairwise embeddings must have the same shape, got shapes {a2.shape} and {b2.shape}")
+    return a2, b2
+
+
 def cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity matrix ``(len(a), len(b))``."""
     a2, b2 = _pair(a, b)
@@ -143,41 +168,67 @@ def dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a2 @ b2.T
 
 
+_DIRECT_ELEMENTS = 2**24
+
+
 def euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Negative euclidean distance matrix."""
+    """Negative euclidean distance matrix (identical rows give exactly 0).
+
+    Differences are taken directly for small inputs; larger ones expand ``|a|^2 + |b|^2 - 2ab`` in float64,
+    so the cancellation error stays far below float32 resolution.
+    """
     a2, b2 = _pair(a, b)
-    sq = (a2 * a2).sum(1)[:, None] + (b2 * b2).sum(1)[None, :] - 2 * a2 @ b2.T
-    return -np.sqrt(np.maximum(sq, 0))
+    if a2.shape[0] * b2.shape[0] * a2.shape[-1] <= _DIRECT_ELEMENTS:
+        return -np.sqrt(np.square(a2[:, None, :] - b2[None, :, :]).sum(-1))
+    a64, b64 = a2.astype(np.float64), b2.astype(np.float64)
+    sq = (a64 * a64).sum(1)[:, None] + (b64 * b64).sum(1)[None, :] - 2 * a64 @ b64.T
+    return (-np.sqrt(np.maximum(sq, 0))).astype(a2.dtype)
 
 
 def manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Negative manhattan distance matrix."""
+    """Negative manhattan distance matrix (computed in row blocks to bound memory)."""
     a2, b2 = _pair(a, b)
-    return -np.abs(a2[:, None, :] - b2[None, :, :]).sum(-1)
+    step = max(1, _DIRECT_ELEMENTS // max(1, b2.shape[0] * a2.shape[-1]))
+    blocks = [-np.abs(a2[i:i + step, None, :] - b2[None, :, :]).sum(-1) for i in range(0, len(a2), step)]
+    return np.concatenate(blocks) if blocks else np.zeros((0, len(b2)), dtype=a2.dtype)
 
 
 def pairwise_cos_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of ``a[i]`` and ``b[i]``."""
-    a2, b2 = _pair(a, b, pairwise=True)
+    a2, b2 = _same_shape(a, b)
     return (normalize(a2) * normalize(b2)).sum(-1)
 
 
 def pairwise_dot_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dot product of ``a[i]`` and ``b[i]``."""
-    a2, b2 = _pair(a, b, pairwise=True)
+    a2, b2 = _same_shape(a, b)
     return (a2 * b2).sum(-1)
 
 
 def pairwise_euclidean_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative euclidean distance of ``a[i]`` and ``b[i]``."""
-    a2, b2 = _pair(a, b, pairwise=True)
+    a2, b2 = _same_shape(a, b)
     return -np.linalg.norm(a2 - b2, axis=-1)
 
 
 def pairwise_manhattan_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Negative manhattan distance of ``a[i]`` and ``b[i]``."""
-    a2, b2 = _pair(a, b, pairwise=True)
+    a2, b2 = _same_shape(a, b)
     return -np.abs(a2 - b2).sum(-1)
+
+
+
+def pairwise_angle_sim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AnglE similarity ``|cos + sin|`` of ``x[i]`` and ``y[i]`` after L2 normalization (dims ``i`` and ``i + D/2`` paired)."""
+    x2, y2 = _pair(x, y, pairwise=True)
+    if x2.shape[1] % 2:
+        x2 = np.pad(x2, ((0, 0), (0, 1)))
+        y2 = np.pad(y2, ((0, 0), (0, 1)))
+    nx, ny = normalize(x2), normalize(y2)
+    half = nx.shape[1] // 2
+    cosines = (nx * ny).sum(1)
+    sines = (nx[:, half:] * ny[:, :half] - nx[:, :half] * ny[:, half:]).sum(1)
+    return np.abs(cosines + sines)
 
 
 SIMILARITY = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}

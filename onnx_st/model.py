@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .calls import SentenceTransformersCalls
+from .compat import (
+    IGNORED_MODEL_KWARGS,
+    has_max_seq_length_setter,
+)
 from .config import MODEL_CONFIG_FILE, ModelConfig
 from .errors import InputError, ModelNotFoundError
 from .export_on_load import LoadSource, ensure_onnx, split_export
@@ -17,9 +22,10 @@ from .kinds import check_kind, kind_of_class
 from .modules import LoadContext, Module, assemble, load_modules
 from .options import LOAD_KWARGS, MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
-from .tokenizer import check_encodable, check_texts
+from .tokenizer import check_encodable
 
 _UNSET: Any = object()
+logger = logging.getLogger("onnx_st")
 
 
 def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any] | None, device: str | None,
@@ -35,6 +41,9 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
     if model_kwargs is not None and not isinstance(model_kwargs, dict):
         raise InputError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
     kwargs = {k: v for k, v in (model_kwargs or {}).items() if v is not None}
+    for key in IGNORED_MODEL_KWARGS & set(kwargs):
+        logger.warning("model_kwargs[%r] is a torch option and has no effect in onnx-st", key)
+        kwargs.pop(key)
     unknown = set(kwargs) - set(MODEL_KWARGS)
     if unknown:
         raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(MODEL_KWARGS + LOAD_KWARGS)}")
@@ -53,7 +62,7 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
     return replace(base, **set_now) if set_now else base
 
 
-class BaseModel:
+class BaseModel(SentenceTransformersCalls):
     """A loaded model directory: its modules, prompts and ONNX sessions.
 
     Args:
@@ -73,7 +82,7 @@ class BaseModel:
     default_task: ClassVar[str] = "feature-extraction"
     default_prompt_names: ClassVar[tuple[str, ...]] = ("query", "document")
 
-    def __init__(self, model_name_or_path: str | Path, *, device: str | None = None,
+    def __init__(self, model_name_or_path: str | Path | None = None, *, device: str | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
                  cache_folder: str | Path | None = None, revision: str | None = None, local_files_only: bool = False,
                  token: str | bool | None = None, backend: str = "onnx", model_kwargs: dict[str, Any] | None = None,
@@ -82,8 +91,13 @@ class BaseModel:
         if backend != "onnx":
             raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
         model_kwargs, export = split_export(model_kwargs)
+        if model_name_or_path is None:
+            raise InputError(f"{type(self).__name__} needs model_name_or_path (an exported directory or a Hub repo "
+                             "id); building a model from torch modules (modules=...) is not supported")
+        overrides = self._option_overrides(unused)
+        token = self._check_init_kwargs(unused, token)
         self.options = runtime_options(options, model_kwargs, device, max_batch_tokens=max_batch_tokens,
-                                       **self._option_overrides(unused))
+                                       **overrides)
         self.model_dir = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_folder,
                                            local_files_only=local_files_only, token=token,
                                            file_name=self.options.file_name)
@@ -99,6 +113,8 @@ class BaseModel:
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise InputError(f"Default prompt name {self.default_prompt_name!r} not found in prompts "
                              f"{sorted(self.prompts)}")
+        self._init_kwargs: dict[str, Any] = {"prompts": dict(self.prompts),
+                                             "default_prompt_name": self.default_prompt_name}
 
     @classmethod
     def from_dir(cls, path: str | Path, *, provider: str | None = None, file_name: str | None = None,
@@ -177,11 +193,6 @@ class BaseModel:
         return "onnx"
 
     @property
-    def modules(self) -> list[Module]:
-        """The modules in order."""
-        return self.pipeline.modules
-
-    @property
     def tokenizer(self) -> Any:
         """The ``tokenizers.Tokenizer`` of the input module, when it has one."""
         tok = self.pipeline.input_module.tokenizer
@@ -189,8 +200,17 @@ class BaseModel:
 
     @property
     def max_seq_length(self) -> int | None:
-        """Truncation length of the input module."""
+        """Truncation length of the input module (``math.inf`` for a StaticEmbedding model, as sentence-transformers)."""
         return self.pipeline.input_module.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"max_seq_length must be a positive integer or None, got {value!r}")
+        module: Any = self.pipeline.input_module
+        if not has_max_seq_length_setter(module):
+            raise InputError(f"The input module ({type(module).__name__}) has no max_seq_length to set")
+        module.max_seq_length = value
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
@@ -209,17 +229,15 @@ class BaseModel:
             return self.prompts.get(self.default_prompt_name)
         return None
 
-    @staticmethod
-    def _as_text_list(sentences: Any, what: str = "input") -> tuple[list[str], bool]:
-        """Normalize ``str | Sequence[str]`` to a list; the flag says a single string was passed."""
-        if isinstance(sentences, str):
-            return [sentences], True
-        if sentences is None or (not isinstance(sentences, (Sequence,)) and not hasattr(sentences, "__array__")):
-            raise InputError(f"{what} must be a str or a list of str, got {type(sentences).__name__}")
-        return check_texts(list(sentences), what), False
+    def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
+                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """Write a directory that reloads with ``local_files_only=True`` (ONNX files included); ``None`` writes nothing.
 
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write a directory that reloads with ``local_files_only=True`` (ONNX files included)."""
+        ``model_name``, ``create_model_card``, ``train_datasets`` and ``safe_serialization`` are accepted
+        for sentence-transformers code; no model card is written and weights are always safetensors.
+        """
+        if path is None:
+            return
         target = Path(path)
         if target.resolve() != self.model_dir.resolve():
             shutil.copytree(self.model_dir, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))

@@ -11,6 +11,7 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .modules import Features, InputModule, Module
 from .modules.base import text_length
+from .modules.router import Router
 
 T = TypeVar("T")
 logger = logging.getLogger("onnx_st")
@@ -40,9 +41,20 @@ class Pipeline:
         self.modules = list(modules)
         self.input_module: InputModule = modules[0]  # type: ignore[assignment]
 
-    def __call__(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
-        """Run one batch through every module."""
+    def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
+                   modality: Any = None) -> Features:
+        """Tokenize one batch; the call's ``task`` and ``modality`` ride along for Routers after the input module."""
+        if isinstance(self.input_module, Router):
+            return self.input_module.preprocess(texts, prompt=prompt, task=task, modality=modality)
         features = self.input_module.preprocess(texts, prompt=prompt, task=task)
+        if any(isinstance(m, Router) for m in self.modules[1:]):
+            features = {**features, "task": task, "modality": modality}
+        return features
+
+    def __call__(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
+                 modality: Any = None) -> Features:
+        """Run one batch through every module."""
+        features = self.preprocess(texts, prompt=prompt, task=task, modality=modality)
         for module in self.modules:
             features = module.forward(features)
         return features
@@ -61,7 +73,7 @@ class Pipeline:
 
     def map_batches(self, items: Sequence[Any], collect: Callable[[Features], Sequence[T]], *, batch_size: int = 32,
                     prompt: str | None = None, task: str | None = None,
-                    show_progress_bar: bool | None = None) -> list[T]:
+                    show_progress_bar: bool | None = None, modality: Any = None) -> list[T]:
         """Run ``items`` in batches of similar length and return ``collect``'s per-item results in input order.
 
         Raises:
@@ -75,7 +87,7 @@ class Pipeline:
         results: list[Any] = [None] * len(items)
         for start in _progress(starts, show, len(starts)):
             idx = order[start:start + batch_size]
-            outputs = collect(self([items[i] for i in idx], prompt=prompt, task=task))
+            outputs = collect(self([items[i] for i in idx], prompt=prompt, task=task, modality=modality))
             for i, out in zip(idx, outputs):
                 results[i] = out
         return results

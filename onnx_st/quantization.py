@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -19,8 +19,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np.ndarray | None = None,
-                        calibration_embeddings: np.ndarray | None = None) -> np.ndarray:
+def _ranges(calibration: np.ndarray, precision: str) -> np.ndarray:
+    """Per-dimension ``[min; max]`` of the calibration embeddings."""
+    if calibration.ndim == 1 or calibration.shape[0] == 1:
+        raise InputError(f"Cannot compute {precision} quantization ranges from a single embedding; "
+                         "pass ranges= or calibration_embeddings=")
+    return np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
+
+
+def quantize_embeddings(embeddings: Any, precision: Precision, ranges: np.ndarray | None = None,
+                        calibration_embeddings: np.ndarray | None = None) -> Any:
     """Quantize float embeddings.
 
     int8/uint8 map each dimension's [min, max] (from ``ranges``, else ``calibration_embeddings``,
@@ -33,7 +41,8 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
         calibration_embeddings: optional embeddings to compute the ranges from.
 
     Returns:
-        The quantized array (int8 or uint8; binary forms have ``ceil(dim / 8)`` columns).
+        The quantized array (int8 or uint8; binary forms have ``ceil(dim / 8)`` columns); an empty list
+        gives ``[]``, and a list of ``(tokens, dim)`` matrices a list quantized with shared ranges.
 
     Raises:
         InputError: unknown precision, integer input, or int8 ranges from one embedding.
@@ -43,7 +52,18 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
         array([[128], [192]], dtype=uint8)
     """
     check_precision(precision)
+    if isinstance(embeddings, list):
+        if not embeddings:
+            return []
+        if isinstance(embeddings[0], np.ndarray) and embeddings[0].ndim == 2:
+            if precision.endswith("int8") and ranges is None:
+                data = np.concatenate(embeddings) if calibration_embeddings is None else calibration_embeddings
+                if len(data):
+                    ranges = _ranges(np.asarray(data), precision)
+            return [quantize_embeddings(m, precision, ranges, calibration_embeddings) for m in embeddings]
     embeddings = np.asarray(embeddings)
+    if not np.issubdtype(embeddings.dtype, np.number):
+        raise InputError(f"Embeddings to quantize must be numeric, got dtype {embeddings.dtype}")
     if embeddings.dtype in (np.int8, np.uint8):
         raise InputError("Embeddings to quantize must be float rather than int8 or uint8.")
     if not np.issubdtype(embeddings.dtype, np.number) or embeddings.ndim not in (1, 2):
@@ -61,10 +81,7 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
                     or calibration.shape[-1] != embeddings.shape[-1]:
                 raise InputError(f"calibration_embeddings must be a (n, {embeddings.shape[-1]}) float array, "
                                  f"got dtype {calibration.dtype} and shape {calibration.shape}")
-            if calibration.ndim == 1 or calibration.shape[0] == 1:
-                raise InputError(f"Cannot compute {precision} quantization ranges from a single embedding; "
-                                 "pass ranges= or calibration_embeddings=")
-            ranges = np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
+            ranges = _ranges(calibration, precision)
         ranges = np.asarray(ranges)
         if not np.issubdtype(ranges.dtype, np.number) or ranges.shape != (2, embeddings.shape[-1]):
             raise InputError(f"ranges must be a (2, {embeddings.shape[-1]}) array of per-dimension minimum and "

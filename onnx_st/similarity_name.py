@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .config import SIMILARITY_FN_NAMES
 from .errors import InputError
 
 
-def check_similarity_fn_name(name: str) -> str:
-    """``name`` when it is one of :data:`SIMILARITY_FN_NAMES`, else :class:`InputError`."""
+def check_similarity_fn_name(name: Any) -> str:
+    """``name`` (or a :class:`~onnx_st.util.SimilarityFunction`'s value) when it is one of
+    :data:`SIMILARITY_FN_NAMES`, else :class:`InputError`."""
+    name = getattr(name, "value", name)
     if name not in SIMILARITY_FN_NAMES:
         raise InputError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {name!r}")
     return name
@@ -25,5 +29,5 @@ class SimilarityNamed:
         return self._similarity_fn_name or self.default_similarity_fn_name
 
     @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
+    def similarity_fn_name(self, value: Any) -> None:
         self._similarity_fn_name = check_similarity_fn_name(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
 from .modules import Features, InputModule, LoadContext, Module, embedding_dimension
 from .modules.router import Router
-from .modules.splade import SpladePooling
+from .modules.splade import SpladeMLM, SpladePooling
 from .modules.transformer import Transformer
+from .pool import MultiProcessPool, run_in_pool
 from .similarity_name import SimilarityNamed, check_similarity_fn_name
 from .sparse_ops import (
     check_max_active_dims,
@@ -28,6 +30,7 @@ from .sparse_ops import (
 from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
 
 Row = tuple[np.ndarray, np.ndarray]
+logger = logging.getLogger("onnx_st")
 
 
 class SparseEncoder(SimilarityNamed, BaseModel):
@@ -53,7 +56,7 @@ class SparseEncoder(SimilarityNamed, BaseModel):
     default_similarity_fn_name = "dot"
     default_task = "fill-mask"
 
-    def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
+    def __init__(self, model_name_or_path: str | Path | None = None, *, similarity_fn_name: str | None = None,
                  max_active_dims: int | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self._similarity_fn_name = check_similarity_fn_name(
@@ -62,9 +65,36 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         self.max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else saved)
         self.logits_budget_mib = self.options.logits_budget_mib
         self._vocab: list[str] | None = None
+        self._splade_chunk_size: int | None = None
+        self._init_kwargs.update(similarity_fn_name=self._similarity_fn_name, max_active_dims=self.max_active_dims)
         if not self.get_embedding_dimension():
             raise ConfigError(f"{self.model_dir}: cannot tell the output dimension (vocabulary size) of the modules "
                               f"{[type(m).__name__ for m in self.modules]}")
+
+    extra_init_kwargs = ("similarity_fn_name", "max_active_dims", "logits_budget_mib")
+
+    @property
+    def splade_pooling_chunk_size(self) -> int | None:
+        """sentence-transformers' SpladePooling chunk size (tokens per chunk), kept for code that sets it.
+
+        onnx-st bounds the MLM logits by ``logits_budget_mib`` instead, which already pools each
+        sub-batch before the next runs; the value does not change results (as in sentence-transformers).
+        """
+        if not self._has_splade():
+            logger.warning("SpladePooling module not found. Cannot get chunk_size.")
+        return self._splade_chunk_size
+
+    @splade_pooling_chunk_size.setter
+    def splade_pooling_chunk_size(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"splade_pooling_chunk_size must be a positive integer or None, got {value!r}")
+        if not self._has_splade():
+            logger.warning("SpladePooling module not found. Cannot set chunk_size.")
+            return
+        self._splade_chunk_size = value
+
+    def _has_splade(self) -> bool:
+        return any(isinstance(m, (SpladePooling, SpladeMLM)) for m in self.modules)
 
     def _option_overrides(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """``logits_budget_mib=`` is a runtime option."""
@@ -120,8 +150,8 @@ class SparseEncoder(SimilarityNamed, BaseModel):
     def encode(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
                prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
                convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True, save_to_cpu: bool = False,
-               device: str | None = None, max_active_dims: int | None = None, task: str | None = None,
-               **kwargs: Any) -> Any:
+               device: str | list[str] | None = None, max_active_dims: int | None = None,
+               pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
         """Sparse embeddings of texts.
 
         Args:
@@ -131,8 +161,10 @@ class SparseEncoder(SimilarityNamed, BaseModel):
             convert_to_sparse_tensor: ``True`` -> :class:`SparseEmbeddings`; ``False`` -> dense float32 array.
             convert_to_tensor: ``False`` -> a list with one vector (sparse or dense) per text.
             max_active_dims: keep the k largest weights per text (default: the model's setting).
-            task: route of a Router model (``encode_query`` passes ``"query"``).
-            save_to_cpu, device: accepted for compatibility.
+            pool, chunk_size: a pool from :meth:`start_multi_process_pool` (or ``device=[...]``) and texts per chunk.
+            save_to_cpu: accepted for compatibility.
+            **kwargs: ``task``/``modality`` (route of a Router model; ``encode_query`` passes ``task="query"``),
+                ``processing_kwargs`` (``{"text": {"max_length": n}}``).
 
         Returns:
             ``SparseEmbeddings`` (n, vocab) / ``SparseVector`` for one string; dense ``(n, vocab)`` /
@@ -142,27 +174,20 @@ class SparseEncoder(SimilarityNamed, BaseModel):
             InputError: non-string input, unknown prompt name or task, ``max_active_dims`` < 1,
                 ``batch_size`` < 1, unknown keyword arguments.
         """
-        if "sentences" in kwargs and inputs is None:
-            inputs = kwargs.pop("sentences")
-        if kwargs:
-            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
+        call = self._call_kwargs("encode", kwargs)
         texts, single = self._as_text_list(inputs, "inputs")
         k = check_max_active_dims(max_active_dims if max_active_dims is not None else self.max_active_dims)
-        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
-        if isinstance(self.pipeline.input_module, Router):
-            self.pipeline.input_module.resolve_route(task)  # a bad task fails even when nothing runs
-
-        def collect(features: Features) -> list[Row]:
-            return dense_rows_to_sparse(features["sentence_embedding"], k)
-
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        computed = self.pipeline.map_batches([texts[i] for i in keep], collect, batch_size=batch_size,
-                                             prompt=resolved_prompt, task=task, show_progress_bar=show_progress_bar)
+        args = {"prompt": self._resolve_prompt(prompt, prompt_name), "batch_size": batch_size,
+                "max_active_dims": k, **call}
+        if isinstance(self.pipeline.input_module, Router):  # a bad task fails even when nothing runs
+            self.pipeline.input_module.resolve_route(call["task"], call["modality"] or "text")
+        if pool is not None or (isinstance(device, list) and device):
+            rows = run_in_pool(self, texts, args, pool=pool, devices=device, chunk_size=chunk_size,
+                               show_progress_bar=show_progress_bar)
+        else:
+            rows = self._inference(texts, show_progress_bar=show_progress_bar, **args)
         dim = self.get_embedding_dimension() or 0
-        empty: Row = (np.zeros(0, np.int32), np.zeros(0, np.float32))
-        rows: list[Row] = [empty] * len(texts)
-        for i, row in zip(keep, computed):
-            rows[i] = row
         vectors = [SparseVector(idx, val, dim, self.vocab) for idx, val in rows]
         if not convert_to_sparse_tensor:
             dense = SparseEmbeddings.from_rows(vectors, dim).to_dense()
@@ -171,19 +196,37 @@ class SparseEncoder(SimilarityNamed, BaseModel):
             result = vectors if not convert_to_tensor else SparseEmbeddings.from_rows(vectors, dim, self.vocab)
         return result[0] if single else result
 
+    def _inference(self, texts: list[Any], *, prompt: str | None, batch_size: int, show_progress_bar: bool | None,
+                   max_active_dims: int | None, task: str | None = None, modality: Any = None,
+                   processing_kwargs: Any = None) -> list[Row]:
+        """``(indices, values)`` of each text, in input order, computed in this process."""
+        def collect(features: Features) -> list[Row]:
+            return dense_rows_to_sparse(features["sentence_embedding"], max_active_dims)
+
+        keep = [i for i, t in enumerate(texts) if not isinstance(t, str) or t.strip()]
+        with self._call_max_length(processing_kwargs):
+            computed = self.pipeline.map_batches([texts[i] for i in keep], collect, batch_size=batch_size,
+                                                 prompt=prompt, task=task, show_progress_bar=show_progress_bar,
+                                                 modality=modality)
+        empty: Row = (np.zeros(0, np.int32), np.zeros(0, np.float32))
+        rows: list[Row] = [empty] * len(texts)
+        for i, row in zip(keep, computed):
+            rows[i] = row
+        return rows
+
     def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, **kwargs: Any) -> Any:
+                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt and the ``query`` route."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
 
     def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any) -> Any:
+                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """All-pairs ``(n1, n2)`` similarity with ``similarity_fn_name``, computed on the sparse entries only."""

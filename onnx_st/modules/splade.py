@@ -127,6 +127,10 @@ class SpladeMLM(InputModule):
         """Truncation length in tokens."""
         return self.transformer.max_seq_length
 
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        self.transformer.max_seq_length = value
+
     def plan_runs(self, attention_mask: np.ndarray) -> list[tuple[int, int, int]]:
         """``(start, stop, width)`` of each ONNX run: consecutive rows whose ``(rows, width, vocab)`` float32
         logits fit the budget, ``width`` being their last attended position + 1 (trailing padding dropped).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ class StaticEmbedding(InputModule):
     def get_embedding_dimension(self) -> int:
         """Width of the embedding table."""
         return self.embedding_dimension
+
+    @property
+    def max_seq_length(self) -> float | None:  # type: ignore[override]
+        """``math.inf``: static embeddings never truncate, as sentence-transformers reports it."""
+        return math.inf if self.tokenizer.max_length is None else self.tokenizer.max_length
 
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> StaticEmbedding:

@@ -113,6 +113,21 @@ class Transformer(InputModule):
         session = OnnxSession(resolve_onnx_file(directory, ctx.options.file_name), ctx.options)
         return cls(tokenizer, session, config, hf_config, ctx.options.max_batch_tokens)
 
+    @property
+    def max_seq_length(self) -> int | None:
+        """Truncation length in tokens."""
+        return self.tokenizer.max_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        backend = self.tokenizer.backend
+        if value is None:
+            backend.no_truncation()
+        else:
+            direction = (backend.truncation or {}).get("direction", "right")
+            backend.enable_truncation(value, strategy="longest_first", direction=direction)
+        self.tokenizer.max_length = value
+
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
         features: Features = dict(self.tokenizer(with_prompt(texts, prompt)))

@@ -1,0 +1,164 @@
+"""Multi-process inference: worker processes, each with its own ONNX session, fed chunks over queues.
+
+The pool has sentence-transformers' shape (``{"input", "output", "processes"}``), so code that starts,
+passes and stops it runs unchanged. ONNX sessions cannot be pickled, so each worker loads the model
+directory itself (with the parent's options, prompts, truncation length and pooling prompt setting) and the CPU threads are
+split between the workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import traceback
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, OnnxSTError
+from .modules.base import text_length
+
+if TYPE_CHECKING:
+    from .model import BaseModel
+
+MultiProcessPool = dict[str, Any]
+"""``{"input": Queue, "output": Queue, "processes": [Process, ...]}``."""
+
+_POLL_S = 1.0
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _worker(model_cls: type[BaseModel], model_dir: str, init_kwargs: dict[str, Any], device: str,
+            state: dict[str, Any], inputs: Any, outputs: Any) -> None:
+    """Load the model and answer ``(chunk_id, items, kwargs)`` chunks until the ``None`` sentinel."""
+    try:
+        model = model_cls(model_dir, local_files_only=True, device=None if device == "cpu" else device,
+                          **init_kwargs)
+        model._apply_worker_state(state)
+    except Exception as exc:  # reported on the first chunk, the parent raises it
+        failure: Exception | None = exc
+    else:
+        failure = None
+    while True:
+        job = inputs.get()
+        if job is None:
+            return
+        chunk_id, items, kwargs = job
+        if failure is not None:
+            outputs.put((chunk_id, _picklable(failure)))
+            continue
+        try:
+            outputs.put((chunk_id, model._inference(items, show_progress_bar=False, **kwargs)))  # type: ignore[attr-defined]
+        except Exception as exc:
+            outputs.put((chunk_id, _picklable(exc)))
+
+
+def _picklable(exc: Exception) -> Exception:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return OnnxSTError("".join(traceback.format_exception(exc)))
+
+
+def start_pool(model: BaseModel, target_devices: list[str] | None = None) -> MultiProcessPool:
+    """Start one worker per entry of ``target_devices`` (default: 4 CPU workers, as sentence-transformers).
+
+    Each CPU worker gets ``cores // workers`` intra-op threads unless the model's options set a number.
+
+    Raises:
+        InputError: an empty or non-string ``target_devices``.
+    """
+    devices = ["cpu"] * 4 if target_devices is None else list(target_devices)
+    if not devices or not all(isinstance(d, str) for d in devices):
+        raise InputError(f"target_devices must be a non-empty list of device strings, got {target_devices!r}")
+    options = model.options
+    if options.intra_op_num_threads is None:
+        options = replace(options, intra_op_num_threads=max(1, _cpu_count() // len(devices)))
+    init_kwargs = {**model._init_kwargs, "options": options}
+    import multiprocessing  # on first use: importing it at start-up aliases __main__ as __mp_main__
+
+    ctx = multiprocessing.get_context("spawn")
+    inputs, outputs = ctx.Queue(), ctx.Queue()
+    processes = []
+    for device in devices:
+        process = ctx.Process(target=_worker, args=(type(model), str(model.model_dir), init_kwargs, device,
+                                                   model._worker_state(), inputs, outputs), daemon=True)
+        process.start()
+        processes.append(process)
+    return {"input": inputs, "output": outputs, "processes": processes}
+
+
+def stop_pool(pool: MultiProcessPool) -> None:
+    """Stop the workers and close the queues."""
+    for _ in pool["processes"]:
+        pool["input"].put(None)
+    for process in pool["processes"]:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        process.close()
+    pool["input"].cancel_join_thread()
+    pool["input"].close()
+    pool["output"].close()
+
+
+def _result(pool: MultiProcessPool) -> tuple[int, Any]:
+    while True:
+        try:
+            return pool["output"].get(timeout=_POLL_S)  # type: ignore[no-any-return]
+        except queue.Empty:
+            pass
+        dead = [p for p in pool["processes"] if not p.is_alive()]
+        if dead:
+            details = ", ".join(f"pid {p.pid} (exit code {p.exitcode})" for p in dead)
+            raise OnnxSTError(f"{len(dead)} pool worker(s) died: {details}. Stop the pool and start a new one.")
+
+
+def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, pool: MultiProcessPool | None,
+                devices: Any = None, chunk_size: int | None = None, show_progress_bar: bool | None = None
+                ) -> list[Any]:
+    """``model._inference(items, **kwargs)`` spread over the pool's workers, results in input order.
+
+    Raises:
+        InputError: ``chunk_size`` below 1 or a malformed pool.
+    """
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not items:
+        return []
+    created = pool is None
+    active = start_pool(model, list(devices)) if pool is None else pool
+    if not isinstance(active, dict) or not {"input", "output", "processes"} <= set(active):
+        raise InputError("pool must be the dict start_multi_process_pool() returns")
+    try:
+        size = chunk_size or max(1, min(math.ceil(len(items) / len(active["processes"]) / 10), 5000))
+        # Longest first, so that each chunk pads little and the last chunks to finish are the short ones.
+        order = sorted(range(len(items)), key=lambda i: -text_length(items[i]))
+        starts = range(0, len(items), size)
+        for chunk_id, start in enumerate(starts):
+            active["input"].put((chunk_id, [items[i] for i in order[start:start + size]], kwargs))
+        chunks: list[Any] = [None] * len(starts)
+        for _ in starts:
+            chunk_id, output = _result(active)
+            chunks[chunk_id] = output
+        for output in chunks:
+            if isinstance(output, Exception):
+                raise output
+        rows: list[Any] = [None] * len(items)
+        for i, row in zip(order, (row for chunk in chunks for row in chunk)):
+            rows[i] = row
+        return rows
+    finally:
+        if created:
+            stop_pool(active)
