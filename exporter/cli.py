@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", nargs="?", help="model directory or Hugging Face Hub repo id")
     parser.add_argument("output_dir", nargs="?", type=Path, help="directory to write")
-    parser.add_argument("--kind", choices=["auto", "dense", "sparse", "cross"], default="auto")
+    parser.add_argument("--kind", choices=["auto", "dense", "sparse", "cross", "multi-vector"], default="auto")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs. ONNX Runtime comparison")

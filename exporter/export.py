@@ -14,7 +14,7 @@ from typing import Literal, cast
 
 from torch import nn
 
-from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules.router import Router
 from sentence_transformers.base.modules.transformer import Transformer
@@ -23,17 +23,20 @@ from .onnx_export import export_transformer
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["auto", "dense", "sparse", "cross"]
-ResolvedKind = Literal["dense", "sparse", "cross"]
+Kind = Literal["auto", "dense", "sparse", "cross", "multi-vector"]
+ResolvedKind = Literal["dense", "sparse", "cross", "multi-vector"]
 MODEL_TYPE_TO_KIND: dict[str, ResolvedKind] = {
     "SentenceTransformer": "dense",
     "SparseEncoder": "sparse",
     "CrossEncoder": "cross",
+    "MultiVectorEncoder": "multi-vector",
+    "ColBERT": "multi-vector",  # PyLate saves
 }
 KIND_TO_CLASS: dict[ResolvedKind, type[BaseModel]] = {
     "dense": SentenceTransformer,
     "sparse": SparseEncoder,
     "cross": CrossEncoder,
+    "multi-vector": MultiVectorEncoder,
 }
 
 
@@ -76,11 +79,16 @@ def detect_kind(model_name_or_path: str) -> ResolvedKind:
     st_config = reader.read("config_sentence_transformers.json")
     if isinstance(st_config, dict) and st_config.get("model_type") in MODEL_TYPE_TO_KIND:
         return MODEL_TYPE_TO_KIND[st_config["model_type"]]
-    if reader.read("modules.json") is None:
-        hf_config = reader.read("config.json")
-        architectures = (hf_config.get("architectures") or []) if isinstance(hf_config, dict) else []
-        if any(str(arch).endswith("ForSequenceClassification") for arch in architectures):
-            return "cross"
+    modules = reader.read("modules.json")
+    if isinstance(modules, list) and any(str(m.get("type", "")).endswith(".MultiVectorMask")
+                                         for m in modules if isinstance(m, dict)):
+        return "multi-vector"
+    hf_config = reader.read("config.json")
+    architectures = (hf_config.get("architectures") or []) if isinstance(hf_config, dict) else []
+    if "HF_ColBERT" in architectures:  # Stanford ColBERT
+        return "multi-vector"
+    if modules is None and any(str(arch).endswith("ForSequenceClassification") for arch in architectures):
+        return "cross"
     return "dense"
 
 

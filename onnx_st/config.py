@@ -16,6 +16,7 @@ TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_confi
                             "sentence_albert_config.json", "sentence_xlm-roberta_config.json",
                             "sentence_xlnet_config.json")
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+MULTI_VECTOR_SIMILARITY_FN_NAMES = ("maxsim", "meanmaxsim")
 
 
 def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
@@ -88,8 +89,9 @@ class ModelConfig:
         if not isinstance(prompts, dict):
             raise ConfigError(f"{MODEL_CONFIG_FILE}: 'prompts' must be an object")
         sim = data.get("similarity_fn_name")
-        if sim is not None and sim not in SIMILARITY_FN_NAMES:
-            raise ConfigError(f"{MODEL_CONFIG_FILE}: similarity_fn_name {sim!r} is not one of {SIMILARITY_FN_NAMES}")
+        known = SIMILARITY_FN_NAMES + MULTI_VECTOR_SIMILARITY_FN_NAMES
+        if sim is not None and sim not in known:
+            raise ConfigError(f"{MODEL_CONFIG_FILE}: similarity_fn_name {sim!r} is not one of {known}")
         return cls(
             model_type=data.get("model_type"),
             prompts={str(k): str(v) for k, v in prompts.items() if v is not None},
@@ -147,6 +149,9 @@ class TransformerConfig:
     do_lower_case: bool = False
     module_output_name: str | None = None
     processing_kwargs: dict[str, Any] = field(default_factory=dict)
+    query_length: int | None = None
+    document_length: int | None = None
+    query_expansion: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, directory: Path, default_task: str = "feature-extraction") -> TransformerConfig:
@@ -165,7 +170,20 @@ class TransformerConfig:
             do_lower_case=bool(data.get("do_lower_case", False)),
             module_output_name=data.get("module_output_name"),
             processing_kwargs=processing,
+            query_length=_optional_length(data, "query_length"),
+            document_length=_optional_length(data, "document_length"),
+            query_expansion=data.get("query_expansion"),
         )
+
+
+def _optional_length(data: dict[str, Any], key: str) -> int | None:
+    """A positive integer length of a Transformer config, or ``None``."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"sentence_bert_config.json: {key} must be a positive integer or null, got {value!r}")
+    return value
 
 
 def read_module_config(directory: Path, file_name: str = "config.json") -> dict[str, Any]:

@@ -46,6 +46,8 @@ class BaseModel:
     model_kind: ClassVar[str] = "SentenceTransformer"
     default_task: ClassVar[str] = "feature-extraction"
     default_prompt_names: ClassVar[tuple[str, ...]] = ("query", "document")
+    dense_input_name: ClassVar[str] = "sentence_embedding"
+    task_feature: ClassVar[bool] = False  # modules read the task from features["task"]
 
     def __init__(self, model_name_or_path: str | Path, *, device: str | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
@@ -66,9 +68,10 @@ class BaseModel:
                                            local_files_only=local_files_only, token=token,
                                            file_name=self.session_options.file_name)
         self.config = ModelConfig.read(self.model_dir)
-        ctx = LoadContext(self.model_dir, self.session_options, self.default_task)
+        ctx = LoadContext(self.model_dir, self.session_options, self.default_task, self.dense_input_name)
         modules = load_modules(self.model_dir, ctx)
-        self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx))
+        self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx),
+                                 task_feature=self.task_feature)
         self.max_batch_tokens = max_batch_tokens
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name

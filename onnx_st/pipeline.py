@@ -34,15 +34,18 @@ def _progress(iterable: Sequence[int], show: bool, total: int) -> Iterator[int] 
 class Pipeline:
     """The input module (tokenizer side) followed by the other modules."""
 
-    def __init__(self, modules: Sequence[Module]) -> None:
+    def __init__(self, modules: Sequence[Module], *, task_feature: bool = False) -> None:
         if not modules or not isinstance(modules[0], InputModule):
             raise ConfigError("The first module must tokenize its input (Transformer, StaticEmbedding, Router)")
         self.modules = list(modules)
         self.input_module: InputModule = modules[0]  # type: ignore[assignment]
+        self.task_feature = task_feature
 
     def __call__(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
-        """Run one batch through every module."""
+        """Run one batch through every module (with ``features["task"]`` when ``task_feature``)."""
         features = self.input_module.preprocess(texts, prompt=prompt, task=task)
+        if self.task_feature:
+            features = {**features, "task": task}
         for module in self.modules:
             features = module.forward(features)
         return features

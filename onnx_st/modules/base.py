@@ -53,6 +53,7 @@ class LoadContext:
     model_dir: Path
     session_options: SessionOptions
     default_task: str = "feature-extraction"
+    dense_input_name: str = "sentence_embedding"  # what a Dense config without module_input_name reads
 
 
 Loader = Callable[[Path, LoadContext], Module]

@@ -47,7 +47,7 @@ class Dense:
             raise ConfigError(f"{path}: weight shape {weight.shape} does not match config {expected}")
         return cls(weight, tensors.get("linear.bias") if config.get("bias", True) else None,
                    config.get("activation_function", "torch.nn.modules.activation.Tanh"),
-                   config.get("module_input_name", "sentence_embedding"), config.get("module_output_name"),
+                   config.get("module_input_name", ctx.dense_input_name), config.get("module_output_name"),
                    tensors.get("residual.weight"), bool(config.get("use_residual", False)))
 
     def forward(self, features: Features) -> Features:
