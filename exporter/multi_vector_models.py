@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import string
 from pathlib import Path
 
 from .pypi_models import exported, minilm_dir
@@ -49,19 +50,48 @@ def build_minilm_multi_vector(target: Path, *, seed: int = SEED) -> Path:
     return target
 
 
-def minilm_multi_vector() -> tuple[Path, Path]:
-    """``(sentence-transformers directory, exported onnx-st directory)`` of the MiniLM multi-vector model."""
+def build_expansion_variant(base: Path, target: Path) -> Path:
+    """The base model with ColBERT's settings: queries expanded with [MASK] to 32 tokens, documents cut
+    at 180 tokens, punctuation skipped in documents, ``[Q] `` / ``[D] `` prompts."""
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+    model = MultiVectorEncoder(str(base), device="cpu", prompts={"query": "[Q] ", "document": "[D] "})
+    model[0].query_expansion = {"strategy": "fixed", "length": 32}
+    model[0].document_length = 180
+    mask = next(m for m in model if isinstance(m, MultiVectorMask))
+    mask.skiplist_words = list(string.punctuation)
+    mask.resolve_with_tokenizer(model.tokenizer)
+    if target.exists():
+        shutil.rmtree(target)
+    model.save_pretrained(str(target))
+    return target
+
+
+def minilm_multi_vector(variant: str = "base") -> tuple[Path, Path]:
+    """``(sentence-transformers directory, exported onnx-st directory)`` of the MiniLM multi-vector model.
+
+    ``variant``: ``"base"`` (as sentence-transformers builds it) or ``"expansion"`` (see
+    :func:`build_expansion_variant`).
+    """
     from . import export_model
 
-    source, target = exported("minilm-multi-vector-st"), exported("minilm-multi-vector")
+    name = "minilm-multi-vector" if variant == "base" else f"minilm-multi-vector-{variant}"
+    source, target = exported(f"{name}-st"), exported(name)
     stamp = target / ".export-stamp"
     if stamp.is_file() and stamp.read_text() == _stamp() and source.is_dir():
         return source, target
-    build_minilm_multi_vector(source)
+    if variant == "base":
+        build_minilm_multi_vector(source)
+    elif variant == "expansion":
+        build_expansion_variant(minilm_multi_vector("base")[0], source)
+    else:
+        raise ValueError(f"unknown variant {variant!r}; known: base, expansion")
     export_model(str(source), target, kind="multi-vector", overwrite=True)
     stamp.write_text(_stamp())
     return source, target
 
 
 if __name__ == "__main__":
-    print("\t".join(str(p) for p in minilm_multi_vector()))
+    for name in ("base", "expansion"):
+        print(name, "\t".join(str(p) for p in minilm_multi_vector(name)))
