@@ -90,6 +90,8 @@ class ModelConfig:
             raise ConfigError(f"{MODEL_CONFIG_FILE}: 'prompts' must be an object")
         sim = data.get("similarity_fn_name")
         known = SIMILARITY_FN_NAMES + MULTI_VECTOR_SIMILARITY_FN_NAMES
+        if data.get("model_type") == "ColBERT" and sim not in known:  # PyLate's own names are not read
+            sim = None
         if sim is not None and sim not in known:
             raise ConfigError(f"{MODEL_CONFIG_FILE}: similarity_fn_name {sim!r} is not one of {known}")
         return cls(
@@ -154,12 +156,13 @@ class TransformerConfig:
     query_expansion: dict[str, Any] | None = None
 
     @classmethod
-    def read(cls, directory: Path, default_task: str = "feature-extraction") -> TransformerConfig:
-        """Read the first Transformer config file found in ``directory``."""
-        data: dict[str, Any] = {}
+    def read(cls, directory: Path, default_task: str = "feature-extraction",
+             defaults: dict[str, Any] | None = None) -> TransformerConfig:
+        """Read the first Transformer config file found in ``directory``; ``defaults`` fill keys it lacks."""
+        data: dict[str, Any] = dict(defaults or {})
         for name in TRANSFORMER_CONFIG_FILES:
             if (directory / name).is_file():
-                data = read_json(directory / name)
+                data.update(read_json(directory / name))
                 break
         processing = data.get("processing_kwargs") or {}
         text_kwargs = processing.get("text") or {}

@@ -68,7 +68,8 @@ class BaseModel:
                                            local_files_only=local_files_only, token=token,
                                            file_name=self.session_options.file_name)
         self.config = ModelConfig.read(self.model_dir)
-        ctx = LoadContext(self.model_dir, self.session_options, self.default_task, self.dense_input_name)
+        ctx = self._load_context(LoadContext(self.model_dir, self.session_options, self.default_task,
+                                             self.dense_input_name))
         modules = load_modules(self.model_dir, ctx)
         self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx),
                                  task_feature=self.task_feature)
@@ -124,6 +125,10 @@ class BaseModel:
             if merged.get(name) is None:
                 merged[name] = text
         return {name: text or "" for name, text in merged.items()}
+
+    def _load_context(self, ctx: LoadContext) -> LoadContext:
+        """The kind's adjustments of what module loaders get."""
+        return ctx
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """Modules for a directory without ``modules.json``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,15 @@ from .model import BaseModel
 from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.multi_vector_mask import MultiVectorMask
 from .modules.token_pooling import HierarchicalTokenPooling
-from .multi_vector_legacy import legacy_modules, legacy_prompts
+from .multi_vector_legacy import (
+    LegacyLayout,
+    legacy_modules,
+    legacy_prompts,
+    read_layout,
+    token_level_tail,
+    write_native_layout,
+)
+from .pipeline import Pipeline
 
 OutputValue = Literal["token_embeddings"] | None
 
@@ -45,8 +54,11 @@ class MultiVectorEncoder(BaseModel):
     def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
                  **kwargs: Any) -> None:
         user_prompts = kwargs.pop("prompts", None)
+        self.layout = LegacyLayout()
         super().__init__(model_name_or_path, **kwargs)
-        self.prompts = self._merge_prompts({**legacy_prompts(self.model_dir, self.config.raw), **(user_prompts or {})})
+        if self.layout.kind == "pylate":
+            self.pipeline = Pipeline([*self.modules, *token_level_tail(self.layout)], task_feature=True)
+        self.prompts = self._merge_prompts({**legacy_prompts(self.layout, self.config.prompts), **(user_prompts or {})})
         self._similarity_fn_name = "maxsim"
         self._saved_similarity: str | None = None  # written by save_pretrained, null until chosen
         name = similarity_fn_name or self.config.similarity_fn_name
@@ -57,8 +69,13 @@ class MultiVectorEncoder(BaseModel):
             if isinstance(module, MultiVectorMask) and tokenizer is not None:
                 module.resolve_with_tokenizer(tokenizer)
 
+    def _load_context(self, ctx: LoadContext) -> LoadContext:
+        self.layout = read_layout(self.model_dir, self.config.raw)
+        return replace(ctx, transformer_defaults=self.layout.transformer_defaults,
+                       special_prefixes=tuple(self.layout.prefixes.values()))
+
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
-        return legacy_modules(ctx)
+        return legacy_modules(ctx, self.layout)
 
     @property
     def similarity_fn_name(self) -> str:
@@ -152,6 +169,14 @@ class MultiVectorEncoder(BaseModel):
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """MaxSim (or MeanMaxSim) of ``embeddings1[i]`` with ``embeddings2[i]``."""
         return maxsim_pairwise(embeddings1, embeddings2, length_normalize=self.similarity_fn_name == "meanmaxsim")
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write a directory that reloads here and in sentence-transformers (legacy layouts saved as native)."""
+        super().save_pretrained(path)
+        if self.layout.kind != "native":
+            write_native_layout(Path(path), self.modules)
+
+    save = save_pretrained
 
     def _extra_config(self) -> dict[str, Any]:
         return {"similarity_fn_name": self._saved_similarity}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer, normalizers
+from tokenizers import AddedToken, Tokenizer, normalizers
 
 from .config import HFConfig, read_json
 from .errors import ConfigError, InputError, ModelNotFoundError
@@ -140,6 +140,19 @@ class TextTokenizer:
                                            pad_type_id=s["pad_type_id"], pad_token=s["pad_token"],
                                            length=pad_to_length)
         return copy
+
+    def register_prefix_token(self, prefix: str) -> None:
+        """Tokenize a known prompt prefix (``[unused0] ``, ``[Q] ``) as one special token, as
+        sentence-transformers does for legacy ColBERT checkpoints; unknown prefixes stay text."""
+        if not prefix or not prefix.split():
+            return
+        for candidate in (prefix, prefix.split(None, 1)[0]):
+            if self._tokenizer.token_to_id(candidate) is None:
+                continue
+            if self._tokenizer.encode(candidate, add_special_tokens=False).tokens != [candidate]:
+                self._tokenizer.add_special_tokens([AddedToken(candidate, special=True, normalized=False)])
+                self._special_ids.add(int(self._tokenizer.token_to_id(candidate)))
+            return
 
     def token_id(self, token: str) -> int | None:
         """The id of one vocabulary or added token, ``None`` when it has none."""

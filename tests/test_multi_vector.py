@@ -25,7 +25,8 @@ def loaded(request: pytest.FixtureRequest) -> tuple[str, MultiVectorEncoder]:
 
 
 def test_fixtures_present() -> None:
-    assert NAMES == ["multi-vector-basic", "multi-vector-expansion", "multi-vector-pooling"]
+    assert NAMES == ["multi-vector-basic", "multi-vector-expansion", "multi-vector-pooling", "multi-vector-pylate",
+                     "multi-vector-stanford"]
 
 
 @pytest.mark.parametrize("method", ["encode", "encode_query", "encode_document"])
@@ -120,3 +121,30 @@ def test_save_pretrained_reloads(tmp_path) -> None:  # type: ignore[no-untyped-d
     texts = ["what is the capital of france?", "paris, france."]
     for a, b in zip(model.encode_query(texts), again.encode_query(texts)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["multi-vector-pylate", "multi-vector-stanford"])
+def test_legacy_layouts(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = MultiVectorEncoder(str(fixture_dir(name)))
+    assert [type(m).__name__ for m in model.modules] == ["Transformer", "Dense", "MultiVectorMask", "Normalize"]
+    prefix = {"multi-vector-pylate": "[Q] ", "multi-vector-stanford": "[unused0] "}[name]
+    assert model.prompts["query"] == prefix
+    assert model.tokenizer.encode(prefix + "x", add_special_tokens=False).tokens[0] in (prefix, prefix.strip())
+    model.save_pretrained(tmp_path / "native")
+    again = MultiVectorEncoder(str(tmp_path / "native"))
+    assert again.layout.kind == "native" and again.prompts == model.prompts
+    texts, expected = fixture_inputs(name), fixture_expected(name)
+    for method in ("encode_query", "encode_document"):
+        for g, w in zip(getattr(again, method)(texts), _split(expected, method)):
+            np.testing.assert_allclose(g, w, atol=ATOL)
+
+
+def test_bare_transformer_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(fixture_dir("multi-vector-basic"), bare)
+    for name in ("modules.json", "config_sentence_transformers.json"):
+        (bare / name).unlink()
+    with pytest.raises(ConfigError, match="randomly initialised projection"):
+        MultiVectorEncoder(str(bare))

@@ -72,3 +72,18 @@ def test_queries_equal_sentence_transformers(models: tuple[Any, onnx_st.MultiVec
     texts = TEXTS[::10] + TEXTS[-5:]  # long texts as queries: truncated (or cut at the expansion length)
     _compare(reference.encode_query(texts), ours.encode_query(texts))
     _compare(reference.encode(texts[:20]), ours.encode(texts[:20]))
+
+
+@pytest.mark.parametrize("name", ["multi-vector-pylate", "multi-vector-stanford"])
+def test_legacy_saved_native_loads_in_sentence_transformers(name: str, tmp_path: Any) -> None:
+    """A legacy directory saved by onnx-st reads in sentence-transformers as the original does."""
+    from sentence_transformers import MultiVectorEncoder
+
+    from .conftest import fixture_dir, fixture_inputs
+
+    onnx_st.MultiVectorEncoder(str(fixture_dir(name))).save_pretrained(tmp_path / "native")
+    original, saved = MultiVectorEncoder(str(fixture_dir(name)), device="cpu"), MultiVectorEncoder(
+        str(tmp_path / "native"), device="cpu")
+    texts = fixture_inputs(name)
+    for method in ("encode_query", "encode_document"):
+        _compare(getattr(original, method)(texts), [t.numpy() for t in getattr(saved, method)(texts)])

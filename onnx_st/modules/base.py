@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,6 +54,8 @@ class LoadContext:
     session_options: SessionOptions
     default_task: str = "feature-extraction"
     dense_input_name: str = "sentence_embedding"  # what a Dense config without module_input_name reads
+    transformer_defaults: dict[str, Any] = field(default_factory=dict)  # Transformer config keys a save lacks
+    special_prefixes: tuple[str, ...] = ()  # prompt prefixes to tokenize as one special token (legacy ColBERT)
 
 
 Loader = Callable[[Path, LoadContext], Module]

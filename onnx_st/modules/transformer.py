@@ -100,10 +100,12 @@ class Transformer:
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
         """Load ``sentence_bert_config.json``, ``tokenizer.json``, ``config.json`` and the ONNX file."""
-        config = TransformerConfig.read(directory, default_task=ctx.default_task)
+        config = TransformerConfig.read(directory, default_task=ctx.default_task, defaults=ctx.transformer_defaults)
         hf_config = HFConfig.read(directory)
         tokenizer = TextTokenizer.from_dir(directory, max_seq_length=config.max_seq_length,
                                            do_lower_case=config.do_lower_case, hf_config=hf_config)
+        for prefix in ctx.special_prefixes:
+            tokenizer.register_prefix_token(prefix)
         session = OnnxSession(resolve_onnx_file(directory, ctx.session_options.file_name), ctx.session_options)
         return cls(tokenizer, session, config, hf_config)
 
