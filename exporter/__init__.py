@@ -52,10 +52,10 @@ if TYPE_CHECKING:
     from .export import load_model as load_model
     from .onnx_export import ExportError as ExportError
     from .onnx_export import export_transformer as export_transformer
+    from .variants import make_variants as make_variants
     from .verify import SAMPLE_TEXTS as SAMPLE_TEXTS
     from .verify import GraphCheck as GraphCheck
     from .verify import VerifyReport as VerifyReport
-    from .variants import make_variants as make_variants
     from .verify import verify_export as verify_export
 
 # Public name -> defining module. Resolved on first access, after checking the export extra, so
@@ -73,7 +73,7 @@ _PUBLIC: dict[str, str] = {
     "verify_export": ".verify",
     "make_variants": ".variants",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = sorted(_PUBLIC)  # noqa: PLE0605 - a list built from the lazy-import table
 
 
 def __getattr__(name: str) -> Any:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import json
 from pathlib import Path
 from typing import Any
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from ._tiny import MAX_SEQ_LENGTH, save_tiny_hf_model
 
 

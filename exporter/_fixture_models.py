@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +9,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from torch import nn
-
 from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules import Dense, Module, Normalize, Router, Transformer
@@ -20,7 +16,9 @@ from sentence_transformers.base.modules.transformer import TransformerTask
 from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling, MultiVectorMask
 from sentence_transformers.sentence_transformer.modules import Pooling, StaticEmbedding
 from sentence_transformers.sparse_encoder.modules import MLMTransformer, SparseStaticEmbedding, SpladePooling
+from torch import nn
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from ._tiny import MAX_SEQ_LENGTH, VOCAB_SIZE, build_tokenizer, hf_tokenizer, save_tiny_hf_model
 
 HIDDEN = 32

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import io
 import zipfile
 from pathlib import Path
@@ -11,13 +9,13 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-
 from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules import Router, Transformer
 from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
 from sentence_transformers.util import quantize_embeddings
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from ._tiny import CORPUS
 
 PRECISIONS: tuple[str, ...] = ("int8", "uint8", "binary", "ubinary")

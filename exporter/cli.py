@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from onnx_st.kinds import KINDS
+
 DEFAULT_ATOL = 1e-3
 
 
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", nargs="?", help="model directory or Hugging Face Hub repo id")
     parser.add_argument("output_dir", nargs="?", type=Path, help="directory to write")
-    parser.add_argument("--kind", choices=["auto", "dense", "sparse", "cross", "multi-vector"], default="auto")
+    parser.add_argument("--kind", choices=["auto", *KINDS], default="auto",
+                        help="model kind (default: from the model's files; a bare masked LM needs it)")
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs. ONNX Runtime comparison")
@@ -68,7 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variants_only is not None:
         return _variants(args.variants_only, args)
 
-    output_dir = export_model(args.model, args.output_dir, kind=args.kind, opset=args.opset, overwrite=args.overwrite)
+    from onnx_st.errors import OnnxSTError
+
+    try:
+        output_dir = export_model(args.model, args.output_dir, kind=args.kind, opset=args.opset,
+                                  overwrite=args.overwrite)
+    except OnnxSTError as exc:
+        print(f"onnx-st-export: error: {exc}", file=sys.stderr)
+        return 2
     print(f"Wrote {output_dir}:")
     for name in _list_files(output_dir):
         print(f"  {name}")

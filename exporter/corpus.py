@@ -76,7 +76,7 @@ def benchmark_sentences(n: int, *, seed: int = 0, min_words: int = 4, max_words:
     texts = []
     for _ in range(n):
         target = rng.randint(min_words, max_words)
-        i, words = rng.randrange(len(sentences)), []
+        i, words = rng.randrange(len(sentences)), list[str]()
         while len(words) < target:
             words += sentences[i % len(sentences)].split()
             i += 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import json
 import logging
 import os
@@ -12,31 +10,31 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, cast
 
-from torch import nn
-
-from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers import (
+    CrossEncoder,
+    MultiVectorEncoder,
+    SentenceTransformer,
+    SparseEncoder,
+)
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules.router import Router
 from sentence_transformers.base.modules.transformer import Transformer
+from torch import nn
 
+from onnx_st.errors import ConfigError
+from onnx_st.kinds import KindName, get_kind
+from onnx_st.kinds import detect_kind as detect_kind_of
+
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .onnx_export import export_transformer
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["auto", "dense", "sparse", "cross", "multi-vector"]
-ResolvedKind = Literal["dense", "sparse", "cross", "multi-vector"]
-MODEL_TYPE_TO_KIND: dict[str, ResolvedKind] = {
-    "SentenceTransformer": "dense",
-    "SparseEncoder": "sparse",
-    "CrossEncoder": "cross",
-    "MultiVectorEncoder": "multi-vector",
-    "ColBERT": "multi-vector",  # PyLate saves
-}
-KIND_TO_CLASS: dict[ResolvedKind, type[BaseModel]] = {
-    "dense": SentenceTransformer,
-    "sparse": SparseEncoder,
-    "cross": CrossEncoder,
-    "multi-vector": MultiVectorEncoder,
+ResolvedKind = KindName
+# sentence-transformers' class of each kind, by the class name onnx_st.kinds records as model_type
+ST_CLASSES: dict[str, type[BaseModel]] = {
+    cls.__name__: cls for cls in (SentenceTransformer, SparseEncoder, CrossEncoder, MultiVectorEncoder)
 }
 
 
@@ -67,43 +65,39 @@ class _ConfigReader:
                     self.hub_reachable = False
             except EntryNotFoundError:  # the repo has no such file
                 return None
-            except Exception:  # noqa: BLE001 - unknown repo, network or auth errors: use the defaults
+            except Exception:
                 if not local_only:
                     self.hub_reachable = False
         return None
 
 
 def detect_kind(model_name_or_path: str) -> ResolvedKind:
-    """Guess the model family from ``config_sentence_transformers.json`` / ``config.json``; default dense."""
-    reader = _ConfigReader(model_name_or_path)
-    st_config = reader.read("config_sentence_transformers.json")
-    if isinstance(st_config, dict) and st_config.get("model_type") in MODEL_TYPE_TO_KIND:
-        return MODEL_TYPE_TO_KIND[st_config["model_type"]]
-    modules = reader.read("modules.json")
-    if isinstance(modules, list) and any(str(m.get("type", "")).endswith(".MultiVectorMask")
-                                         for m in modules if isinstance(m, dict)):
-        return "multi-vector"
-    hf_config = reader.read("config.json")
-    architectures = (hf_config.get("architectures") or []) if isinstance(hf_config, dict) else []
-    if "HF_ColBERT" in architectures:  # Stanford ColBERT
-        return "multi-vector"
-    if modules is None and any(str(arch).endswith("ForSequenceClassification") for arch in architectures):
-        return "cross"
-    return "dense"
+    """The kind of a local directory or Hub repo, as :func:`onnx_st.kinds.detect_kind` decides it.
+
+    Raises:
+        ConfigError: the files do not decide it (a bare masked LM is a dense model to
+            ``SentenceTransformer`` and a SPLADE model to ``SparseEncoder``): pass the kind.
+    """
+    found = detect_kind_of(_ConfigReader(model_name_or_path).read)
+    if not found.certain:
+        options = " or ".join(f"--kind {k.name} ({k.description})" for k in (found.kind, *found.alternatives))
+        raise ConfigError(f"Cannot tell which kind of model {model_name_or_path} is: {found.evidence}, with no "
+                          f"modules.json or config_sentence_transformers.json to say. Pass {options}.")
+    return found.kind.name
 
 
 def load_model(model_name_or_path: str | Path, kind: Kind = "auto") -> BaseModel:
     """Load the model on CPU with the sentence-transformers class matching ``kind``."""
     name = str(model_name_or_path)
-    resolved: ResolvedKind = detect_kind(name) if kind == "auto" else kind
-    model_class = KIND_TO_CLASS[resolved]
+    resolved = get_kind(detect_kind(name) if kind == "auto" else kind)
+    model_class = ST_CLASSES[resolved.model_type]
     model = model_class(name, device="cpu", local_files_only=os.path.isdir(name))
     return model.eval()
 
 
 def model_kind(model: BaseModel) -> ResolvedKind:
     """The kind of an already loaded model."""
-    return MODEL_TYPE_TO_KIND.get(getattr(model, "model_type", ""), "dense")
+    return get_kind(getattr(model, "model_type", "SentenceTransformer")).name
 
 
 def _module_dir(index: int, module: nn.Module) -> str:

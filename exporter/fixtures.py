@@ -8,8 +8,6 @@ single-label cross-encoders ``rank.json``. See ``fixtures/README.md`` for the la
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import argparse
 import logging
 import math
@@ -25,6 +23,7 @@ import sentence_transformers
 import torch
 import transformers
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from ._fixture_legacy import (
     write_cross_legacy,
     write_dense_legacy,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import inspect
 import logging
 import warnings
@@ -14,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from sentence_transformers.base.modules.transformer import Transformer
 from torch import nn
 
-from sentence_transformers.base.modules.transformer import Transformer
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +156,8 @@ def shape_sweep(module: Transformer, spec: GraphSpec, path: Path, seed: int = 0)
     vocab = int(module.auto_model.config.vocab_size)
     max_len = _max_positions(module)
     worst = 0.0
-    for batch, length in _SWEEP_SHAPES:
-        length = min(length, max_len)
+    for batch, wanted in _SWEEP_SHAPES:
+        length = min(wanted, max_len)
         ids = torch.randint(5, vocab, (batch, length), generator=generator)
         mask = torch.ones(batch, length, dtype=torch.long)
         if batch > 1 and length > 1:
@@ -206,7 +205,7 @@ def export_transformer(
             model.eval()
             onnx.checker.check_model(str(path))
             worst = shape_sweep(module, spec, path)
-        except Exception as exc:  # noqa: BLE001 - try the next exporter, report all failures at the end
+        except Exception as exc:
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
         if worst <= tolerance:

@@ -14,8 +14,6 @@ SDPA graph of ``onnx/model.onnx`` hides the attention mask where the fusion cann
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ from typing import Any
 
 from sentence_transformers.base.modules.transformer import Transformer
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, export_transformer
 
 logger = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ def eager_attention(module: Transformer) -> Iterator[bool]:
     try:
         model.set_attn_implementation("eager")
         switched = True
-    except Exception as exc:  # noqa: BLE001 - models without eager attention keep their graph
+    except Exception as exc:
         logger.info("eager attention unavailable (%s); optimizing the exported graph as is", exc)
         switched = False
     try:
@@ -97,7 +96,7 @@ def fusable_graph(module: Transformer, module_dir: Path, workdir: Path, opset: i
         if eager:
             try:
                 return export_transformer(module, workdir, opset=opset), "eager-attention export"
-            except Exception as exc:  # noqa: BLE001 - fall back to the graph that is already there
+            except Exception as exc:
                 logger.warning("eager-attention export failed (%s); optimizing onnx/model.onnx", exc)
     return module_dir / ONNX_SUBDIR / ONNX_FILE, ONNX_FILE
 
@@ -143,7 +142,7 @@ def quantization_source(module: Transformer, source: tuple[Path, str], workdir: 
     target = workdir / "quantization-source" / ONNX_FILE
     try:
         fused = optimize_graph(graph, target, "O2", module)
-    except Exception as exc:  # noqa: BLE001 - an architecture the optimizer cannot read keeps the plain graph
+    except Exception as exc:
         logger.warning("O2 optimization for quantization failed (%s); quantizing %s", exc, origin)
         return source
     if not fused.get("Attention"):

@@ -9,8 +9,6 @@ as the runtime's ``file_name``) -> record.
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import hashlib
 import json
 import platform
@@ -20,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from sentence_transformers.base.model import BaseModel
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .corpus import benchmark_sentences, sample_pairs
 from .export import ResolvedKind, load_model, model_kind
 

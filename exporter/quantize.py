@@ -21,8 +21,6 @@ sample of the parity record.
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .onnx_export import ONNX_SUBDIR
 
 logger = logging.getLogger(__name__)
@@ -156,6 +155,18 @@ def search_exclusions(write: Callable[[int], None], score: Scorer, limit: int,
     return steps[-1], trail
 
 
-__all__ = ["CROSS_SELECTION_TARGETS", "EXCLUSION_STEPS", "FAMILIES", "QUANTIZED_OP_TYPES", "REDUCED_RANGE_FAMILIES",
-           "SELECTION_TARGETS", "QuantizedGraph", "selection_targets",
-           "family_file_name", "meets", "outlier_ranking", "quantize_graph", "search_exclusions"]
+__all__ = [
+    "CROSS_SELECTION_TARGETS",
+    "EXCLUSION_STEPS",
+    "FAMILIES",
+    "QUANTIZED_OP_TYPES",
+    "REDUCED_RANGE_FAMILIES",
+    "SELECTION_TARGETS",
+    "QuantizedGraph",
+    "family_file_name",
+    "meets",
+    "outlier_ranking",
+    "quantize_graph",
+    "search_exclusions",
+    "selection_targets",
+]

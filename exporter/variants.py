@@ -8,8 +8,6 @@ line per file and merges the records into ``onnx/parity.json``.
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -17,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from sentence_transformers.base.modules.transformer import Transformer
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .corpus import benchmark_sentences, sample_pairs
 from .export import iter_transformer_modules, load_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
 from .optimize import LEVELS, fusable_graph, optimize_module, quantization_source
 from .parity import BATCH_SIZE, DEFAULT_TEXTS, ParityChecker, ParityRecord, compare, write_records
-from .quantize import (FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions,
-                       selection_targets)
+from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions, selection_targets
 
 logger = logging.getLogger(__name__)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
 from sentence_transformers.base.modules.transformer import Transformer
 
+from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .export import iter_transformer_modules, load_model, model_kind
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, masked_max_abs_diff, sample_features
 
@@ -121,4 +119,4 @@ def print_report(report: VerifyReport) -> None:
     print(report.summary())
 
 
-__all__ = ["SAMPLE_TEXTS", "GraphCheck", "VerifyReport", "verify_export", "print_report"]
+__all__ = ["SAMPLE_TEXTS", "GraphCheck", "VerifyReport", "print_report", "verify_export"]

@@ -15,6 +15,7 @@ from .errors import (
 )
 from .maxsim import maxsim, maxsim_pairwise, to_qdrant_multivector
 from .multi_vector import MultiVectorEncoder
+from .options import RuntimeOptions
 from .quantization import quantize_embeddings
 from .session import available_providers
 from .sparse import SparseEncoder
@@ -36,6 +37,7 @@ __all__ = [
     "OnnxSTError",
     "ProviderError",
     "Reranker",
+    "RuntimeOptions",
     "SentenceTransformer",
     "SparseEmbeddings",
     "SparseEncoder",

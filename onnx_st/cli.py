@@ -8,51 +8,88 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ModelNotFoundError, OnnxSTError
+from .kinds import KINDS
+from .options import RuntimeOptions
+
+if TYPE_CHECKING:
+    from .model import BaseModel
 
 
-def _load(args: argparse.Namespace):  # -> SentenceTransformer
-    from .dense import SentenceTransformer
+def _load(args: argparse.Namespace) -> BaseModel:
+    """The model of ``args.model`` with the front class of its kind and the runtime flags."""
+    from .kinds import load_model
 
-    kwargs = {"provider": args.provider, "file_name": args.file_name}
-    return SentenceTransformer(args.model, model_kwargs={k: v for k, v in kwargs.items() if v},
-                               local_files_only=args.offline)
+    return load_model(args.model, args.kind, options=RuntimeOptions.from_args(args), local_files_only=args.offline)
+
+
+def _kind(model: BaseModel) -> str:
+    from .kinds import kind_of_class
+
+    return kind_of_class(type(model)).name
 
 
 def _cmd_similarity(args: argparse.Namespace) -> int:
     model = _load(args)
-    source = model.encode([args.source])
-    others = model.encode(args.sentences)
-    scores = model.similarity(source, others)[0]
+    if _kind(model) == "cross":  # a reranker scores each (source, sentence) pair, as the hosted API does
+        scores = model.predict([(args.source, s) for s in args.sentences])  # type: ignore[attr-defined]
+    else:
+        source = model.encode([args.source])  # type: ignore[attr-defined]
+        others = model.encode(args.sentences)  # type: ignore[attr-defined]
+        scores = model.similarity(source, others)[0]  # type: ignore[attr-defined]
     print(json.dumps([round(float(s), 6) for s in scores]))
     return 0
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     model = _load(args)
+    kind = _kind(model)
+    if kind == "cross":
+        raise InputError(f"{args.model} is a CrossEncoder (reranker scores of text pairs), which does not embed "
+                         "texts: use `onnx-st similarity MODEL --source QUERY --sentences DOC ...` for its scores")
     texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin]
-    embeddings = model.encode(texts, normalize_embeddings=args.normalize, precision=args.precision,
-                              batch_size=args.batch_size)
+    if kind == "sparse":
+        sparse = model.encode(texts, batch_size=args.batch_size)  # type: ignore[attr-defined]
+        print(json.dumps([{"indices": row.indices.tolist(), "values": row.values.tolist()} for row in sparse]))
+        return 0
+    if kind == "multi-vector":
+        vectors = model.encode(texts, batch_size=args.batch_size)  # type: ignore[attr-defined]
+        print(json.dumps([v.tolist() for v in vectors]))
+        return 0
+    embeddings = model.encode(texts, normalize_embeddings=args.normalize,  # type: ignore[attr-defined]
+                              precision=args.precision, batch_size=args.batch_size)
     print(json.dumps(embeddings.tolist()))
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from .kinds import detect_kind
     from .session import list_onnx_files
     from .variants import list_variants
 
     model = _load(args)
-    info = {
+    detection = detect_kind(model.model_dir)
+    info: dict[str, Any] = {
         "model_dir": str(model.model_dir),
+        "kind": _kind(model),
+        "model_type": model.model_kind,
+        "kind_evidence": detection.evidence,
         "modules": [type(m).__name__ for m in model.modules],
-        "embedding_dimension": model.get_embedding_dimension(),
         "max_seq_length": model.max_seq_length,
-        "similarity_fn_name": model.similarity_fn_name,
         "prompts": model.prompts,
-        "onnx_files": list_onnx_files(Path(model.model_dir)),
-        "variants": [v.to_dict() for v in list_variants(model.model_dir)],
     }
+    if hasattr(model, "get_embedding_dimension"):
+        info["embedding_dimension"] = model.get_embedding_dimension()
+    if hasattr(model, "similarity_fn_name"):
+        info["similarity_fn_name"] = model.similarity_fn_name
+    if hasattr(model, "num_labels"):
+        info["num_labels"] = model.num_labels
+        info["activation_fn"] = getattr(model, "activation_fn_name", None)
+    info["runtime"] = model.options.to_dict()
+    info["onnx_files"] = list_onnx_files(Path(model.model_dir))
+    info["variants"] = [v.to_dict() for v in list_variants(model.model_dir)]
     print(json.dumps(info, indent=2))
     return 0
 
@@ -104,6 +141,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"onnx-st serve needs the server extra (pip install 'onnx-st[server]'): {exc}", file=sys.stderr)
         return 2
     app = create_app(serve_models(args.models, args.model_id), token=args.token or os.environ.get("ONNX_ST_TOKEN"),
+                     runtime=RuntimeOptions.from_args(args),
                      max_batch_tokens=args.max_batch_tokens, max_client_batch_size=args.max_client_batch_size,
                      max_payload_bytes=args.max_payload_bytes, max_wait_ms=args.max_wait_ms,
                      auto_truncate=args.auto_truncate, cache_entries=args.cache_entries)
@@ -122,6 +160,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             text_column=args.text_column, id_column=args.id_column, query_column=args.query_column,
             document_column=args.document_column, batch_size=args.batch_size, part_rows=args.part_rows,
             normalize=args.normalize, prompt_name=args.prompt_name, file_name=args.file_name,
+            runtime=RuntimeOptions.from_args(args),
             on_bad_row=args.on_bad_row, engine=args.engine, threads=args.threads, address=args.address,
             actors=args.actors, cpus_per_actor=args.cpus_per_actor, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -142,9 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="model directory or Hub repo id")
-        p.add_argument("--provider", help="ONNX Runtime execution provider (default CPUExecutionProvider)")
-        p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx)")
+        p.add_argument("--kind", choices=("auto", *KINDS), default="auto",
+                       help="model kind (default: from the model's files)")
         p.add_argument("--offline", action="store_true", help="never contact the Hub")
+        RuntimeOptions.add_arguments(p.add_argument_group("runtime options"))
 
     p = sub.add_parser("similarity", help="cosine scores of sentences against a source sentence (JSON list)")
     model_args(p)
@@ -183,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-entries", type=int, default=1024, help="result cache size (0 disables it)")
     p.add_argument("--auto-truncate", action="store_true", help="truncate long inputs unless a request says not")
     p.add_argument("--log-level", default="info")
+    RuntimeOptions.add_arguments(p.add_argument_group("runtime options (every model)"))
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("embed", help="embed a JSON Lines, CSV or Parquet corpus into Parquet parts (embed extra; "
@@ -190,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="JSON Lines (.jsonl), CSV (.csv) or Parquet (.parquet, or a directory of them)")
     p.add_argument("output", help="output directory of Parquet parts; rerun the same command to resume")
     p.add_argument("--model", required=True, help="model directory (on Ray: the same path on every node)")
-    p.add_argument("--kind", choices=("auto", "dense", "sparse", "cross"), default="auto",
-                   help="dense embeddings, sparse embeddings or reranker scores (default: from the model)")
+    p.add_argument("--kind", choices=("auto", *KINDS), default="auto",
+                   help="model kind (default: from the model's files)")
     p.add_argument("--format", choices=("auto", "jsonl", "csv", "parquet"), default="auto",
                    help="input format (default: from the suffix)")
     p.add_argument("--text-column", default="text", help="column of the texts (dense, sparse; default text)")
@@ -203,13 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input rows per output part, the unit of resuming (default 10000)")
     p.add_argument("--normalize", action="store_true", help="L2-normalize dense embeddings")
     p.add_argument("--prompt-name", help="prompt of the model to prepend (e.g. query, document)")
-    p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx)")
     p.add_argument("--on-bad-row", choices=("skip", "fail"), default="skip",
                    help="rows with a missing or non-string text: report and skip them (default), or stop "
                         "before writing their part")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process; ray: Ray Data actors (ray extra)")
-    p.add_argument("--threads", type=int, help="local engine: ONNX Runtime intra-op threads")
+    RuntimeOptions.add_arguments(p.add_argument_group("runtime options (local engine; Ray actors take "
+                                                      "--cpus-per-actor threads)"))
     p.add_argument("--address", help="Ray cluster to use (auto, HOST:PORT, ray://...; default: a new local one)")
     p.add_argument("--actors", type=int, help="Ray actors (default: cluster CPUs / --cpus-per-actor)")
     p.add_argument("--cpus-per-actor", type=float, default=1.0,

@@ -90,7 +90,7 @@ class ModelConfig:
             raise ConfigError(f"{MODEL_CONFIG_FILE}: 'prompts' must be an object")
         sim = data.get("similarity_fn_name")
         known = SIMILARITY_FN_NAMES + MULTI_VECTOR_SIMILARITY_FN_NAMES
-        if data.get("model_type") == "ColBERT" and sim not in known:  # PyLate's own names are not read
+        if sim == "MaxSim":  # PyLate's spelling; sentence-transformers ignores it and scores with maxsim
             sim = None
         if sim is not None and sim not in known:
             raise ConfigError(f"{MODEL_CONFIG_FILE}: similarity_fn_name {sim!r} is not one of {known}")
@@ -121,8 +121,9 @@ class HFConfig:
     @classmethod
     def read(cls, directory: Path) -> HFConfig:
         """Read ``config.json`` of a transformer directory; absent means defaults."""
-        data = read_json(directory / "config.json", required=False)
-        text = data.get("text_config") if isinstance(data.get("text_config"), dict) else data
+        data: dict[str, Any] = dict(read_json(directory / "config.json", required=False))
+        nested = data.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else data
         st_section = data.get("sentence_transformers") or {}
         id2label = {int(k): str(v) for k, v in (data.get("id2label") or {}).items()}
         return cls(

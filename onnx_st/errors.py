@@ -18,14 +18,14 @@ so the original cause stays visible.
 from __future__ import annotations
 
 __all__ = [
-    "OnnxSTError",
+    "ConfigError",
+    "InputError",
     "ModelLoadError",
     "ModelNotFoundError",
-    "ConfigError",
-    "UnsupportedModuleError",
     "OnnxModelError",
+    "OnnxSTError",
     "ProviderError",
-    "InputError",
+    "UnsupportedModuleError",
 ]
 
 

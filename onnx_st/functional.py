@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Identity": lambda x: x,
     "Tanh": np.tanh,
     "Sigmoid": sigmoid,
@@ -97,7 +97,7 @@ ACTIVATIONS = {
 }
 
 
-def activation(name: str | None):
+def activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     """The NumPy function for a torch activation path such as ``torch.nn.modules.activation.Tanh``."""
     key = "Identity" if not name else name.rsplit(".", 1)[-1]
     if key not in ACTIVATIONS:

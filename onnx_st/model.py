@@ -5,29 +5,52 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import MODEL_CONFIG_FILE, ModelConfig
 from .errors import InputError, ModelNotFoundError
 from .hub import resolve_model_dir
+from .kinds import check_kind
 from .modules import LoadContext, Module, load_modules
-from .modules.transformer import DEFAULT_MAX_BATCH_TOKENS, Transformer
+from .modules.transformer import Transformer
+from .options import MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
-from .session import SessionOptions
 from .tokenizer import check_texts
 
-_SESSION_KEYS = ("provider", "providers", "provider_options", "file_name", "intra_op_num_threads",
-                 "inter_op_num_threads")
+_UNSET: Any = object()
 
 
-def _provider_for_device(device: str | None) -> str | None:
-    """Map sentence-transformers' ``device`` to an execution provider."""
-    if device is None or device == "cpu":
-        return None
-    if device.startswith("cuda"):
-        return "CUDAExecutionProvider"
-    raise InputError(f"device {device!r} has no ONNX Runtime provider here; pass model_kwargs={{'provider': ...}}")
+def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any] | None, device: str | None,
+                    **overrides: Any) -> RuntimeOptions:
+    """One :class:`RuntimeOptions` from an options object, ``model_kwargs``, ``device`` and keyword overrides.
+
+    ``model_kwargs`` and ``device`` (sentence-transformers' names) win over ``options``; overrides left
+    unset keep the options' values.
+
+    Raises:
+        InputError: unknown ``model_kwargs`` or invalid values.
+    """
+    if model_kwargs is not None and not isinstance(model_kwargs, dict):
+        raise InputError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
+    kwargs = {k: v for k, v in (model_kwargs or {}).items() if v is not None}
+    unknown = set(kwargs) - set(MODEL_KWARGS)
+    if unknown:
+        raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(MODEL_KWARGS)}")
+    base = options or RuntimeOptions()
+    if not isinstance(base, RuntimeOptions):
+        raise InputError(f"options must be a RuntimeOptions, got {type(base).__name__}")
+    if kwargs or device is not None:
+        built = RuntimeOptions.from_kwargs(device=device, **kwargs)
+        changes: dict[str, Any] = {"file_name": built.file_name,
+                                   "intra_op_num_threads": built.intra_op_num_threads,
+                                   "inter_op_num_threads": built.inter_op_num_threads}
+        if any(k in kwargs for k in ("provider", "providers", "provider_options")) or device is not None:
+            changes["providers"] = built.providers
+        base = base.with_overrides(**changes)
+    set_now = {k: v for k, v in overrides.items() if v is not _UNSET}
+    return replace(base, **set_now) if set_now else base
 
 
 class BaseModel:
@@ -38,6 +61,8 @@ class BaseModel:
         backend: only ``"onnx"``; accepted so sentence-transformers code runs unchanged.
         model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts.
         device: ``"cpu"`` or ``"cuda[:N]"`` (mapped to the CUDA execution provider).
+        options: a :class:`~onnx_st.RuntimeOptions` (the same object ``serve``, ``embed`` and the Lambda
+            handler build); ``model_kwargs``, ``device`` and ``max_batch_tokens`` override its fields.
         prompts, default_prompt_name: override the directory's prompts.
         cache_folder, revision, local_files_only, token: Hub options.
         max_batch_tokens: most rows x tokens per ONNX run; longer batches run in several (``None``: no limit).
@@ -53,27 +78,23 @@ class BaseModel:
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
                  cache_folder: str | Path | None = None, revision: str | None = None, local_files_only: bool = False,
                  token: str | bool | None = None, backend: str = "onnx", model_kwargs: dict[str, Any] | None = None,
-                 trust_remote_code: bool = False, max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
-                 **unused: Any) -> None:
+                 trust_remote_code: bool = False, options: RuntimeOptions | None = None,
+                 max_batch_tokens: int | None = _UNSET, **unused: Any) -> None:
         if backend != "onnx":
             raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
-        kwargs = dict(model_kwargs or {})
-        unknown = set(kwargs) - set(_SESSION_KEYS)
-        if unknown:
-            raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(_SESSION_KEYS)}")
-        if "provider" not in kwargs and "providers" not in kwargs:
-            kwargs["provider"] = _provider_for_device(device)
-        self.session_options = SessionOptions.from_kwargs(**kwargs)
+        self.options = runtime_options(options, model_kwargs, device, max_batch_tokens=max_batch_tokens,
+                                       **self._option_overrides(unused))
         self.model_dir = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_folder,
                                            local_files_only=local_files_only, token=token,
-                                           file_name=self.session_options.file_name)
+                                           file_name=self.options.file_name)
+        check_kind(self.model_dir, type(self))
         self.config = ModelConfig.read(self.model_dir)
-        ctx = self._load_context(LoadContext(self.model_dir, self.session_options, self.default_task,
+        ctx = self._load_context(LoadContext(self.model_dir, self.options, self.default_task,
                                              self.dense_input_name))
         modules = load_modules(self.model_dir, ctx)
         self.pipeline = Pipeline(modules if modules is not None else self._default_modules(ctx),
                                  task_feature=self.task_feature)
-        self.max_batch_tokens = max_batch_tokens
+        self._max_batch_tokens = self.options.max_batch_tokens
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -112,11 +133,15 @@ class BaseModel:
         Example:
             >>> model = Encoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", local_files_only=True)
         """
-        session = {k: kwargs.pop(k) for k in _SESSION_KEYS if k in kwargs}
+        session = {k: kwargs.pop(k) for k in MODEL_KWARGS if k in kwargs}
         if file_name is not None:
             session["file_name"] = file_name
         return cls(repo_id_or_path, revision=revision, local_files_only=local_files_only, cache_folder=cache_dir,
                    token=token, model_kwargs=session, **kwargs)
+
+    def _option_overrides(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Kind-specific constructor keywords that are runtime options (popped from ``kwargs``)."""
+        return {}
 
     def _merge_prompts(self, user: dict[str, str] | None) -> dict[str, str]:
         """The kind's blank prompts, then the user's, then saved prompts for keys still unset."""
@@ -198,7 +223,7 @@ class BaseModel:
         """Normalize ``str | Sequence[str]`` to a list; the flag says a single string was passed."""
         if isinstance(sentences, str):
             return [sentences], True
-        if sentences is None or not isinstance(sentences, (Sequence,)) and not hasattr(sentences, "__array__"):
+        if sentences is None or (not isinstance(sentences, (Sequence,)) and not hasattr(sentences, "__array__")):
             raise InputError(f"{what} must be a str or a list of str, got {type(sentences).__name__}")
         return check_texts(list(sentences), what), False
 

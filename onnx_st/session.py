@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .errors import ModelNotFoundError, OnnxModelError, ProviderError
+from .options import ProviderSpec, RuntimeOptions
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
-ProviderSpec = str | tuple[str, dict[str, Any]]
 _NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
                 "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
 
@@ -65,33 +63,10 @@ def check_providers(providers: Sequence[ProviderSpec]) -> list[ProviderSpec]:
     return list(providers)
 
 
-@dataclass(frozen=True)
-class SessionOptions:
-    """How to build sessions: providers, threads, extra ORT session config."""
-
-    providers: tuple[ProviderSpec, ...] = ("CPUExecutionProvider",)
-    intra_op_num_threads: int | None = None
-    inter_op_num_threads: int | None = None
-    file_name: str | None = None
-
-    @classmethod
-    def from_kwargs(cls, provider: str | None = None, providers: Sequence[ProviderSpec] | None = None,
-                    provider_options: Mapping[str, Any] | None = None, file_name: str | None = None,
-                    intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
-                    ) -> SessionOptions:
-        """Build from the keyword arguments users pass (``provider=`` as in sentence-transformers)."""
-        if providers is None:
-            name = provider or "CPUExecutionProvider"
-            providers = [(name, dict(provider_options)) if provider_options else name]
-            if name != "CPUExecutionProvider":
-                providers.append("CPUExecutionProvider")  # for ops the accelerator lacks, as ORT documents
-        return cls(tuple(providers), intra_op_num_threads, inter_op_num_threads, file_name)
-
-
 class OnnxSession:
     """One ``onnxruntime.InferenceSession`` and the names of its inputs and outputs."""
 
-    def __init__(self, path: Path, options: SessionOptions) -> None:
+    def __init__(self, path: Path, options: RuntimeOptions) -> None:
         import onnxruntime as ort
 
         providers = check_providers(options.providers)
@@ -138,7 +113,7 @@ class OnnxSession:
         if missing:
             raise OnnxModelError(f"{self.path} needs inputs {missing}; onnx-st provides {sorted(feeds)}")
         try:
-            inputs = {n: np.asarray(feeds[n], dtype=self._input_dtypes[n]) for n in self.input_names}
+            inputs: dict[str, np.ndarray] = {n: np.asarray(feeds[n], dtype=self._input_dtypes[n]) for n in self.input_names}
             return self._session.run([output], inputs)[0]
         except Exception as exc:
             raise OnnxModelError(f"ONNX Runtime failed on {self.path}: {exc}") from exc

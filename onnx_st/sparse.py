@@ -11,12 +11,12 @@ import numpy as np
 from .config import HFConfig
 from .errors import ConfigError, InputError, UnsupportedModuleError
 from .model import BaseModel
-from .similarity_name import SimilarityNamed, check_similarity_fn_name
 from .modules import Features, LoadContext, Module, embedding_dimension
 from .modules.router import Router
-from .modules.splade import DEFAULT_LOGITS_BUDGET_MIB, SpladePooling, fuse_splade
+from .modules.splade import SpladePooling, fuse_splade
 from .modules.transformer import Transformer
 from .pipeline import Pipeline
+from .similarity_name import SimilarityNamed, check_similarity_fn_name
 from .sparse_ops import (
     check_max_active_dims,
     dense_rows_to_sparse,
@@ -55,18 +55,21 @@ class SparseEncoder(SimilarityNamed, BaseModel):
     default_task = "fill-mask"
 
     def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
-                 max_active_dims: int | None = None, logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB,
-                 **kwargs: Any) -> None:
+                 max_active_dims: int | None = None, **kwargs: Any) -> None:
         super().__init__(model_name_or_path, **kwargs)
         self._similarity_fn_name = check_similarity_fn_name(
             similarity_fn_name or self.config.similarity_fn_name or self.default_similarity_fn_name)
         saved = self.config.raw.get("max_active_dims")
         self.max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else saved)
-        self.logits_budget_mib = logits_budget_mib
+        self.logits_budget_mib = self.options.logits_budget_mib
         self._vocab: list[str] | None = None
         if not self.get_embedding_dimension():
             raise ConfigError(f"{self.model_dir}: cannot tell the output dimension (vocabulary size) of the modules "
                               f"{[type(m).__name__ for m in self.modules]}")
+
+    def _option_overrides(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``logits_budget_mib=`` is a runtime option."""
+        return {"logits_budget_mib": kwargs.pop("logits_budget_mib")} if "logits_budget_mib" in kwargs else {}
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """A bare ``*ForMaskedLM`` directory: Transformer (fill-mask) + SpladePooling(max, relu)."""

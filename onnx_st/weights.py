@@ -22,7 +22,7 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise ModelNotFoundError(f"Weights file not found: {path}")
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open has keys(), not __iter__
     except Exception as exc:  # safetensors raises SafetensorError / OSError
         raise ConfigError(f"Cannot read safetensors file {path}: {exc}") from exc
     return {k: (v.astype(np.float32) if v.dtype in (np.float16,) else v) for k, v in tensors.items()}

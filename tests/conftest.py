@@ -25,7 +25,7 @@ def fixture_dir(name: str) -> Path:
 def fixture_inputs(name: str) -> Any:
     """The texts (dense, sparse) or the ``inputs.json`` dict (cross) the golden outputs were computed on."""
     data = json.loads((fixture_dir(name) / "inputs.json").read_text())
-    return data["texts"] if "texts" in data else data
+    return data.get("texts", data)
 
 
 def fixture_names(prefix: str) -> list[str]:

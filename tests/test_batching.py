@@ -9,7 +9,8 @@ import pytest
 
 import onnx_st
 from onnx_st.errors import InputError
-from onnx_st.modules.transformer import DEFAULT_MAX_BATCH_TOKENS, Transformer
+from onnx_st.modules.transformer import Transformer
+from onnx_st.options import DEFAULT_MAX_BATCH_TOKENS
 
 from .conftest import fixture_dir
 

@@ -208,5 +208,5 @@ def test_bad_arguments(one: onnx_st.CrossEncoder, three: onnx_st.CrossEncoder) -
 
 
 def test_dense_directory_is_not_a_cross_encoder() -> None:
-    with pytest.raises(ConfigError, match="not a cross-encoder"):
+    with pytest.raises(ConfigError, match="is a SentenceTransformer model .*not a CrossEncoder: load it with onnx_st.SentenceTransformer"):
         onnx_st.CrossEncoder(str(fixture_dir("dense-mean")))

@@ -12,26 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from ..cross import CrossEncoder
-from ..dense import SentenceTransformer
+from ..kinds import KINDS, get_kind
 from ..model import BaseModel
-from ..sparse import SparseEncoder
+from ..options import RuntimeOptions
 from . import deps
 from .spec import JobOptions, Kind
 
-_CLASSES: dict[str, type[BaseModel]] = {"dense": SentenceTransformer, "sparse": SparseEncoder,
-                                        "cross": CrossEncoder}
-OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {"dense": ("embedding",), "sparse": ("indices", "values"),
-                                              "cross": ("score",)}
+OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name, kind in KINDS.items()}
 
 
 def load_model(model_dir: str | Path, kind: Kind, *, file_name: str | None = None,
-               threads: int | None = None) -> BaseModel:
-    """Load ``model_dir`` as ``kind``; ``threads`` sets ONNX Runtime's intra-op threads (inter-op: 1)."""
-    kwargs: dict[str, Any] = {}
+               threads: int | None = None, runtime: RuntimeOptions | None = None) -> BaseModel:
+    """Load ``model_dir`` as ``kind`` with ``runtime`` options; ``file_name`` and ``threads`` (intra-op
+    threads, inter-op 1) override them."""
+    options = (runtime or RuntimeOptions()).with_overrides(file_name=file_name)
     if threads is not None:
-        kwargs.update(intra_op_num_threads=int(threads), inter_op_num_threads=1)
-    return _CLASSES[kind].from_dir(model_dir, file_name=file_name, **kwargs)
+        options = options.with_overrides(intra_op_num_threads=int(threads), inter_op_num_threads=1)
+    return get_kind(kind).front_class.from_dir(model_dir, options=options)
 
 
 def output_fields(model: BaseModel, kind: Kind) -> list[Any]:

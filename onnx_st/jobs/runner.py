@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InputError, ModelNotFoundError
+from ..options import RuntimeOptions
 from . import manifest
 from .badrows import PreparedPart, fail_on, screen
 from .encode import OUTPUT_COLUMNS, encode_table, load_model, output_fields
@@ -106,12 +107,13 @@ class PartFeed:
 
 
 def run_local(feed: Iterable[PreparedPart], write: WriteFn, *, model_dir: Path, options: JobOptions,
-              threads: int | None = None) -> dict[str, Any]:
+              threads: int | None = None, runtime: RuntimeOptions | None = None) -> dict[str, Any]:
     """Encode the parts one after the other in this process (the model is loaded at the first part)."""
     model, fields = None, None
     for part in feed:
         if model is None:
-            model = load_model(model_dir, options.kind, file_name=options.file_name, threads=threads)
+            model = load_model(model_dir, options.kind, file_name=options.file_name, threads=threads,
+                               runtime=runtime)
             fields = output_fields(model, options.kind)
         write(part, encode_table(model, options.kind, options, part.table, fields))
     return {"threads": threads} if threads else {}
@@ -122,7 +124,8 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
                   id_column: str | None = None, query_column: str = "query", document_column: str = "document",
                   batch_size: int = 32, part_rows: int = 10_000, normalize: bool = False,
                   prompt_name: str | None = None, file_name: str | None = None, on_bad_row: str = "skip",
-                  engine: str = "local", threads: int | None = None, address: str | None = None,
+                  engine: str = "local", threads: int | None = None, runtime: RuntimeOptions | None = None,
+                  address: str | None = None,
                   actors: int | None = None, cpus_per_actor: float = 1.0, progress: bool = True,
                   on_part_written: Callable[[int], None] | None = None) -> JobResult:
     """Embed every row of ``input_path`` into Parquet parts under ``output_dir``; resume what is there.
@@ -138,6 +141,8 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         on_bad_row: ``skip`` (report and leave out) or ``fail`` (stop before writing that part).
         engine: ``local`` (this process) or ``ray`` (Ray Data actors).
         threads: local engine: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
+        runtime: local engine: the model's :class:`~onnx_st.RuntimeOptions` (provider, budgets...); its
+            ``file_name`` and threads count as ``file_name`` and ``threads``.
         address: Ray cluster address (``auto``, ``ray://...``); default: the running Ray session,
             else a new local cluster.
         actors, cpus_per_actor: Ray actors (default: the cluster's CPUs / ``cpus_per_actor``) and the
@@ -158,6 +163,9 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         raise InputError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
     if engine == "local" and (address is not None or actors is not None):
         raise InputError("address and actors apply to the ray engine (--engine ray)")
+    if runtime is not None:
+        file_name = file_name or runtime.file_name
+        threads = threads or runtime.intra_op_num_threads
     if engine == "ray" and threads is not None:
         raise InputError("threads applies to the local engine; Ray actors use --cpus-per-actor threads")
     resolved: Kind = detect_kind(model_path) if kind == "auto" else kind  # type: ignore[assignment]
@@ -197,7 +205,8 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
     feed = PartFeed(reader.parts(options.part_rows), options, done, on_bad_row)  # type: ignore[arg-type]
     try:
         if engine == "local":
-            result.engine_info = run_local(feed, write, model_dir=model_path, options=options, threads=threads)
+            result.engine_info = run_local(feed, write, model_dir=model_path, options=options, threads=threads,
+                                           runtime=runtime)
         else:
             from .ray_engine import run_on_ray
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .. import kinds
 from ..errors import InputError
+from ..kinds import KindName
 
-Kind = Literal["dense", "sparse", "cross"]
-KINDS: tuple[str, ...] = ("dense", "sparse", "cross")
+Kind = KindName
+KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 BadRowPolicy = Literal["skip", "fail"]
 DEFAULT_PART_ROWS = 10_000
 
@@ -49,45 +50,30 @@ class JobOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.normalize and self.kind != "dense":
-            raise InputError("normalize applies to dense models only")
+        if self.normalize and self.kind not in ("dense", "multi-vector"):
+            raise InputError("normalize applies to dense and multi-vector models only")
 
     @property
-    def text_columns(self) -> tuple[str, ...]:
-        """The input columns holding text: one for dense/sparse, query and document for cross."""
-        return (self.query_column, self.document_column) if self.kind == "cross" else (self.text_column,)
+    def model_kind(self) -> kinds.ModelKind:
+        """The :class:`~onnx_st.kinds.ModelKind` of the job."""
+        return kinds.get_kind(self.kind)
 
     @property
     def value_columns(self) -> tuple[str, ...]:
-        """Names of those columns inside a job's prepared batches (``text`` or ``query``/``document``)."""
-        return ("query", "document") if self.kind == "cross" else ("text",)
+        """The kind's input columns inside a job's prepared batches (``text``, or ``query`` and ``document``)."""
+        return self.model_kind.input_columns
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """The user's input columns holding those values (``--text-column``, ``--query-column`` ...)."""
+        names = {"text": self.text_column, "query": self.query_column, "document": self.document_column}
+        return tuple(names[c] for c in self.value_columns)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as recorded in the manifest."""
         return asdict(self)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def detect_kind(model_dir: str | Path) -> Kind:
-    """``dense``, ``sparse`` or ``cross`` from a model directory's saved ``model_type``, else from its files."""
-    root = Path(model_dir).expanduser()
-    saved = _read_json(root / "config_sentence_transformers.json")
-    types: dict[str, Kind] = {"SentenceTransformer": "dense", "SparseEncoder": "sparse", "CrossEncoder": "cross"}
-    if isinstance(saved, dict) and saved.get("model_type") in types:
-        return types[saved["model_type"]]
-    config = _read_json(root / "config.json")
-    archs = [str(a) for a in (config.get("architectures") or [])] if isinstance(config, dict) else []
-    if any(a.endswith("ForSequenceClassification") for a in archs):
-        return "cross"
-    modules = json.dumps([_read_json(root / "modules.json"), _read_json(root / "router_config.json")])
-    if any(name in modules for name in ("SpladePooling", "SparseStaticEmbedding", "MLMTransformer")):
-        return "sparse"
-    if _read_json(root / "modules.json") is None and any(a.endswith("ForMaskedLM") for a in archs):
-        return "sparse"
-    return "dense"
+    """The kind name of a model directory (see :func:`onnx_st.kinds.detect_kind`)."""
+    return kinds.detect_kind(model_dir).kind.name

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..session import SessionOptions
+from ..options import RuntimeOptions
 
 Features = dict[str, Any]
 
@@ -51,7 +51,7 @@ class LoadContext:
     """What module loaders need beyond their own directory."""
 
     model_dir: Path
-    session_options: SessionOptions
+    options: RuntimeOptions
     default_task: str = "feature-extraction"
     dense_input_name: str = "sentence_embedding"  # what a Dense config without module_input_name reads
     transformer_defaults: dict[str, Any] = field(default_factory=dict)  # Transformer config keys a save lacks

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import read_module_config
 from ..errors import ConfigError, ModelNotFoundError
+from ..options import DEFAULT_LOGITS_BUDGET_MIB
 from ..tokenizer import TextTokenizer
 from ..weights import load_safetensors
 from .base import Features, LoadContext, Module, embedding_dimension
@@ -19,7 +20,6 @@ from .transformer import Transformer
 
 POOLING_STRATEGIES = ("max", "sum")
 ACTIVATIONS = ("relu", "log1p_relu")
-DEFAULT_LOGITS_BUDGET_MIB = 64.0
 
 
 def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str = "max",

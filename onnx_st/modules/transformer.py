@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import HFConfig, TransformerConfig
 from ..errors import ConfigError
+from ..options import DEFAULT_MAX_BATCH_TOKENS
 from ..session import OnnxSession, resolve_onnx_file
 from ..tokenizer import TextTokenizer
 from .base import Features, LoadContext
@@ -23,10 +24,6 @@ _OUTPUT_NAMES = {
 _OUTPUT_RANKS = {"feature-extraction": 3, "fill-mask": 3, "sequence-classification": 2}
 _FEATURE_NAMES = {"feature-extraction": "token_embeddings", "fill-mask": "token_embeddings",
                   "sequence-classification": "scores"}
-# Largest rows x sequence length of one ONNX run. Attention holds (rows, heads, seq, seq) scores, so
-# a batch of 32 texts of 256 tokens costs hundreds of MB; in runs of 2,048 tokens it costs a quarter
-# of that, and matrix products of 2,048 rows run as fast per token as larger ones on CPU.
-DEFAULT_MAX_BATCH_TOKENS = 2048
 
 
 def _with_prompt(texts: Sequence[Any], prompt: str | None) -> list[Any]:
@@ -43,7 +40,7 @@ class Transformer:
     """
 
     def __init__(self, tokenizer: TextTokenizer, session: OnnxSession, config: TransformerConfig,
-                 hf_config: HFConfig) -> None:
+                 hf_config: HFConfig, max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS) -> None:
         if config.transformer_task not in _OUTPUT_NAMES:
             raise ConfigError(f"transformer_task {config.transformer_task!r} is not supported; "
                               f"supported: {sorted(_OUTPUT_NAMES)}")
@@ -55,7 +52,7 @@ class Transformer:
         self.output_name = session.pick_output(_OUTPUT_NAMES[self.task], rank=_OUTPUT_RANKS[self.task])
         self.feature_name = config.module_output_name or _FEATURE_NAMES[self.task]
         self.embedding_dimension = hf_config.hidden_size if self.task == "feature-extraction" else None
-        self.max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
+        self.max_batch_tokens = max_batch_tokens
         self.query_expansion = QueryExpansion.parse(config.query_expansion)
         self._task_tokenizers = self._build_task_tokenizers()
         self.expansion_id = self._expansion_token_id()
@@ -106,8 +103,8 @@ class Transformer:
                                            do_lower_case=config.do_lower_case, hf_config=hf_config)
         for prefix in ctx.special_prefixes:
             tokenizer.register_prefix_token(prefix)
-        session = OnnxSession(resolve_onnx_file(directory, ctx.session_options.file_name), ctx.session_options)
-        return cls(tokenizer, session, config, hf_config)
+        session = OnnxSession(resolve_onnx_file(directory, ctx.options.file_name), ctx.options)
+        return cls(tokenizer, session, config, hf_config, ctx.options.max_batch_tokens)
 
     @property
     def max_seq_length(self) -> int | None:

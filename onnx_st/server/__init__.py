@@ -8,6 +8,6 @@ same payloads on AWS Lambda. Nothing here is imported by ``import onnx_st``.
 from __future__ import annotations
 
 from .app import create_app
-from .registry import ModelRegistry, detect_class, load_model
+from .registry import ModelRegistry, load_model
 
-__all__ = ["ModelRegistry", "create_app", "detect_class", "load_model"]
+__all__ = ["ModelRegistry", "create_app", "load_model"]

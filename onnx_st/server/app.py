@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..model import BaseModel
+from ..options import RuntimeOptions
 from .cache import ResultCache
 from .errors import ApiError, error_response, install_handlers, json_response
 from .metrics import Metrics
@@ -65,7 +66,8 @@ class PayloadLimit:
 def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None = None, *,
                max_batch_tokens: int = 16384, max_client_batch_size: int = 32, max_payload_bytes: int = 2_000_000,
                max_wait_ms: float = 2.0, max_queue: int = 512, cache_entries: int = 1024, auto_truncate: bool = False,
-               loader: Loader | None = None) -> FastAPI:
+               loader: Loader | None = None,
+               runtime: RuntimeOptions | Mapping[str, RuntimeOptions] | None = None) -> FastAPI:
     """A FastAPI app serving ``models`` by id.
 
     Args:
@@ -79,14 +81,15 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
         max_queue: queued requests per model beyond which new ones get 429.
         cache_entries: size of the result cache (0 disables it).
         auto_truncate: TEI's ``--auto-truncate``: the default of ``truncate`` on TEI and OpenAI routes.
-        loader: loads a directory (default: by its saved model type).
+        loader: loads a directory (default: with the front class of its kind).
+        runtime: :class:`~onnx_st.RuntimeOptions` of every directory, or per model id.
 
     Example:
         >>> app = create_app({"minilm": SentenceTransformer("all-minilm-l6-v2-onnx")})
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)
     """
     metrics = Metrics()
-    registry = ModelRegistry(models, loader=loader, metrics=metrics, max_batch_tokens=max_batch_tokens,
+    registry = ModelRegistry(models, loader=loader, metrics=metrics, runtime=runtime, max_batch_tokens=max_batch_tokens,
                              max_wait_ms=max_wait_ms, max_queue=max_queue)
     settings = Settings(token=token, max_client_batch_size=max_client_batch_size,
                         max_payload_bytes=max_payload_bytes, max_batch_tokens=max_batch_tokens, max_queue=max_queue,
@@ -134,7 +137,7 @@ def _public_routes(app: FastAPI) -> None:
     async def list_models(request: Request) -> Response:
         """Each served model: id, kind and state (``loading``, ``ready``, ``failed``)."""
         entries = state(request).registry.entries.values()
-        return json_response([{"id": e.model_id, "kind": e.kind, "state": e.state,
+        return json_response([{"id": e.model_id, "kind": e.kind.name, "state": e.state,
                                **({"estimated_time": e.estimated_time()} if e.state == "loading" else {})}
                               for e in entries])
 

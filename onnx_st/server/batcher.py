@@ -136,7 +136,7 @@ class MicroBatcher:
             items = [item for i in members for item in jobs[i].items]
             try:
                 results = list(self._run(key, items))
-            except Exception as exc:  # noqa: BLE001 - one bad request must not fail the others: retry one by one
+            except Exception as exc:
                 for i in members:
                     if len(members) == 1:
                         outcomes[i] = exc
@@ -153,5 +153,5 @@ class MicroBatcher:
     def _run_one(self, job: Job) -> Any:
         try:
             return list(self._run(job.key, job.items))
-        except Exception as exc:  # noqa: BLE001 - handed to the request's future
+        except Exception as exc:
             return exc

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..cross import CrossEncoder
 from ..model import BaseModel
-from ..sparse import SparseEncoder
 from .errors import ApiError
 
-Kind = Literal["embedding", "sparse", "reranker"]
 Item = str | tuple[str, str]
-
-
-def model_kind(model: BaseModel) -> Kind:
-    """``embedding`` (dense), ``sparse`` or ``reranker`` (cross-encoder)."""
-    if isinstance(model, CrossEncoder):
-        return "reranker"
-    if isinstance(model, SparseEncoder):
-        return "sparse"
-    return "embedding"
 
 
 def _text_tokenizer(model: BaseModel) -> Any:

@@ -79,11 +79,11 @@ async def similarity_scores(entry: ModelEntry, source: str, sentences: list[str]
                             truncate: bool = True, direction: str = "right") -> tuple[list[float], int]:
     """One score per sentence against ``source``: the model's similarity (dense, sparse) or pair score (reranker)."""
     model, _, _ = _ready(entry)
-    if entry.kind == "reranker":
+    if entry.kind.name == "cross":
         scores, tokens = await pair_scores(entry, [(source, s) for s in sentences], truncate=truncate,
                                            direction=direction)
         return [float(s.reshape(-1)[0]) for s in scores], tokens
-    if entry.kind == "sparse":
+    if entry.kind.name == "sparse":
         rows, tokens = await sparse_rows(entry, [source, *sentences], prompt_name=prompt_name, truncate=truncate,
                                          direction=direction)
         return model.similarity(rows[:1], rows[1:])[0].tolist(), tokens

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -12,51 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cross import CrossEncoder
-from ..dense import SentenceTransformer
+from ..kinds import ModelKind, detect_kind, kind_of_class
 from ..model import BaseModel
-from ..sparse import SparseEncoder
+from ..options import RuntimeOptions
 from .batcher import MicroBatcher
 from .errors import ApiError
-from .inference import Kind, TokenCounter, make_runner, model_kind
+from .inference import TokenCounter, make_runner
 from .metrics import Metrics
 
 logger = logging.getLogger("onnx_st.server")
 
 Loader = Callable[[Path], BaseModel]
-_CLASSES: dict[str, type[BaseModel]] = {"SentenceTransformer": SentenceTransformer, "SparseEncoder": SparseEncoder,
-                                        "CrossEncoder": CrossEncoder}
-_KINDS: dict[type[BaseModel], Kind] = {SentenceTransformer: "embedding", SparseEncoder: "sparse",
-                                       CrossEncoder: "reranker"}
+Kind = str
+"""A kind name of :mod:`onnx_st.kinds` (``dense``, ``sparse``, ``cross``, ``multi-vector``)."""
 
 
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def detect_class(path: str | Path) -> type[BaseModel]:
-    """The front class of a model directory: its saved ``model_type``, else guessed from its files."""
-    root = Path(path).expanduser()
-    saved = _read(root / "config_sentence_transformers.json")
-    if isinstance(saved, dict) and saved.get("model_type") in _CLASSES:
-        return _CLASSES[saved["model_type"]]
-    archs = _read(root / "config.json")
-    archs = archs.get("architectures") or [] if isinstance(archs, dict) else []
-    modules = json.dumps(_read(root / "modules.json"))
-    if any(str(a).endswith("ForSequenceClassification") for a in archs):
-        return CrossEncoder
-    if "Splade" in modules or "SparseStatic" in modules or "MLMTransformer" in modules \
-            or (modules in ("{}", "[]") and any(str(a).endswith("ForMaskedLM") for a in archs)):
-        return SparseEncoder
-    return SentenceTransformer
-
-
-def load_model(path: Path) -> BaseModel:
-    """Load a directory with the class :func:`detect_class` picks."""
-    return detect_class(path).from_dir(path)
+def load_model(path: Path, options: RuntimeOptions | None = None) -> BaseModel:
+    """Load a directory with the front class of its kind (:func:`onnx_st.kinds.detect_kind`)."""
+    return detect_kind(path).kind.front_class.from_dir(path, options=options)
 
 
 @dataclass
@@ -64,7 +36,7 @@ class ModelEntry:
     """One served model and its state: ``loading``, ``ready`` or ``failed``."""
 
     model_id: str
-    kind: Kind
+    kind: ModelKind
     source: Path | None = None
     model: BaseModel | None = None
     state: str = "loading"
@@ -85,26 +57,30 @@ class ModelRegistry:
 
     Args:
         models: id -> a loaded model, or a directory to load in the background on :meth:`start`.
-        loader: loads a directory (default :func:`load_model`); tests pass a slow one.
+        loader: loads a directory (default :func:`load_model` with the model's runtime options); tests pass a
+            slow one.
+        runtime: runtime options of every directory, or per model id (ids not named run with the defaults).
         batch_options: keywords of :class:`MicroBatcher` (``max_batch_tokens``, ``max_wait_ms``, ``max_queue``).
     """
 
     def __init__(self, models: Mapping[str, BaseModel | str | Path], *, loader: Loader | None = None,
-                 metrics: Metrics | None = None, **batch_options: Any) -> None:
+                 metrics: Metrics | None = None, runtime: RuntimeOptions | Mapping[str, RuntimeOptions] | None = None,
+                 **batch_options: Any) -> None:
         if not models:
             raise ValueError("serve at least one model")
-        self.loader = loader or load_model
+        self.loader = loader
+        self.runtime = runtime
         self.metrics = metrics or Metrics()
         self.batch_options = batch_options
         self.entries: dict[str, ModelEntry] = {}
         for model_id, value in models.items():
             if isinstance(value, BaseModel):
-                entry = ModelEntry(str(model_id), model_kind(value))
+                entry = ModelEntry(str(model_id), kind_of_class(type(value)))
                 self._ready(entry, value)
             else:
                 source = Path(value).expanduser()
                 size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file()) if source.is_dir() else 0
-                entry = ModelEntry(str(model_id), _KINDS[detect_class(source)], source=source,
+                entry = ModelEntry(str(model_id), detect_kind(source).kind, source=source,
                                    expected_seconds=0.5 + size / 100e6)
             self.entries[entry.model_id] = entry
 
@@ -126,12 +102,19 @@ class ModelRegistry:
     def _load(self, entry: ModelEntry) -> None:
         assert entry.source is not None
         try:
-            self._ready(entry, self.loader(entry.source))
+            model = self.loader(entry.source) if self.loader else load_model(entry.source, self.options_of(entry))
+            self._ready(entry, model)
             logger.info("model %s ready in %.2fs", entry.model_id, time.monotonic() - entry.started)
         except Exception as exc:  # reported to clients as 503 and on /health
             logger.exception("model %s failed to load", entry.model_id)
             entry.state, entry.error = "failed", f"{type(exc).__name__}: {exc}"
             entry.ready.set()
+
+    def options_of(self, entry: ModelEntry) -> RuntimeOptions | None:
+        """The runtime options a directory is loaded with."""
+        if self.runtime is None or isinstance(self.runtime, RuntimeOptions):
+            return self.runtime
+        return self.runtime.get(entry.model_id)
 
     async def stop(self) -> None:
         """Stop every batcher."""
@@ -146,13 +129,13 @@ class ModelRegistry:
         """
         if model_id is None:
             for entry in self.entries.values():
-                if kind is None or entry.kind == kind:
+                if kind is None or entry.kind.name == kind:
                     return entry
             raise ApiError(424, f"no {kind} model is served (models: {list(self.entries)})", "backend")
         found = self.entries.get(model_id)
         if found is None:
             raise ApiError(404, f"Model {model_id} not found; served models: {list(self.entries)}", "not_found")
-        if kind is not None and found.kind != kind:
+        if kind is not None and found.kind.name != kind:
             raise ApiError(424, f"model {model_id} is a {found.kind} model, not a {kind} model", "backend")
         return found
 

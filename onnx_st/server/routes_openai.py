@@ -30,7 +30,7 @@ async def _embeddings(req: OpenAIRequest, request: Request) -> Response:
     st = state(request)
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     check_batch(st, len(texts))
-    entry = st.registry.get(req.model, "embedding")
+    entry = st.registry.get(req.model, "dense")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
         rows, tokens = await embed_rows(e, texts, normalize=True, dimensions=req.dimensions,

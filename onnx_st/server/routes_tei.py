@@ -49,7 +49,7 @@ async def embed(req: EmbedRequest, request: Request) -> Response:
     """One embedding per input (L2-normalized unless ``normalize`` is false)."""
     texts, method = _texts(req.inputs)
     check_batch(state(request), len(texts))
-    entry = state(request).registry.get(req.model, "embedding")
+    entry = state(request).registry.get(req.model, "dense")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
         rows, tokens = await embed_rows(e, texts, prompt_name=req.prompt_name, normalize=req.normalize,
@@ -79,7 +79,7 @@ async def embed_sparse(req: EmbedSparseRequest, request: Request) -> Response:
 async def rerank(req: RerankRequest, request: Request) -> Response:
     """Scores of ``query`` with each text, best first."""
     check_batch(state(request), len(req.texts), "texts")
-    entry = state(request).registry.get(req.model, "reranker")
+    entry = state(request).registry.get(req.model, "cross")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
         return await rank(e, req.query, req.texts, raw_scores=req.raw_scores, return_text=req.return_text,
@@ -93,7 +93,7 @@ async def similarity(req: SimilarityRequest, request: Request) -> Response:
     """The model's similarity (cosine by default) of ``source_sentence`` with each sentence."""
     check_batch(state(request), len(req.inputs.sentences), "inputs.sentences")
     check_batch(state(request), len(req.inputs.sentences) + 1)
-    entry = state(request).registry.get(req.model, "embedding")
+    entry = state(request).registry.get(req.model, "dense")
     params = req.parameters or SimilarityParameters()
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
@@ -131,11 +131,11 @@ async def tokenize(req: TokenizeRequest, request: Request) -> Response:
 
 def _model_type(entry: ModelEntry) -> dict[str, Any]:
     model = entry.model
-    if entry.kind == "reranker" and model is not None:
+    if entry.kind.name == "cross" and model is not None:
         labels = model._hf_config.id2label or {0: "LABEL_0"}  # type: ignore[attr-defined]
         section = {"id2label": {str(k): v for k, v in labels.items()}, "label2id": {v: k for k, v in labels.items()}}
         return {"reranker" if model.num_labels == 1 else "classifier": section}  # type: ignore[attr-defined]
-    if entry.kind == "sparse":
+    if entry.kind.name == "sparse":
         return {"embedding": {"pooling": "splade"}}
     modes = [m for module in (model.modules if model else []) for m in getattr(module, "modes", ())]
     return {"embedding": {"pooling": "+".join(modes) or "none"}}

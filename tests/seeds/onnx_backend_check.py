@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import onnxruntime as ort
-from onnx_st import SentenceTransformer
 
+from onnx_st import SentenceTransformer
 
 model_id = "sentence-transformers/all-MiniLM-L6-v2"
 provider = "CPUExecutionProvider"

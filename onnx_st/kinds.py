@@ -1,0 +1,253 @@
+"""The model kinds, in one place: how a directory is recognised and what each surface does with it.
+
+sentence-transformers has four model classes; a directory says which one saved it in
+``config_sentence_transformers.json`` (``model_type``). Older directories say it through their
+modules (``modules.json``, a Router's ``router_config.json``), through the Hugging Face
+``config.json`` (a legacy cross-encoder is a bare ``*ForSequenceClassification`` model) or through
+ColBERT's ``artifact.metadata``. Every surface (front classes, CLI, server, jobs, exporter) asks
+:func:`detect_kind` and dispatches on the :class:`ModelKind` it returns.
+
+Example:
+    >>> detect_kind("all-minilm-l6-v2-onnx").kind.name
+    'dense'
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from .model import BaseModel
+
+KindName = Literal["dense", "sparse", "cross", "multi-vector"]
+ConfigSource = Callable[[str], Any]
+"""Reads a JSON file of a model by its path relative to the model root; ``None`` when absent."""
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One model kind and what each surface does with it.
+
+    Attributes:
+        name: the name used by CLI flags, job specs and docs (``dense``, ``sparse``, ``cross``, ``multi-vector``).
+        model_type: sentence-transformers' class name, saved as ``model_type`` in ``config_sentence_transformers.json``.
+        class_path: ``module:attribute`` of the onnx-st front class.
+        description: what the model produces, in words.
+        input_columns: the text columns one job row holds.
+        output_columns: the columns an ``onnx-st embed`` job writes.
+        graph_output: the exporter's transformer task (the ONNX graph's output).
+        server_operations: the server's operations for this kind (see ``onnx_st.server``).
+    """
+
+    name: KindName
+    model_type: str
+    class_path: str
+    description: str
+    input_columns: tuple[str, ...]
+    output_columns: tuple[str, ...]
+    graph_output: str
+    server_operations: tuple[str, ...]
+
+    @property
+    def class_name(self) -> str:
+        """Name of the front class (``SentenceTransformer`` ...)."""
+        return self.class_path.rsplit(":", 1)[1]
+
+    @property
+    def front_class(self) -> type[BaseModel]:
+        """The onnx-st class that loads this kind (imported on first use)."""
+        module, attribute = self.class_path.split(":")
+        cls: type[BaseModel] = getattr(importlib.import_module(module), attribute)
+        return cls
+
+    def __str__(self) -> str:
+        return self.name
+
+
+DENSE = ModelKind("dense", "SentenceTransformer", "onnx_st.dense:SentenceTransformer", "dense embeddings",
+                  ("text",), ("embedding",), "feature-extraction", ("embed", "similarity"))
+SPARSE = ModelKind("sparse", "SparseEncoder", "onnx_st.sparse:SparseEncoder", "sparse (SPLADE) embeddings",
+                   ("text",), ("indices", "values"), "fill-mask", ("embed_sparse", "similarity"))
+CROSS = ModelKind("cross", "CrossEncoder", "onnx_st.cross:CrossEncoder", "reranker scores of text pairs",
+                  ("query", "document"), ("score",), "sequence-classification", ("predict", "rerank", "similarity"))
+MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_vector:MultiVectorEncoder",
+                         "one vector per token (late interaction, MaxSim)", ("text",), ("embeddings",),
+                         "feature-extraction", ("embed_all", "similarity"))
+
+KINDS: dict[str, ModelKind] = {k.name: k for k in (DENSE, SPARSE, CROSS, MULTI_VECTOR)}
+"""Every kind by its name."""
+_BY_MODEL_TYPE = {k.model_type: k for k in KINDS.values()}
+_SAVED_MODEL_TYPES = {**_BY_MODEL_TYPE, "ColBERT": MULTI_VECTOR}  # PyLate saves ColBERT models as "ColBERT"
+# the package of a module type string names the kind that defines it
+_PACKAGES = {"sparse_encoder": SPARSE, "cross_encoder": CROSS, "multi_vector_encoder": MULTI_VECTOR}
+_SPARSE_MODULES = ("SpladePooling", "SparseStaticEmbedding", "MLMTransformer")
+_MULTI_VECTOR_MODULES = ("MultiVectorMask", "HierarchicalTokenPooling")
+_TRANSFORMER_CONFIG = "sentence_bert_config.json"
+
+
+def get_kind(name: str | ModelKind) -> ModelKind:
+    """A kind by its name (``dense`` ...) or its sentence-transformers class name (``SentenceTransformer`` ...).
+
+    Raises:
+        InputError: naming the known kinds.
+    """
+    if isinstance(name, ModelKind):
+        return name
+    found = KINDS.get(str(name)) or _BY_MODEL_TYPE.get(str(name))
+    if found is None:
+        raise InputError(f"Unknown model kind {name!r}; kinds: {', '.join(KINDS)} "
+                         f"(or {', '.join(_BY_MODEL_TYPE)})")
+    return found
+
+
+def kind_of_class(cls: type[BaseModel]) -> ModelKind:
+    """The kind a front class loads (by its ``model_kind``)."""
+    return get_kind(cls.model_kind)
+
+
+@dataclass(frozen=True)
+class KindDetection:
+    """What :func:`detect_kind` found: the kind, the evidence, and whether the files decide it.
+
+    ``certain`` is ``False`` when only a bare Hugging Face ``config.json`` was found and the
+    directory could run as another kind too (a masked LM is a dense model to sentence-transformers'
+    ``SentenceTransformer`` and a SPLADE model to ``SparseEncoder``); ``alternatives`` names them.
+    """
+
+    kind: ModelKind
+    evidence: str
+    certain: bool = True
+    alternatives: tuple[ModelKind, ...] = ()
+
+
+def _local_source(root: Path) -> ConfigSource:
+    from .config import read_json
+
+    def read(name: str) -> Any:
+        path = root / name
+        return read_json(path) if path.is_file() else None
+    return read
+
+
+def _module_types(read: ConfigSource) -> list[tuple[str, str]]:
+    """``(type, path)`` of every module of ``modules.json``, Router routes included."""
+    modules = read("modules.json")
+    if not isinstance(modules, list):
+        return []
+    found: list[tuple[str, str]] = []
+    for entry in modules:
+        if not isinstance(entry, dict):
+            continue
+        type_name, path = str(entry.get("type", "")), str(entry.get("path", ""))
+        found.append((type_name, path))
+        if type_name.endswith(".Router"):
+            prefix = f"{path}/" if path else ""
+            router = read(f"{prefix}router_config.json") or read(f"{prefix}config.json")
+            types = router.get("types") if isinstance(router, dict) else None
+            if isinstance(types, dict):
+                found.extend((str(t), f"{prefix}{folder}") for folder, t in types.items())
+    return found
+
+
+def _from_modules(read: ConfigSource, types: list[tuple[str, str]]) -> KindDetection:
+    names = [t.rsplit(".", 1)[-1] for t, _ in types]
+    for type_name, _ in types:
+        parts = type_name.split(".")
+        if len(parts) > 2 and parts[0] == "sentence_transformers" and parts[1] in _PACKAGES:
+            return KindDetection(_PACKAGES[parts[1]], f"modules.json names {type_name}")
+    if any(type_name.startswith("pylate.") for type_name, _ in types):
+        return KindDetection(MULTI_VECTOR, "modules.json names a PyLate module")
+    for name in names:
+        if name in _SPARSE_MODULES:
+            return KindDetection(SPARSE, f"modules.json has a {name} module")
+        if name in _MULTI_VECTOR_MODULES:
+            return KindDetection(MULTI_VECTOR, f"modules.json has a {name} module")
+    for type_name, path in types:
+        if type_name.rsplit(".", 1)[-1] == "Transformer":
+            config = read(f"{path}/{_TRANSFORMER_CONFIG}" if path else _TRANSFORMER_CONFIG)
+            task = config.get("transformer_task") if isinstance(config, dict) else None
+            if task == "sequence-classification" and len(types) == 1:
+                return KindDetection(CROSS, f"{_TRANSFORMER_CONFIG} transformer_task {task!r}")
+            if task == "fill-mask" and "SpladePooling" in names:
+                return KindDetection(SPARSE, f"{_TRANSFORMER_CONFIG} transformer_task {task!r} + SpladePooling")
+    return KindDetection(DENSE, f"modules.json modules {names}")
+
+
+def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
+    """Recognise the kind of a model directory (or of any source of its JSON files).
+
+    In order: ``config_sentence_transformers.json`` ``model_type``; the modules of ``modules.json``
+    (Router routes included); ColBERT's ``artifact.metadata``; the ``architectures`` of ``config.json``.
+
+    Raises:
+        ConfigError: an unknown ``model_type``, or a directory none of those files describe.
+    """
+    read = _local_source(Path(source).expanduser()) if isinstance(source, (str, Path)) else source
+    looked = "config_sentence_transformers.json, modules.json, artifact.metadata, config.json"
+    saved = read("config_sentence_transformers.json")
+    model_type = saved.get("model_type") if isinstance(saved, dict) else None
+    if model_type is not None:
+        if model_type not in _SAVED_MODEL_TYPES:
+            raise ConfigError(f"config_sentence_transformers.json: model_type {model_type!r} is not one of "
+                              f"{sorted(_SAVED_MODEL_TYPES)}")
+        return KindDetection(_SAVED_MODEL_TYPES[model_type], f"config_sentence_transformers.json model_type "
+                                                         f"{model_type!r}")
+    types = _module_types(read)
+    if types:
+        return _from_modules(read, types)
+    if read("artifact.metadata") is not None:
+        return KindDetection(MULTI_VECTOR, "artifact.metadata (a Stanford ColBERT checkpoint)")
+    hf = read("config.json")
+    if not isinstance(hf, dict):
+        raise ConfigError(f"Cannot tell the model kind: none of {looked} describes a model "
+                          "(expected a sentence-transformers directory or a Hugging Face model with config.json)")
+    archs = [str(a) for a in (hf.get("architectures") or []) if isinstance(a, str)]
+    if "HF_ColBERT" in archs:
+        return KindDetection(MULTI_VECTOR, "config.json architectures ['HF_ColBERT'] (a Stanford ColBERT checkpoint)")
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return KindDetection(CROSS, f"config.json architectures {archs}")
+    if any(a.endswith("ForMaskedLM") for a in archs):
+        return KindDetection(DENSE, f"config.json architectures {archs} (a bare masked language model)",
+                             certain=False, alternatives=(SPARSE, MULTI_VECTOR))
+    return KindDetection(DENSE, f"config.json architectures {archs or 'none'} (a bare transformer)",
+                         certain=False, alternatives=(MULTI_VECTOR,))
+
+
+def check_kind(model_dir: Path, cls: type[BaseModel]) -> None:
+    """Refuse a directory whose files say it is another kind than ``cls`` loads.
+
+    Raises:
+        ConfigError: naming the directory's kind, the evidence and the class to use instead.
+    """
+    wanted = kind_of_class(cls)
+    found = detect_kind(model_dir)
+    if found.kind is wanted or not found.certain:
+        return
+    raise ConfigError(f"{model_dir} is a {found.kind.model_type} model ({found.kind.description}; "
+                      f"{found.evidence}), not a {wanted.model_type}: load it with onnx_st.{found.kind.class_name}")
+
+
+def load_model(model: str | Path, kind: str | ModelKind = "auto", **kwargs: Any) -> BaseModel:
+    """Load a model with the front class of its kind (``auto``: :func:`detect_kind` on the local directory).
+
+    Example:
+        >>> model = load_model("reranker-onnx")  # a CrossEncoder
+    """
+    if kind == "auto":
+        from .hub import resolve_model_dir
+
+        local = Path(model).expanduser()
+        if not local.is_dir():
+            local = resolve_model_dir(model, local_files_only=kwargs.get("local_files_only", False),
+                                      token=kwargs.get("token"), revision=kwargs.get("revision"),
+                                      cache_dir=kwargs.get("cache_folder"))
+        resolved = detect_kind(local).kind
+    else:
+        resolved = get_kind(kind)
+    return resolved.front_class(model, **kwargs)
