@@ -26,7 +26,7 @@ def as_multi_vectors(embeddings: MultiVectors, name: str = "embeddings") -> list
     Raises:
         InputError: not a list of 2D matrices, a 3D array or a 2D matrix, or mixed dimensions.
     """
-    if isinstance(embeddings, np.ndarray) or hasattr(embeddings, "__array__") and not isinstance(embeddings, list):
+    if isinstance(embeddings, np.ndarray) or (hasattr(embeddings, "__array__") and not isinstance(embeddings, list)):
         array = np.asarray(embeddings)
         if array.ndim == 2:
             array = array[None]
@@ -108,7 +108,7 @@ def maxsim(a: MultiVectors, b: MultiVectors, *, length_normalize: bool = False,
     kept_index = np.flatnonzero(keep)
     q_widths = [max(len(q), 1) for q in queries]
     d_widths = [len(d) for d in kept]
-    for q_start, q_stop in _chunks(q_widths, max(max(d_widths), 1), budget):
+    for q_start, q_stop in _chunks(q_widths, max(d_widths), budget):
         q_tokens = sum(q_widths[q_start:q_stop])
         for d_start, d_stop in _chunks(d_widths, q_tokens, budget):
             block = _score_block(queries[q_start:q_stop], kept[d_start:d_stop])

@@ -151,7 +151,9 @@ class TextTokenizer:
                 continue
             if self._tokenizer.encode(candidate, add_special_tokens=False).tokens != [candidate]:
                 self._tokenizer.add_special_tokens([AddedToken(candidate, special=True, normalized=False)])
-                self._special_ids.add(int(self._tokenizer.token_to_id(candidate)))
+                token_id = self._tokenizer.token_to_id(candidate)
+                if token_id is not None:
+                    self._special_ids.add(token_id)
             return
 
     def token_id(self, token: str) -> int | None:

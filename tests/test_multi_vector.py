@@ -148,3 +148,19 @@ def test_bare_transformer_is_refused(tmp_path) -> None:  # type: ignore[no-untyp
         (bare / name).unlink()
     with pytest.raises(ConfigError, match="randomly initialised projection"):
         MultiVectorEncoder(str(bare))
+
+
+def test_cli_encode_and_similarity(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from onnx_st.cli import main
+
+    path = str(fixture_dir("multi-vector-expansion"))
+    model = MultiVectorEncoder(path)
+    assert main(["encode", path, "hello, world", "a"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for got, want in zip(rows, model.encode(["hello, world", "a"])):
+        np.testing.assert_allclose(np.array(got, dtype=np.float32), want, atol=1e-6)
+    assert main(["similarity", path, "--source", "capital?", "--sentences", "paris is the capital", "a"]) == 0
+    expected = model.similarity(model.encode_query(["capital?"]), model.encode_document(["paris is the capital", "a"]))
+    np.testing.assert_allclose(json.loads(capsys.readouterr().out), expected[0], atol=1e-5)
