@@ -218,6 +218,21 @@ class RuntimeOptions:
         return data
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuntimeOptions:
+        """The inverse of :meth:`to_dict` (how options travel to Ray actors by value).
+
+        Raises:
+            InputError: unknown keys or invalid values.
+        """
+        unknown = set(data) - set(cls.field_names())
+        if unknown:
+            raise InputError(f"Unknown runtime options {sorted(unknown)}; known: {list(cls.field_names())}")
+        values = dict(data)
+        if "providers" in values:
+            values["providers"] = tuple(p if isinstance(p, str) else (p[0], dict(p[1])) for p in values["providers"])
+        return cls(**values)
+
+    @classmethod
     def field_names(cls) -> tuple[str, ...]:
         """Names of the fields."""
         return tuple(f.name for f in fields(cls))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,11 @@ import numpy as np
 import pytest
 
 from exporter.pypi_models import export_real
+from onnx_st.jobs.ray_cluster import CLUSTER_MODE_ENV
+
+# Ray clusters the tests start (and the processes they spawn) listen on 127.0.0.1 only. Ray reads this
+# when it is imported, so it is set here, before any test module imports ray.
+os.environ[CLUSTER_MODE_ENV] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"

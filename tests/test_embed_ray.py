@@ -1,5 +1,5 @@
-"""The embedding job on a real local Ray cluster (2 CPUs): identical to the local engine, resumable across
-engines, and the callable class in a Ray Data pipeline of one's own."""
+"""The embedding job on a real local Ray cluster (2 CPUs, on 127.0.0.1): identical to the local engine,
+resumable across engines, and the callable class in a Ray Data pipeline of one's own."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from onnx_st.jobs.runner import run_embed_job
 
 from .conftest import fixture_dir
 from .embed_helpers import MODELS, assert_matches, expected, load, output, part_files, rows_for, text_rows, write_rows
+from .ray_helpers import assert_listens_on_loopback_only
 
 DENSE = fixture_dir("dense-mean")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
-    """A local Ray cluster with 2 CPUs for the whole module."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """A new local Ray cluster with 2 CPUs for the whole module (conftest keeps it on 127.0.0.1)."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
@@ -47,9 +48,16 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, kind: str) -> None:
     source = write_rows(tmp_path / "in.jsonl", rows)
     model = fixture_dir(MODELS[kind])
     local = run_embed_job(source, tmp_path / "local", model, part_rows=12, batch_size=8, progress=False)
+    gcs = ray.get_runtime_context().gcs_address
+
+    def while_actors_run(index: int) -> None:
+        if index == 0:
+            assert_listens_on_loopback_only(gcs)
+
     remote = run_embed_job(source, tmp_path / "ray", model, part_rows=12, batch_size=8, engine="ray", actors=2,
-                           progress=False)
+                           progress=False, on_part_written=while_actors_run)
     assert remote.engine_info["actors"] == 2 and remote.engine_info["cpus_per_actor"] == 1.0
+    assert remote.engine_info["address"] == gcs
     assert (remote.parts_written, remote.rejected) == (local.parts_written, local.rejected) == (5, 3)
     assert part_files(tmp_path / "ray") == part_files(tmp_path / "local")
     for name in ("_rejected.jsonl",):

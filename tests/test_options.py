@@ -97,3 +97,15 @@ def test_unknown_model_kwargs_and_wrong_options_type_are_refused() -> None:
         SentenceTransformer(fixture_dir("dense-mean"), model_kwargs={"fil_name": "x"})
     with pytest.raises(InputError, match="RuntimeOptions"):
         SentenceTransformer(fixture_dir("dense-mean"), options={"file_name": "x"})  # type: ignore[arg-type]
+
+
+def test_options_travel_by_value_through_a_dict() -> None:
+    options = RuntimeOptions.from_kwargs(provider="CUDAExecutionProvider", provider_options={"device_id": 0},
+                                         file_name="onnx/model_O2.onnx", max_batch_tokens=None,
+                                         logits_budget_mib=8.0)
+    assert RuntimeOptions.from_dict(options.to_dict()) == options
+    import json
+
+    assert RuntimeOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+    with pytest.raises(InputError, match="Unknown runtime options"):
+        RuntimeOptions.from_dict({"provider": "x"})

@@ -13,26 +13,30 @@ In a pipeline of your own::
 
 Each actor loads the model once and runs ONNX Runtime with as many intra-op threads as CPUs Ray gave it.
 The job engine hands Ray one block per input part and uses whole blocks as batches, so every part is
-encoded exactly as the local engine encodes it and the outputs are identical.
+encoded exactly as the local engine encodes it and the outputs are identical. The local cluster it
+starts when given no address listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..options import RuntimeOptions
 from . import deps
 from .badrows import PreparedPart, describe, reason
 from .encode import compute, load_model, output_fields, to_arrow, to_numpy
 from .errors import BadRowsError, JobError
+from .ray_cluster import connect, gcs_address
 from .spec import JobOptions, detect_kind
 
 _RAY_LOGGERS = ("ray.data", "ray")
+_NODE_COLUMN = "_node"
 
 
 def assigned_cpus(fallback: float | None = None) -> int | None:
@@ -60,6 +64,8 @@ class EmbedBatches:
         batch_size: texts per ONNX run inside one Ray batch (sorted by length first).
         normalize, prompt_name, file_name: as in ``onnx-st embed``.
         num_cpus: ONNX Runtime threads when Ray reports no CPU assignment (outside an actor).
+        runtime: :meth:`RuntimeOptions.to_dict` of the model's runtime options (provider, budgets...), passed
+            by value; its threads are replaced by the CPUs Ray assigns.
         on_bad_row: ``fail`` (raise :class:`~onnx_st.jobs.errors.BadRowsError`) or ``skip`` (drop
             those rows from the returned batch) for null, missing or non-string texts.
 
@@ -70,7 +76,8 @@ class EmbedBatches:
     def __init__(self, model_dir: str | Path, kind: str = "auto", *, text_column: str = "text",
                  query_column: str = "query", document_column: str = "document", id_column: str = "id",
                  batch_size: int = 32, normalize: bool = False, prompt_name: str | None = None,
-                 file_name: str | None = None, num_cpus: float | None = None, on_bad_row: str = "fail") -> None:
+                 file_name: str | None = None, num_cpus: float | None = None, on_bad_row: str = "fail",
+                 runtime: dict[str, Any] | None = None) -> None:
         if on_bad_row not in ("skip", "fail"):
             raise ValueError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
         resolved = detect_kind(model_dir) if kind == "auto" else kind
@@ -80,7 +87,8 @@ class EmbedBatches:
         self.id_column = id_column
         self.on_bad_row = on_bad_row
         self.threads = assigned_cpus(num_cpus)
-        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads)
+        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads,
+                                runtime=RuntimeOptions.from_dict(runtime) if runtime else None)
         self.fields = output_fields(self.model, self.options.kind)
 
     @property
@@ -129,6 +137,17 @@ class EmbedBatches:
         return {k: np.asarray(v)[index] for k, v in batch.items()}, columns
 
 
+class _PartEncoder(EmbedBatches):
+    """:class:`EmbedBatches` that also tags each block with the Ray node that encoded it (``_node``)."""
+
+    def __call__(self, batch: Any) -> Any:
+        out = super().__call__(batch)
+        pa = deps.pyarrow()
+        node = deps.ray().get_runtime_context().get_node_id()
+        tag = pa.DictionaryArray.from_arrays(pa.array(np.zeros(out.num_rows, dtype=np.int8)), pa.array([node]))
+        return out.append_column(_NODE_COLUMN, tag)
+
+
 def _split_by_part(block: Any) -> list[tuple[int, Any]]:
     """The rows of an output block per part number (a block normally holds one part)."""
     numbers = block.column("_part").to_numpy()
@@ -137,6 +156,35 @@ def _split_by_part(block: Any) -> list[tuple[int, Any]]:
         return [(int(found[0]), block)]
     pa = deps.pyarrow()
     return [(int(i), block.take(pa.array(np.flatnonzero(numbers == i)))) for i in found]
+
+
+def _write_parts(blocks: Iterator[Any], pending: dict[int, PreparedPart],
+                 write: Callable[[PreparedPart, Any], None]) -> tuple[Any, dict[str, int]]:
+    """``write`` each pending part once all its rows are back (removing it from ``pending``).
+
+    Returns the schema of the blocks (``None`` if none had rows) and the parts written per Ray node.
+    """
+    pa = deps.pyarrow()
+    schema: Any = None
+    received: dict[int, list[Any]] = {}
+    counts: dict[int, int] = {}
+    by_node: dict[str, int] = {}
+    for block in blocks:
+        if not block.num_rows:
+            continue
+        if schema is None:
+            schema = block.schema
+        for index, rows in _split_by_part(block):
+            received.setdefault(index, []).append(rows)
+            counts[index] = counts.get(index, 0) + rows.num_rows
+            part = pending[index]
+            if counts[index] == part.num_rows - len(part.rejected):
+                table = pa.concat_tables(received.pop(index))
+                for node in table.column(_NODE_COLUMN).unique().to_pylist():
+                    by_node[node] = by_node.get(node, 0) + 1
+                write(part, table)
+                del pending[index]
+    return schema, dict(sorted(by_node.items()))
 
 
 class _QuietRay:
@@ -161,12 +209,14 @@ class _QuietRay:
 
 def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any], None], *, model_dir: Path,
                options: JobOptions, address: str | None = None, actors: int | None = None,
-               cpus_per_actor: float = 1.0) -> dict[str, Any]:
+               cpus_per_actor: float = 1.0, runtime: RuntimeOptions | None = None) -> dict[str, Any]:
     """Encode the parts on Ray Data actors and ``write`` each as soon as all its rows are back.
 
-    Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster,
-    shut down at the end). Parts are read here, on the driver, and put in the object store one block
-    per part.
+    Uses the running Ray session, else connects to ``address`` (``None``: starts a local cluster on
+    127.0.0.1, shut down at the end). Parts are read here, on the driver, and put in the object store
+    one block per part. Returns the engine details: ``address`` (the cluster's GCS), ``actors``,
+    ``cpus_per_actor``, ``cluster_cpus``, ``connect_seconds`` and ``parts_by_node`` (parts encoded
+    per Ray node ID).
 
     Raises:
         JobError: a part came back incomplete.
@@ -177,11 +227,9 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
         raise JobError(f"cpus_per_actor must be positive, got {cpus_per_actor}")
     info: dict[str, Any] = {}
     connect_started = time.perf_counter()
-    own_session = not ray.is_initialized()
-    if own_session:
-        local = {"include_dashboard": False} if address is None else {}
-        ray.init(address=address, logging_level=logging.WARNING, **local)
+    own_session = connect(ray, address)
     info["connect_seconds"] = round(time.perf_counter() - connect_started, 3)
+    info["address"] = gcs_address(ray)
     try:
         pending: dict[int, PreparedPart] = {}
         refs, empty = [], []
@@ -195,38 +243,32 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
         cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
         size = actors or max(1, int(cluster_cpus // cpus_per_actor))
         size = max(1, min(size, len(refs))) if refs else size
-        info.update(actors=size, cpus_per_actor=cpus_per_actor, cluster_cpus=cluster_cpus)
+        info.update(actors=size, cpus_per_actor=cpus_per_actor, cluster_cpus=cluster_cpus, parts_by_node={})
         schema: Any = None
         if refs:
             context = ray.data.DataContext.get_current()
             with _QuietRay(context):
                 dataset = ray.data.from_arrow_refs(refs).map_batches(
-                    EmbedBatches,
+                    _PartEncoder,
                     fn_constructor_kwargs={"model_dir": str(model_dir), "kind": options.kind,
                                            "batch_size": options.batch_size, "normalize": options.normalize,
                                            "prompt_name": options.prompt_name, "file_name": options.file_name,
-                                           "num_cpus": cpus_per_actor},
+                                           "num_cpus": cpus_per_actor,
+                                           "runtime": runtime.to_dict() if runtime else None},
                     batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus_per_actor,
                     compute=ray.data.ActorPoolStrategy(size=size))
-                received: dict[int, list[Any]] = {}
-                counts: dict[int, int] = {}
-                for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    if not block.num_rows:
-                        continue
-                    if schema is None:
-                        schema = block.schema
-                    for index, rows in _split_by_part(block):
-                        received.setdefault(index, []).append(rows)
-                        counts[index] = counts.get(index, 0) + rows.num_rows
-                        part = pending[index]
-                        if counts[index] == part.num_rows - len(part.rejected):
-                            write(part, pa.concat_tables(received.pop(index)))
-                            del pending[index]
+                blocks = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
+                try:
+                    schema, info["parts_by_node"] = _write_parts(blocks, pending, write)
+                finally:
+                    if isinstance(blocks, Generator):
+                        blocks.close()  # Ray Data stops its actors now, also when ``write`` raised
         if pending:
             raise JobError(f"parts {sorted(pending)} came back incomplete from Ray")
         for part in empty:
             if schema is None:
-                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1)
+                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1,
+                                   runtime=runtime)
                 fields = output_fields(model, options.kind)
                 schema = pa.schema([*part.table.schema, *fields])
             write(part, schema.empty_table())

@@ -141,8 +141,8 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         on_bad_row: ``skip`` (report and leave out) or ``fail`` (stop before writing that part).
         engine: ``local`` (this process) or ``ray`` (Ray Data actors).
         threads: local engine: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
-        runtime: local engine: the model's :class:`~onnx_st.RuntimeOptions` (provider, budgets...); its
-            ``file_name`` and threads count as ``file_name`` and ``threads``.
+        runtime: the model's :class:`~onnx_st.RuntimeOptions` (provider, budgets...) on either engine; its
+            ``file_name`` and threads count as ``file_name`` and ``threads`` (Ray actors use their CPUs).
         address: Ray cluster address (``auto``, ``ray://...``); default: the running Ray session,
             else a new local cluster.
         actors, cpus_per_actor: Ray actors (default: the cluster's CPUs / ``cpus_per_actor``) and the
@@ -211,7 +211,7 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
             from .ray_engine import run_on_ray
 
             result.engine_info = run_on_ray(feed, write, model_dir=model_path, options=options, address=address,
-                                            actors=actors, cpus_per_actor=cpus_per_actor)
+                                            actors=actors, cpus_per_actor=cpus_per_actor, runtime=runtime)
     finally:
         bar.close()
     if feed.started_at is not None:
