@@ -341,3 +341,10 @@ def test_multi_vector_rows_are_lists_of_token_vectors(tmp_path: Path, prompt_nam
     assert [r["id"] for r in rows] == table.column("id").to_pylist()
     for g, w in zip(got, want):
         np.testing.assert_allclose(np.array(g, dtype=np.float32).reshape(w.shape), w, atol=1e-6)
+    from onnx_st.jobs.encode import compute, to_numpy  # the columns Ray's NumPy batches carry
+    from onnx_st.jobs.spec import JobOptions
+
+    options = JobOptions(kind="multi-vector", prompt_name=prompt_name)
+    columns = to_numpy(compute(model, "multi-vector", options, {"text": texts[:5]}), "multi-vector")
+    for g, w in zip(columns["embeddings"], want[:5]):
+        np.testing.assert_allclose(g, w, atol=1e-6)
