@@ -53,7 +53,7 @@ class MultiVectorEncoder(BaseModel):
 
     def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
                  **kwargs: Any) -> None:
-        user_prompts = kwargs.pop("prompts", None)
+        user_prompts = kwargs.get("prompts")
         self.layout = LegacyLayout()
         super().__init__(model_name_or_path, **kwargs)
         if self.layout.kind == "pylate":

@@ -164,3 +164,11 @@ def test_cli_encode_and_similarity(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["similarity", path, "--source", "capital?", "--sentences", "paris is the capital", "a"]) == 0
     expected = model.similarity(model.encode_query(["capital?"]), model.encode_document(["paris is the capital", "a"]))
     np.testing.assert_allclose(json.loads(capsys.readouterr().out), expected[0], atol=1e-5)
+
+
+def test_user_prompts_win_over_legacy_prefixes() -> None:
+    model = MultiVectorEncoder(str(fixture_dir("multi-vector-pylate")), prompts={"query": "q: ", "custom": "c: "},
+                               default_prompt_name="custom")
+    assert model.prompts["query"] == "q: " and model.prompts["document"] == "[D] "
+    assert model.default_prompt_name == "custom"
+    np.testing.assert_array_equal(model.encode("x"), model.encode("x", prompt="c: "))
