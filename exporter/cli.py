@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--quantize", nargs="+", default=[], metavar="FAMILY",
                           choices=["avx2", "avx512", "avx512_vnni", "arm64"],
                           help="write dynamic int8 onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx")
+    variants.add_argument("--fast-load", nargs="+", default=[], metavar="FILE",
+                          help="write FILE (e.g. onnx/model.onnx) as <name>_fast.onnx: ONNX Runtime's optimised graph "
+                               "with memory-mapped weights, for fast cold starts")
     variants.add_argument("--parity-texts", type=int, default=500, help="size of the fixed parity sample (default 500)")
     variants.add_argument("--int8-exclude", choices=["auto", "none"], default="auto",
                           help="auto: keep the most outlier-prone MatMuls float32 until the int8 targets are met")
@@ -59,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variants_only is not None:
         if args.model or args.output_dir:
             parser.error("--variants-only DIR takes no MODEL or OUTPUT_DIR")
-        if not (args.optimize or args.quantize):
-            parser.error("--variants-only needs --optimize and/or --quantize")
+        if not (args.optimize or args.quantize or args.fast_load):
+            parser.error("--variants-only needs --optimize, --quantize and/or --fast-load")
     elif not (args.model and args.output_dir):
         parser.error("MODEL and OUTPUT_DIR are required (or --variants-only DIR)")
     try:
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not report.passed(args.atol):
         print(f"FAILED: largest difference {report.max_abs_diff:.3e} exceeds {args.atol:g}")
         return 1
-    return _variants(output_dir, args) if args.optimize or args.quantize else 0
+    return _variants(output_dir, args) if args.optimize or args.quantize or args.fast_load else 0
 
 
 def _variants(model_dir: Path, args: argparse.Namespace) -> int:
@@ -97,7 +100,7 @@ def _variants(model_dir: Path, args: argparse.Namespace) -> int:
     from .variants import make_variants
 
     print(f"Variants of {model_dir} (parity on {args.parity_texts} texts against sentence-transformers):")
-    records = make_variants(model_dir, optimize=args.optimize, quantize=args.quantize,
+    records = make_variants(model_dir, optimize=args.optimize, quantize=args.quantize, fast_load=args.fast_load,
                             parity_texts=args.parity_texts, exclude=args.int8_exclude,
                             echo=lambda line: print(f"  {line}", flush=True))
     failed = [r.file_name for r in records if not r.passed]

@@ -25,6 +25,7 @@ from .corpus import benchmark_sentences, sample_pairs
 from .export import ResolvedKind, load_model, model_kind
 
 PARITY_FILE = "parity.json"
+PARITY_KINDS = ("dense", "sparse", "cross")  # the kinds ParityChecker compares end to end
 DEFAULT_TEXTS = 500
 BATCH_SIZE = 32
 # Thresholds by variant class: "max_*" are upper bounds, the others lower bounds.
@@ -224,5 +225,5 @@ def write_records(onnx_dir: str | Path, records: Sequence[ParityRecord]) -> Path
     return path
 
 
-__all__ = ["CROSS_THRESHOLDS", "PARITY_FILE", "THRESHOLDS", "ParityChecker", "ParityRecord", "compare",
+__all__ = ["CROSS_THRESHOLDS", "PARITY_FILE", "PARITY_KINDS", "THRESHOLDS", "ParityChecker", "ParityRecord", "compare",
            "parity_path", "thresholds_for", "write_records"]

@@ -36,7 +36,7 @@ _RANKING_TEXTS = 96
 
 
 def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quantize: Sequence[str] = (),
-                  parity_texts: int = DEFAULT_TEXTS, exclude: str = "auto",
+                  fast_load: Sequence[str] = (), parity_texts: int = DEFAULT_TEXTS, exclude: str = "auto",
                   echo: Callable[[str], None] = print) -> list[ParityRecord]:
     """Write the O-level files and int8 files asked for; returns their parity records (base file first).
 
@@ -45,6 +45,9 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         optimize: levels among ``O1`` to ``O4``.
         quantize: CPU families among ``avx2``, ``avx512``, ``avx512_vnni``, ``arm64``.
         parity_texts: size of the fixed parity sample (``benchmark_sentences(n)``).
+        fast_load: files (``onnx/model.onnx``, or variants written here or before) to rewrite as
+            ``<name>_fast.onnx`` + ``_fast.onnx_data`` (:func:`onnx_st.fastload.write_fast_load`), held
+            to the thresholds of their source.
         exclude: ``"auto"`` keeps outlying MatMuls in float32 until the int8 targets are met; ``"none"`` quantizes all.
         echo: where each record's summary line goes.
     """
@@ -86,6 +89,8 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
                             for i, (module_dir, module) in enumerate(modules)}
             for family in quantize:
                 keep(_quantize_family(family, modules, int8_sources, selector, checker, exclude))
+    for file_name in fast_load:
+        keep(_fast_load(file_name, modules, checker, records))
     for module_dir, _ in modules:
         echo(f"parity records: {write_records(module_dir / ONNX_SUBDIR, records)}")
     return records
@@ -148,4 +153,31 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
         "float32_nodes": chosen, "selection": {"texts": SELECTION_TEXTS, "seed": 1, "trail": trail}})
 
 
-__all__ = ["BASE_FILE", "make_variants"]
+def fast_load_file_name(file_name: str) -> str:
+    """``onnx/model_qint8_avx2.onnx`` -> ``onnx/model_qint8_avx2_fast.onnx``."""
+    path = Path(file_name)
+    return str(path.with_name(f"{path.stem}_fast{path.suffix}"))
+
+
+def _fast_load(file_name: str, modules: Sequence[tuple[Path, Transformer]], checker: ParityChecker,
+               records: Sequence[ParityRecord]) -> ParityRecord:
+    """Write the fast-load copy of ``file_name`` in every Transformer folder; check it like its source."""
+    import onnxruntime
+
+    from onnx_st.fastload import write_fast_load
+    from onnx_st.variants import list_variants
+
+    target = fast_load_file_name(file_name)
+    for module_dir, _ in modules:
+        if not (module_dir / file_name).is_file():
+            raise FileNotFoundError(f"{module_dir / file_name} is missing: build it before its fast-load copy")
+        write_fast_load(module_dir / file_name, module_dir / target)
+    source = next((r.thresholds for r in records if r.file_name == file_name), None) or next(
+        (v.parity.get("thresholds") for v in list_variants(checker.model_dir)
+         if v.file_name == file_name and v.parity), None)
+    return checker.check(target, source or checker.thresholds("fp32"), created_by={
+        "method": "fast_load", "source": file_name, "onnxruntime": onnxruntime.__version__,
+        "level": "extended", "external_data": Path(target).name + "_data"})
+
+
+__all__ = ["BASE_FILE", "fast_load_file_name", "make_variants"]

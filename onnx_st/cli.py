@@ -177,6 +177,26 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lambda_package(args: argparse.Namespace) -> int:
+    from .lambda_package import IMAGE_LIMIT_MIB, ZIP_LIMIT_MIB, build_package, default_platforms
+
+    limit = IMAGE_LIMIT_MIB if args.image else ZIP_LIMIT_MIB
+    pip_args = [a for link in args.find_links or () for a in ("--find-links", link)]
+    pip_args += ["--no-index"] if args.no_index else []
+    report = build_package(Path(args.model), Path(args.output), file_name=args.file_name,
+                           python_version=args.python_version,
+                           platforms=args.platform or default_platforms(args.python_version, args.arch),
+                           limit_mib=limit, fast_load=not args.no_fast_load, pip_args=pip_args,
+                           overwrite=args.overwrite)
+    print("\n".join(report.lines(limit)))
+    if args.zip:
+        import shutil
+
+        archive = shutil.make_archive(str(Path(args.zip).with_suffix("")), "zip", args.output)
+        print(f"wrote {archive} ({Path(archive).stat().st_size / 2**20:.1f} MiB zipped)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``onnx-st``."""
     parser = argparse.ArgumentParser(prog="onnx-st", description=__doc__)
@@ -260,6 +280,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs each Ray actor reserves and uses as ONNX Runtime threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("lambda-package", help="build an AWS Lambda function package folder: runtime dependencies "
+                                              "for the function's platform, the handler, the model reduced to what "
+                                              "inference reads; prints its unzipped size")
+    p.add_argument("model", help="exported model directory")
+    p.add_argument("output", help="package folder to write (zip it, or build the Dockerfile written in it)")
+    p.add_argument("--file-name", help="the ONNX file the function runs (default onnx/model.onnx)")
+    p.add_argument("--python-version", default="3.12", help="Python of the Lambda runtime (default 3.12)")
+    p.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64", help="function architecture")
+    p.add_argument("--platform", action="append", help="pip platform tag, repeatable (default: every manylinux tag "
+                                                       "of the runtime's glibc and --arch)")
+    p.add_argument("--image", action="store_true", help="check the container image limit (10 GiB) instead of "
+                                                        "the .zip package limit (250 MiB)")
+    p.add_argument("--no-fast-load", action="store_true", help="copy the ONNX file as it is (slower cold start)")
+    p.add_argument("--find-links", action="append", help="pip --find-links (a local wheel folder)")
+    p.add_argument("--no-index", action="store_true", help="pip --no-index: wheels from --find-links only")
+    p.add_argument("--zip", help="also write this .zip of the package")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
+    p.set_defaults(func=_cmd_lambda_package)
 
     p = sub.add_parser("providers", help="execution providers of this onnxruntime")
     p.set_defaults(func=_cmd_providers)

@@ -9,6 +9,7 @@
     │   ├── UnsupportedModuleError   modules.json names a module type the runtime does not run
     │   └── OnnxModelError           an ONNX file is corrupt or its graph does not fit
     ├── ProviderError                an execution provider that is not available was asked for
+    ├── MissingExtraError            an optional extra is not installed (also ImportError); names it
     └── InputError                   bad input to encode/predict (also ValueError)
 
 Foreign errors (onnxruntime, tokenizers, json, safetensors) are wrapped with ``raise ... from``
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "InputError",
+    "MissingExtraError",
     "ModelLoadError",
     "ModelNotFoundError",
     "OnnxModelError",
@@ -55,6 +57,10 @@ class OnnxModelError(ModelLoadError):
 
 class ProviderError(OnnxSTError, ValueError):
     """A requested ONNX Runtime execution provider is not available."""
+
+
+class MissingExtraError(OnnxSTError, ImportError):
+    """A package of an optional extra (``export``, ``embed``, ``ray``...) is missing; the message names the extra."""
 
 
 class InputError(OnnxSTError, ValueError):

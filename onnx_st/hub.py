@@ -11,6 +11,8 @@ from .session import DEFAULT_FILE_NAMES
 # configs, tokenizer files and small module files; never torch weights of the transformer itself
 _CONFIG_PATTERNS = ["*.json", "**/*.json", "*.txt", "**/*.txt", "*.model", "**/*.model"]
 _MODULE_WEIGHTS = ["*_*/model.safetensors", "**/*_*/model.safetensors"]
+# the transformer's torch weights (sharded too), fetched only to export the model on load
+_TORCH_WEIGHTS = ["*.safetensors", "**/*.safetensors"]
 
 
 def _looks_like_path(name: str) -> bool:
@@ -39,12 +41,13 @@ def _onnx_patterns(snapshot: Path, file_name: str | None) -> list[str]:
 
 def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
                       local_files_only: bool = False, token: str | bool | None = None,
-                      file_name: str | None = None) -> Path:
+                      file_name: str | None = None, weights: bool = False) -> Path:
     """Return a local directory holding the model.
 
     A path that exists is used as it is. Otherwise ``name_or_path`` is a Hub repo id (a bare name
     gets the ``sentence-transformers/`` organisation, as sentence-transformers does); configs and
-    tokenizer files are fetched first, then only the ONNX file(s) and module weights needed.
+    tokenizer files are fetched first, then only the ONNX file(s) and module weights needed;
+    ``weights=True`` adds the transformer's safetensors weights (to export the model on load).
 
     Raises:
         ModelNotFoundError: the path does not exist, or the repo/files cannot be found or fetched.
@@ -56,14 +59,20 @@ def resolve_model_dir(name_or_path: str | Path, *, revision: str | None = None, 
     if path.exists() or _looks_like_path(name):
         raise ModelNotFoundError(f"Model directory not found: {name}")
     repo_id = name if "/" in name else f"sentence-transformers/{name}"
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    try:  # only repo ids need it: a function package leaves it out and loads directories
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise ModelNotFoundError(f"Model directory not found: {name}; downloading repo {repo_id!r} needs "
+                                 "huggingface_hub (pip install huggingface_hub)") from exc
 
     kwargs = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
                   token=token)
     try:
         snapshot = Path(snapshot_download(allow_patterns=_CONFIG_PATTERNS, **kwargs))  # type: ignore[arg-type]
         patterns = _onnx_patterns(snapshot, file_name) + _MODULE_WEIGHTS + ["**/tokenizer.json"]
+        if weights:
+            patterns += _TORCH_WEIGHTS
         snapshot = Path(snapshot_download(allow_patterns=patterns, **kwargs))  # type: ignore[arg-type]
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         where = "in the local Hub cache" if local_files_only else "on the Hub or in the local cache"

@@ -89,6 +89,7 @@ _PACKAGES = {"sparse_encoder": SPARSE, "cross_encoder": CROSS, "multi_vector_enc
 _SPARSE_MODULES = ("SpladePooling", "SparseStaticEmbedding", "MLMTransformer")
 _MULTI_VECTOR_MODULES = ("MultiVectorMask", "HierarchicalTokenPooling")
 _TRANSFORMER_CONFIG = "sentence_bert_config.json"
+_GRAPH_MODULES = ("Transformer", "MLMTransformer")  # the modules that run an ONNX graph
 
 
 def get_kind(name: str | ModelKind) -> ModelKind:
@@ -217,6 +218,19 @@ def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
                              certain=False, alternatives=(SPARSE, MULTI_VECTOR))
     return KindDetection(DENSE, f"config.json architectures {archs or 'none'} (a bare transformer)",
                          certain=False, alternatives=(MULTI_VECTOR,))
+
+
+def transformer_folders(model_dir: str | Path) -> list[str]:
+    """Folders of the modules that run an ONNX graph, relative to the model root (``""``: the root).
+
+    Router routes included; a directory without ``modules.json`` (a bare Hugging Face model, a legacy
+    cross-encoder) is one Transformer in its root.
+    """
+    root = Path(model_dir).expanduser()
+    if not (root / "modules.json").is_file():
+        return [""]
+    types = _module_types(_local_source(root))
+    return list(dict.fromkeys(path for type_name, path in types if type_name.rsplit(".", 1)[-1] in _GRAPH_MODULES))
 
 
 def check_kind(model_dir: Path, cls: type[BaseModel]) -> None:

@@ -11,11 +11,12 @@ from typing import Any, ClassVar
 
 from .config import MODEL_CONFIG_FILE, ModelConfig
 from .errors import InputError, ModelNotFoundError
+from .export_on_load import LoadSource, ensure_onnx, split_export
 from .hub import resolve_model_dir
-from .kinds import check_kind
+from .kinds import check_kind, kind_of_class
 from .modules import LoadContext, Module, load_modules
 from .modules.transformer import Transformer
-from .options import MODEL_KWARGS, RuntimeOptions
+from .options import LOAD_KWARGS, MODEL_KWARGS, RuntimeOptions
 from .pipeline import Pipeline
 from .tokenizer import check_texts
 
@@ -37,13 +38,13 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
     kwargs = {k: v for k, v in (model_kwargs or {}).items() if v is not None}
     unknown = set(kwargs) - set(MODEL_KWARGS)
     if unknown:
-        raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(MODEL_KWARGS)}")
+        raise InputError(f"Unknown model_kwargs {sorted(unknown)}; supported: {list(MODEL_KWARGS + LOAD_KWARGS)}")
     base = options or RuntimeOptions()
     if not isinstance(base, RuntimeOptions):
         raise InputError(f"options must be a RuntimeOptions, got {type(base).__name__}")
     if kwargs or device is not None:
         built = RuntimeOptions.from_kwargs(device=device, **kwargs)
-        changes: dict[str, Any] = {"file_name": built.file_name,
+        changes: dict[str, Any] = {"file_name": built.file_name, "prepack": built.prepack,
                                    "intra_op_num_threads": built.intra_op_num_threads,
                                    "inter_op_num_threads": built.inter_op_num_threads}
         if any(k in kwargs for k in ("provider", "providers", "provider_options")) or device is not None:
@@ -59,7 +60,8 @@ class BaseModel:
     Args:
         model_name_or_path: a local directory or a Hub repo id.
         backend: only ``"onnx"``; accepted so sentence-transformers code runs unchanged.
-        model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts.
+        model_kwargs: ``provider``, ``providers``, ``provider_options``, ``file_name``, thread counts, and
+            ``export`` (export a model without ONNX file on load; see :mod:`onnx_st.export_on_load`).
         device: ``"cpu"`` or ``"cuda[:N]"`` (mapped to the CUDA execution provider).
         options: a :class:`~onnx_st.RuntimeOptions` (the same object ``serve``, ``embed`` and the Lambda
             handler build); ``model_kwargs``, ``device`` and ``max_batch_tokens`` override its fields.
@@ -82,12 +84,15 @@ class BaseModel:
                  max_batch_tokens: int | None = _UNSET, **unused: Any) -> None:
         if backend != "onnx":
             raise InputError(f"onnx-st runs only the 'onnx' backend, got backend={backend!r}")
+        model_kwargs, export = split_export(model_kwargs)
         self.options = runtime_options(options, model_kwargs, device, max_batch_tokens=max_batch_tokens,
                                        **self._option_overrides(unused))
         self.model_dir = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_folder,
                                            local_files_only=local_files_only, token=token,
                                            file_name=self.options.file_name)
         check_kind(self.model_dir, type(self))
+        source = LoadSource(model_name_or_path, revision, cache_folder, local_files_only, token)
+        self.model_dir = ensure_onnx(self.model_dir, kind_of_class(type(self)), source, self.options.file_name, export)
         self.config = ModelConfig.read(self.model_dir)
         ctx = self._load_context(LoadContext(self.model_dir, self.options, self.default_task,
                                              self.dense_input_name))
@@ -133,7 +138,7 @@ class BaseModel:
         Example:
             >>> model = Encoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2", local_files_only=True)
         """
-        session = {k: kwargs.pop(k) for k in MODEL_KWARGS if k in kwargs}
+        session = {k: kwargs.pop(k) for k in MODEL_KWARGS + LOAD_KWARGS if k in kwargs}
         if file_name is not None:
             session["file_name"] = file_name
         return cls(repo_id_or_path, revision=revision, local_files_only=local_files_only, cache_folder=cache_dir,

@@ -15,6 +15,7 @@ keyword                       command-line flag           environment variable
 ``max_batch_tokens``          ``--max-run-tokens``        ``ONNX_ST_MAX_RUN_TOKENS`` (``none``: no limit)
 ``logits_budget_mib``         ``--logits-budget-mib``     ``ONNX_ST_LOGITS_BUDGET_MIB``
 ``device``                    ``--device``                ``ONNX_ST_DEVICE``
+``prepack``                   ``--no-prepack``            ``ONNX_ST_PREPACK`` (``0``: off)
 ============================  ==========================  ===============================
 
 ``max_batch_tokens`` caps the rows x tokens of one ONNX run inside a batch; its flag is
@@ -96,6 +97,11 @@ class RuntimeOptions:
     inter_op_num_threads: int | None = None
     max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
     logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB
+    prepack: bool = True
+    """``False`` skips ONNX Runtime's repacking of constant MatMul weights when a session starts: with a
+    fast-load file (:mod:`onnx_st.fastload`) start-up then stays a few milliseconds whatever the model's
+    size, and each run packs as it multiplies (small batches cost about twice the CPU). For functions
+    that mostly start cold."""
 
     def __post_init__(self) -> None:
         if not self.providers:
@@ -125,7 +131,7 @@ class RuntimeOptions:
                     intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
                     max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
                     logits_budget_mib: float = DEFAULT_LOGITS_BUDGET_MIB, device: str | None = None,
-                    ) -> RuntimeOptions:
+                    prepack: bool = True) -> RuntimeOptions:
         """Build from keyword arguments (``provider=`` as in sentence-transformers' ``model_kwargs``).
 
         A single ``provider`` other than CPU is followed by the CPU provider, for the operators the
@@ -151,7 +157,9 @@ class RuntimeOptions:
             raise InputError(f"providers must be a list of provider names, got {providers!r}")
         specs: tuple[ProviderSpec, ...] = tuple((p[0], p[1]) if isinstance(p, (list, tuple)) else p
                                                 for p in providers)
-        return cls(specs, file_name, intra_op_num_threads, inter_op_num_threads, max_batch_tokens, logits_budget_mib)
+        if not isinstance(prepack, bool):
+            raise InputError(f"prepack must be True or False, got {prepack!r}")
+        return cls(specs, file_name, intra_op_num_threads, inter_op_num_threads, max_batch_tokens, logits_budget_mib, prepack)
 
     def with_overrides(self, **changes: Any) -> RuntimeOptions:
         """A copy with some fields replaced (``None`` values are ignored)."""
@@ -175,6 +183,8 @@ class RuntimeOptions:
         parser.add_argument("--logits-budget-mib", type=float, default=DEFAULT_LOGITS_BUDGET_MIB,
                             help=f"sparse models: most MiB of MLM logits per ONNX run (default "
                                  f"{DEFAULT_LOGITS_BUDGET_MIB:g})")
+        parser.add_argument("--no-prepack", dest="prepack", action="store_false",
+                            help="skip ONNX Runtime's weight repacking at start-up (faster cold starts, slower runs)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RuntimeOptions:
@@ -182,7 +192,7 @@ class RuntimeOptions:
         return cls.from_kwargs(provider=args.provider, provider_options=_parse_pairs(args.provider_option),
                                device=args.device, file_name=args.file_name, intra_op_num_threads=args.threads,
                                inter_op_num_threads=args.inter_op_threads, max_batch_tokens=args.max_run_tokens,
-                               logits_budget_mib=args.logits_budget_mib)
+                               logits_budget_mib=args.logits_budget_mib, prepack=args.prepack)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> RuntimeOptions:
@@ -209,7 +219,8 @@ class RuntimeOptions:
                                inter_op_num_threads=get("INTER_OP_THREADS", int),
                                max_batch_tokens=get("MAX_RUN_TOKENS", _optional_int)
                                if env.get(prefix + "MAX_RUN_TOKENS") else DEFAULT_MAX_BATCH_TOKENS,
-                               logits_budget_mib=DEFAULT_LOGITS_BUDGET_MIB if budget is None else budget)
+                               logits_budget_mib=DEFAULT_LOGITS_BUDGET_MIB if budget is None else budget,
+                               prepack=get("PREPACK", _flag) is not False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (recorded in job manifests, shown by ``onnx-st info``)."""
@@ -238,6 +249,16 @@ class RuntimeOptions:
         return tuple(f.name for f in fields(cls))
 
 
+def _flag(raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (environment variables)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
 def _optional_int(raw: str) -> int | None:
     """``none`` -> ``None``, else an int (argparse/env converter)."""
     return None if raw.strip().lower() in ("none", "null", "0") else int(raw)
@@ -260,5 +281,7 @@ def _parse_pairs(pairs: Sequence[str] | None) -> dict[str, Any] | None:
 
 
 MODEL_KWARGS = ("provider", "providers", "provider_options", "file_name", "intra_op_num_threads",
-                "inter_op_num_threads")
-"""The ``model_kwargs`` keys the front classes accept (as sentence-transformers' ONNX backend)."""
+                "inter_op_num_threads", "prepack")
+"""The ``model_kwargs`` keys of the ONNX Runtime session (as sentence-transformers' ONNX backend)."""
+LOAD_KWARGS = ("export",)
+"""The ``model_kwargs`` keys that steer loading, not the session: ``export`` (see :mod:`onnx_st.export_on_load`)."""

@@ -76,6 +76,8 @@ class OnnxSession:
             so.inter_op_num_threads = options.inter_op_num_threads
         so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))
         so.enable_mem_pattern = False  # shapes change every batch: the pattern only adds memory
+        if not options.prepack:
+            so.add_session_config_entry("session.disable_prepacking", "1")
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types

@@ -59,3 +59,11 @@ def mpnet_onnx_dir() -> Path:
     from exporter.pypi_models import mpnet_dir
 
     return export_real("all-mpnet-base-v2", mpnet_dir(), "dense")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exports made on load (a model without ONNX file) go to a temporary folder, never to ~/.cache."""
+    import os
+
+    os.environ.setdefault("ONNX_ST_EXPORT_CACHE", str(tmp_path_factory.mktemp("onnx-st-exports")))

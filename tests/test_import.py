@@ -12,7 +12,7 @@ import onnx_st
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "sentence_transformers", "optimum", "scipy", "pandas", "fastapi", "uvicorn",
-         "pydantic", "starlette", "pyarrow", "ray")
+         "pydantic", "starlette", "pyarrow", "ray", "exporter")
 
 
 def test_import_pulls_no_heavy_framework() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from onnx_st import SentenceTransformer
+from onnx_st.errors import ConfigError
 from onnx_st.server import lambda_handler
 
 from .conftest import fixture_dir
@@ -127,5 +128,5 @@ def test_direct_invocation_and_token(container: SentenceTransformer, monkeypatch
 def test_missing_model_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ONNX_ST_MODEL_DIR", raising=False)
     lambda_handler.reset()
-    with pytest.raises(RuntimeError, match="ONNX_ST_MODEL_DIR"):
+    with pytest.raises(ConfigError, match="ONNX_ST_MODEL_DIR"):
         lambda_handler.handler(copy.deepcopy(FUNCTION_URL_EVENT), None)

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from .errors import MissingExtraError
-
-
-def _require(module: str, extra: str, purpose: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(f"{purpose} needs {module.split('.')[0]}: pip install 'onnx-st[{extra}]' "
-                                f"({exc})") from exc
+from ..extras import import_extra as _require
 
 
 def pyarrow() -> ModuleType:

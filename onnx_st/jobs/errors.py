@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError, OnnxSTError
+from ..errors import InputError, MissingExtraError, OnnxSTError
 
-
-class MissingExtraError(OnnxSTError, ImportError):
-    """A package of an optional extra (``embed``, ``ray``) is missing; the message names the extra."""
+__all__ = ["BadRowsError", "JobError", "MissingExtraError", "ResumeMismatchError"]
 
 
 class JobError(OnnxSTError):

@@ -1,10 +1,11 @@
 """AWS Lambda entry point: function URL and API Gateway (HTTP API v2, REST API v1) events.
 
-The model directory named by ``ONNX_ST_MODEL_DIR`` is loaded once per container (model id:
-``ONNX_ST_MODEL_ID``, default the directory name; ``ONNX_ST_TOKEN`` requires a bearer token).
+The model directory named by ``ONNX_ST_MODEL_DIR`` is loaded once per container; the rest of
+the environment is read by :func:`settings_from_env` (model id, ONNX file, threads, bearer token).
 Each event runs through the same app as ``onnx-st serve``, so every route and payload answers
 the same way. An event that is not an HTTP event is taken as an Inference API payload for the
-model (``{"inputs": ...}`` sent with a direct ``Invoke``).
+model (``{"inputs": ...}`` sent with a direct ``Invoke``). ``onnx-st lambda-package`` builds a
+function package for it.
 
 Handler: ``onnx_st.server.lambda_handler.handler``.
 """
@@ -15,14 +16,48 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import FastAPI
 
+from ..errors import ConfigError, InputError
+from ..options import RuntimeOptions
+
 _runtime: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class LambdaSettings:
+    """What a function container serves, from its environment variables."""
+
+    model_dir: Path
+    model_id: str
+    token: str | None = None
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> LambdaSettings:
+    """Read ``ONNX_ST_MODEL_DIR`` (required), ``ONNX_ST_MODEL_ID`` (default: the directory name),
+    ``ONNX_ST_TOKEN`` and the runtime options' ``ONNX_ST_*`` variables (``ONNX_ST_FILE_NAME``,
+    ``ONNX_ST_THREADS``, ``ONNX_ST_PREPACK``... see :class:`onnx_st.RuntimeOptions`).
+
+    Raises:
+        ConfigError: ``ONNX_ST_MODEL_DIR`` is unset or a runtime variable does not parse (named).
+    """
+    env = os.environ if env is None else env
+    model_dir = env.get("ONNX_ST_MODEL_DIR")
+    if not model_dir:
+        raise ConfigError("set ONNX_ST_MODEL_DIR to the model directory to serve")
+    try:
+        runtime = RuntimeOptions.from_env(env)
+    except InputError as exc:
+        raise ConfigError(f"function environment: {exc}") from exc
+    return LambdaSettings(Path(model_dir), env.get("ONNX_ST_MODEL_ID") or Path(model_dir).name,
+                          env.get("ONNX_ST_TOKEN") or None, runtime)
 
 
 def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
@@ -31,13 +66,10 @@ def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
         from .app import create_app
         from .registry import load_model
 
-        model_dir = os.environ.get("ONNX_ST_MODEL_DIR")
-        if not model_dir:
-            raise RuntimeError("set ONNX_ST_MODEL_DIR to the model directory to serve")
-        model_id = os.environ.get("ONNX_ST_MODEL_ID") or Path(model_dir).name
-        app = create_app({model_id: load_model(Path(model_dir))}, token=os.environ.get("ONNX_ST_TOKEN") or None,
-                         max_wait_ms=0.0)
-        _runtime.update(app=app, loop=asyncio.new_event_loop(), model_id=model_id)
+        settings = settings_from_env()
+        model = load_model(settings.model_dir, settings.runtime)
+        app = create_app({settings.model_id: model}, token=settings.token, max_wait_ms=0.0)
+        _runtime.update(app=app, loop=asyncio.new_event_loop(), model_id=settings.model_id)
     return _runtime["app"], _runtime["loop"], _runtime["model_id"]
 
 
