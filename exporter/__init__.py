@@ -2,7 +2,7 @@
 
 Usage::
 
-    onnx-st-export MODEL OUTPUT_DIR [--kind auto|dense|sparse|cross] [--opset 17] [--overwrite] [--no-verify]
+    onnx-st-export MODEL OUTPUT_DIR [--kind auto|dense|sparse|cross|multi-vector] [--opset 17] [--overwrite] [--no-verify]
     onnx-st-export MODEL OUTPUT_DIR --optimize O1 O2 O3 O4 --quantize avx2 avx512 avx512_vnni arm64
     onnx-st-export --variants-only DIR --quantize avx2 [--parity-texts 2000]   # add variants to an export
     python -m exporter MODEL OUTPUT_DIR          # same command

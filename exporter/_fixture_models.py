@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import torch
-from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules import Dense, Module, Normalize, Router, Transformer
 from sentence_transformers.base.modules.transformer import TransformerTask
+from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling, MultiVectorMask
 from sentence_transformers.sentence_transformer.modules import Pooling, StaticEmbedding
 from sentence_transformers.sparse_encoder.modules import MLMTransformer, SparseStaticEmbedding, SpladePooling
 from torch import nn
@@ -131,6 +133,27 @@ def _cross(name: str, seed: int, num_labels: int) -> FixtureSpec:
     return FixtureSpec(name, "cross", build, f"CrossEncoder, BertForSequenceClassification num_labels={num_labels}")
 
 
+def _multi_vector(name: str, seed: int, *, transformer_kwargs: dict[str, Any] | None = None,
+                  skiplist: bool = False, pool_factor: float | None = None,
+                  prompts: dict[str, str] | None = None, description: str) -> FixtureSpec:
+    def build(work: Path) -> BaseModel:
+        hf_dir = save_tiny_hf_model(work / f"hf-{name}", seed=seed)
+        transformer = Transformer(str(hf_dir), max_seq_length=MAX_SEQ_LENGTH, **(transformer_kwargs or {}))
+        torch.manual_seed(seed + 100)
+        dense = Dense(HIDDEN, 16, bias=False, activation_function=nn.Identity(), module_input_name="token_embeddings")
+        modules: list[nn.Module] = [
+            transformer,
+            dense,
+            MultiVectorMask(skiplist_words=list(string.punctuation) if skiplist else None),
+            Normalize(module_input_name="token_embeddings"),
+        ]
+        if pool_factor is not None:
+            modules.append(HierarchicalTokenPooling(pool_factor=pool_factor))
+        return MultiVectorEncoder(modules=modules, device="cpu", prompts=prompts)
+
+    return FixtureSpec(name, "multi-vector", build, description)
+
+
 FIXTURES: dict[str, FixtureSpec] = {
     spec.name: spec
     for spec in (
@@ -156,5 +179,13 @@ FIXTURES: dict[str, FixtureSpec] = {
         ),
         _cross("cross-1label", 31, 1),
         _cross("cross-3labels", 32, 3),
+        _multi_vector("multi-vector-basic", 41, prompts=PROMPTS,
+                      description="Transformer + token Dense(32->16) + MultiVectorMask + token Normalize, prompts"),
+        _multi_vector("multi-vector-expansion", 42, skiplist=True, transformer_kwargs={
+            "document_length": 48, "query_expansion": {"strategy": "fixed", "length": 16}},
+            description="query expansion fixed 16 ([MASK], not attended), document_length 48, punctuation skiplist"),
+        _multi_vector("multi-vector-pooling", 43, pool_factor=2.0, transformer_kwargs={
+            "query_length": 24, "query_expansion": {"strategy": "min", "length": 12, "attend": True}},
+            description="query expansion min 12 (attended), query_length 24, HierarchicalTokenPooling(2)"),
     )
 }

@@ -9,9 +9,10 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from sentence_transformers import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentence_transformers import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
 from sentence_transformers.base.model import BaseModel
 from sentence_transformers.base.modules import Router, Transformer
+from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
 from sentence_transformers.util import quantize_embeddings
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
@@ -153,9 +154,37 @@ def cross_golden(name: str, model: CrossEncoder) -> tuple[dict[str, np.ndarray],
     return arrays, documents
 
 
+POOL_FACTOR = 2.0  # per-call token pooling of the multi-vector golden outputs
+
+
+def _ragged(arrays: dict[str, np.ndarray], key: str, rows: list[Any]) -> None:
+    """Rows of all texts concatenated under ``key``, their lengths under ``key_lengths``."""
+    arrays[key] = np.concatenate([_numpy(r) for r in rows], axis=0)
+    arrays[f"{key}_lengths"] = np.array([len(r) for r in rows], dtype=np.int64)
+
+
+def multi_vector_golden(name: str, model: MultiVectorEncoder) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Token vectors of ``encode`` / ``encode_query`` / ``encode_document``, per-call token pooling and the
+    MaxSim / MeanMaxSim scores of the queries against the documents (all-pairs and pairwise)."""
+    arrays: dict[str, np.ndarray] = {}
+    queries, documents = model.encode_query(TEXTS), model.encode_document(TEXTS)
+    _ragged(arrays, "encode", model.encode(TEXTS))
+    _ragged(arrays, "encode_query", queries)
+    _ragged(arrays, "encode_document", documents)
+    pooling = HierarchicalTokenPooling(pool_factor=POOL_FACTOR)
+    _ragged(arrays, "encode_document_pooled", model.encode_document(TEXTS, token_pooling=pooling))
+    arrays["similarity"] = _numpy(model.similarity(queries, documents))
+    arrays["similarity_pairwise"] = _numpy(model.similarity_pairwise(queries, documents))
+    model.similarity_fn_name = "meanmaxsim"
+    arrays["similarity_meanmaxsim"] = _numpy(model.similarity(queries, documents))
+    model.similarity_fn_name = "maxsim"
+    return arrays, {}
+
+
 def golden(kind: str, name: str, model: BaseModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays for ``expected.npz`` and extra JSON documents (file name -> content) for one fixture."""
-    builders = {"dense": dense_golden, "sparse": sparse_golden, "cross": cross_golden}
+    builders = {"dense": dense_golden, "sparse": sparse_golden, "cross": cross_golden,
+                "multi-vector": multi_vector_golden}
     return builders[kind](name, model)  # type: ignore[operator]
 
 

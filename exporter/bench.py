@@ -1,20 +1,21 @@
 """Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
-    python -m exporter.bench --kind dense|sparse|cross|all [--model DIR] [--texts N] [--batch-size 32]
+    python -m exporter.bench --kind dense|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
 Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
 ``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2, sparse splade-tiny, cross the
-MiniLM reranker (:mod:`exporter.bench_workloads`); ``--kind all`` runs the three on their defaults.
+MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``)
+(:mod:`exporter.bench_workloads`); ``--kind all`` runs them all on their defaults.
 ``--files`` adds one ``onnx-st`` engine per named ONNX file (variants of :mod:`exporter.variants`);
 files missing from a default model are built into it first (with parity records on 2,000 texts),
 and the table shows each file's parity record next to its speed.
 
 Each round starts one fresh process per engine, in alternating order. Each reports its cold start
 (import, load, first call), its throughput over all inputs after one warm-up batch, and its peak
-resident memory. Sparse adds a second process per engine and round: the peak memory that one
+resident memory. Sparse and multi-vector add a second process per engine and round: the peak memory that one
 ``encode`` of 32 documents of 256 tokens adds above the loaded model (``/proc/self/clear_refs``
 resets the high-water mark). The table gives medians over rounds and ratios to ``st-torch``.
 """

@@ -148,6 +148,12 @@ def _reranker() -> Path:
     return minilm_reranker(1)[1]
 
 
+def _multi_vector() -> Path:
+    from .multi_vector_models import minilm_multi_vector
+
+    return minilm_multi_vector()[1]
+
+
 WORKLOADS: dict[str, Workload] = {
     "dense": Workload(
         kind="dense", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
@@ -163,4 +169,9 @@ WORKLOADS: dict[str, Workload] = {
         kind="cross", class_name="CrossEncoder", call="predict", unit="pairs", default_n=1000,
         describe="{n} (query, document) pairs (40% long documents)", engines=ENGINES,
         warmup=[("What warms up?", "Nothing does.")], inputs=_pairs, default_model=_reranker),
+    "multi-vector": Workload(
+        kind="multi-vector", class_name="MultiVectorEncoder", call="encode_document", unit="texts", default_n=512,
+        describe="{n} documents (30% of 150-450 words)", engines=("onnx-st", "st-torch"),
+        warmup=["A first document warms nothing up."], inputs=_sparse_texts, default_model=_multi_vector,
+        probe=documents_of_tokens, probe_label=f"{PROBE_TEXTS}x{PROBE_TOKENS}"),
 }

@@ -24,7 +24,13 @@ import torch
 import transformers
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from ._fixture_legacy import write_cross_legacy, write_dense_legacy, write_json
+from ._fixture_legacy import (
+    write_cross_legacy,
+    write_dense_legacy,
+    write_json,
+    write_multi_vector_pylate,
+    write_multi_vector_stanford,
+)
 from ._fixture_models import FIXTURES as MODEL_FIXTURES
 from ._golden import golden, inputs_document, save_npz
 from .export import export_model, load_model, write_onnx
@@ -50,6 +56,10 @@ LEGACY_FIXTURES: dict[str, LegacySpec] = {
     for spec in (
         LegacySpec("dense-legacy-format", "dense", write_dense_legacy, "sentence-transformers 2.x layout"),
         LegacySpec("cross-1label-legacy", "cross", write_cross_legacy, "CrossEncoder without modules.json"),
+        LegacySpec("multi-vector-pylate", "multi-vector", write_multi_vector_pylate,
+                   "PyLate save (model_type ColBERT, [Q]/[D] prefixes, expansion 16, document 48, skiplist)"),
+        LegacySpec("multi-vector-stanford", "multi-vector", write_multi_vector_stanford,
+                   "Stanford ColBERT (HF_ColBERT, inline linear.weight, artifact.metadata)"),
     )
 }
 ALL_NAMES: tuple[str, ...] = (*MODEL_FIXTURES, *LEGACY_FIXTURES)

@@ -179,6 +179,9 @@ class ParityChecker:
         elif self.kind == "sparse":
             actual = onnx_st.SparseEncoder(str(self.model_dir), model_kwargs=kwargs).encode(
                 self.inputs, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
+        elif self.kind == "multi-vector":  # every document token vector is one row
+            actual = np.concatenate(onnx_st.MultiVectorEncoder(str(self.model_dir), model_kwargs=kwargs)
+                                    .encode_document(self.inputs, batch_size=BATCH_SIZE))
         else:
             actual = onnx_st.CrossEncoder(str(self.model_dir), model_kwargs=kwargs).predict(
                 self.inputs, batch_size=BATCH_SIZE)
@@ -201,6 +204,9 @@ def _st_outputs(model: BaseModel, kind: ResolvedKind, inputs: Sequence[Any]) -> 
                                       show_progress_bar=False))  # type: ignore[operator]
     if kind == "sparse":
         return model.encode(list(inputs), batch_size=BATCH_SIZE, show_progress_bar=False).to_dense().numpy()  # type: ignore[operator]
+    if kind == "multi-vector":
+        return np.concatenate(model.encode_document(list(inputs), batch_size=BATCH_SIZE,  # type: ignore[operator]
+                                                    convert_to_numpy=True, show_progress_bar=False))
     return np.asarray(model.predict(list(inputs), batch_size=BATCH_SIZE, convert_to_numpy=True,
                                        show_progress_bar=False))  # type: ignore[operator]
 

@@ -13,6 +13,8 @@ from .errors import (
     ProviderError,
     UnsupportedModuleError,
 )
+from .maxsim import maxsim, maxsim_pairwise, to_qdrant_multivector
+from .multi_vector import MultiVectorEncoder
 from .options import RuntimeOptions
 from .quantization import quantize_embeddings
 from .session import available_providers
@@ -31,6 +33,7 @@ __all__ = [
     "InputError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "MultiVectorEncoder",
     "OnnxModelError",
     "OnnxSTError",
     "ProviderError",
@@ -48,6 +51,9 @@ __all__ = [
     "cos_sim",
     "dot_score",
     "list_variants",
+    "maxsim",
+    "maxsim_pairwise",
     "quantize_embeddings",
     "semantic_search",
+    "to_qdrant_multivector",
 ]

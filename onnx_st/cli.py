@@ -35,6 +35,9 @@ def _cmd_similarity(args: argparse.Namespace) -> int:
     model = _load(args)
     if _kind(model) == "cross":  # a reranker scores each (source, sentence) pair, as the hosted API does
         scores = model.predict([(args.source, s) for s in args.sentences])  # type: ignore[attr-defined]
+    elif _kind(model) == "multi-vector":  # MaxSim of the source as a query against the sentences as documents
+        queries = model.encode_query([args.source])  # type: ignore[attr-defined]
+        scores = model.similarity(queries, model.encode_document(args.sentences))[0]  # type: ignore[attr-defined]
     else:
         source = model.encode([args.source])  # type: ignore[attr-defined]
         others = model.encode(args.sentences)  # type: ignore[attr-defined]

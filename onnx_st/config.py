@@ -45,6 +45,7 @@ def read_json_value(path: Path, *, required: bool = True, default: Any = None) -
         return json.loads(text)  # nesting beyond Python's recursion limit raises RecursionError
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
         raise ConfigError(f"{path} is not valid JSON: {type(exc).__name__}: {exc}"[:500]) from exc
+MULTI_VECTOR_SIMILARITY_FN_NAMES = ("maxsim", "meanmaxsim")
 
 
 def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
@@ -185,11 +186,17 @@ class ModelConfig:
         for name, text in prompts.items():
             if text is not None and not isinstance(text, str):
                 raise ConfigError(f"{path}: 'prompts'[{name!r}] must be a string, got {text!r:.80}")
+        sim = config_str(data, "similarity_fn_name", None, path)
+        if sim == "MaxSim":  # PyLate's spelling; sentence-transformers ignores it and scores with maxsim
+            sim = None
+        known = SIMILARITY_FN_NAMES + MULTI_VECTOR_SIMILARITY_FN_NAMES
+        if sim is not None and sim not in known:
+            raise ConfigError(f"{path}: similarity_fn_name {sim!r} is not one of {known}")
         return cls(
             model_type=config_str(data, "model_type", None, path),
             prompts={str(k): v for k, v in prompts.items() if v is not None},
             default_prompt_name=config_str(data, "default_prompt_name", None, path),
-            similarity_fn_name=config_str(data, "similarity_fn_name", None, path, SIMILARITY_FN_NAMES),
+            similarity_fn_name=sim,
             truncate_dim=config_int(data, "truncate_dim", None, path),
             activation_fn=config_str(data, "activation_fn", None, path),
             raw=data,
@@ -257,16 +264,20 @@ class TransformerConfig:
     do_lower_case: bool = False
     module_output_name: str | None = None
     processing_kwargs: dict[str, Any] = field(default_factory=dict)
+    query_length: int | None = None
+    document_length: int | None = None
+    query_expansion: dict[str, Any] | None = None
 
     @classmethod
-    def read(cls, directory: Path, default_task: str = "feature-extraction") -> TransformerConfig:
-        """Read the first Transformer config file found in ``directory``."""
-        data: dict[str, Any] = {}
+    def read(cls, directory: Path, default_task: str = "feature-extraction",
+             defaults: dict[str, Any] | None = None) -> TransformerConfig:
+        """Read the first Transformer config file found in ``directory``; ``defaults`` fill keys it lacks."""
+        data: dict[str, Any] = dict(defaults or {})
         path = directory / TRANSFORMER_CONFIG_FILES[0]
         for name in TRANSFORMER_CONFIG_FILES:
             if (directory / name).is_file():
                 path = directory / name
-                data = read_json(path)
+                data.update(read_json(path))
                 break
         processing = config_dict(data, "processing_kwargs", path)
         text_kwargs = config_dict(processing, "text", f"{path} processing_kwargs")
@@ -280,7 +291,20 @@ class TransformerConfig:
             do_lower_case=config_bool(data, "do_lower_case", False, path),
             module_output_name=config_str(data, "module_output_name", None, path),
             processing_kwargs=processing,
+            query_length=_optional_length(data, "query_length"),
+            document_length=_optional_length(data, "document_length"),
+            query_expansion=data.get("query_expansion"),
         )
+
+
+def _optional_length(data: dict[str, Any], key: str) -> int | None:
+    """A positive integer length of a Transformer config, or ``None``."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"sentence_bert_config.json: {key} must be a positive integer or null, got {value!r}")
+    return value
 
 
 def read_module_config(directory: Path, file_name: str = "config.json") -> dict[str, Any]:

@@ -83,10 +83,11 @@ MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_ve
 KINDS: dict[str, ModelKind] = {k.name: k for k in (DENSE, SPARSE, CROSS, MULTI_VECTOR)}
 """Every kind by its name."""
 _BY_MODEL_TYPE = {k.model_type: k for k in KINDS.values()}
+_SAVED_MODEL_TYPES = {**_BY_MODEL_TYPE, "ColBERT": MULTI_VECTOR}  # PyLate saves ColBERT models as "ColBERT"
 # the package of a module type string names the kind that defines it
 _PACKAGES = {"sparse_encoder": SPARSE, "cross_encoder": CROSS, "multi_vector_encoder": MULTI_VECTOR}
 _SPARSE_MODULES = ("SpladePooling", "SparseStaticEmbedding", "MLMTransformer")
-_MULTI_VECTOR_MODULES = ("MultiVectorMask", "TokenPooling")
+_MULTI_VECTOR_MODULES = ("MultiVectorMask", "HierarchicalTokenPooling")
 _TRANSFORMER_CONFIG = "sentence_bert_config.json"
 _GRAPH_MODULES = ("Transformer", "MLMTransformer")  # the modules that run an ONNX graph
 
@@ -161,6 +162,8 @@ def _from_modules(read: ConfigSource, types: list[tuple[str, str]]) -> KindDetec
         parts = type_name.split(".")
         if len(parts) > 2 and parts[0] == "sentence_transformers" and parts[1] in _PACKAGES:
             return KindDetection(_PACKAGES[parts[1]], f"modules.json names {type_name}")
+    if any(type_name.startswith("pylate.") for type_name, _ in types):
+        return KindDetection(MULTI_VECTOR, "modules.json names a PyLate module")
     for name in names:
         if name in _SPARSE_MODULES:
             return KindDetection(SPARSE, f"modules.json has a {name} module")
@@ -191,10 +194,10 @@ def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
     saved = read("config_sentence_transformers.json")
     model_type = saved.get("model_type") if isinstance(saved, dict) else None
     if model_type is not None:
-        if not isinstance(model_type, str) or model_type not in _BY_MODEL_TYPE:
+        if not isinstance(model_type, str) or model_type not in _SAVED_MODEL_TYPES:
             raise ConfigError(f"config_sentence_transformers.json: model_type {model_type!r} is not one of "
-                              f"{sorted(_BY_MODEL_TYPE)}")
-        return KindDetection(_BY_MODEL_TYPE[model_type], f"config_sentence_transformers.json model_type "
+                              f"{sorted(_SAVED_MODEL_TYPES)}")
+        return KindDetection(_SAVED_MODEL_TYPES[model_type], f"config_sentence_transformers.json model_type "
                                                          f"{model_type!r}")
     types = _module_types(read)
     if types:
@@ -206,6 +209,8 @@ def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
         raise ConfigError(f"Cannot tell the model kind: none of {looked} describes a model "
                           "(expected a sentence-transformers directory or a Hugging Face model with config.json)")
     archs = [str(a) for a in (hf.get("architectures") or []) if isinstance(a, str)]
+    if "HF_ColBERT" in archs:
+        return KindDetection(MULTI_VECTOR, "config.json architectures ['HF_ColBERT'] (a Stanford ColBERT checkpoint)")
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return KindDetection(CROSS, f"config.json architectures {archs}")
     if any(a.endswith("ForMaskedLM") for a in archs):

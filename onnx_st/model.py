@@ -81,6 +81,8 @@ class BaseModel(SentenceTransformersCalls):
     model_kind: ClassVar[str] = "SentenceTransformer"
     default_task: ClassVar[str] = "feature-extraction"
     default_prompt_names: ClassVar[tuple[str, ...]] = ("query", "document")
+    dense_input_name: ClassVar[str] = "sentence_embedding"
+    task_feature: ClassVar[bool] = False  # modules read the task from features["task"]
 
     def __init__(self, model_name_or_path: str | Path | None = None, *, device: str | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
@@ -105,9 +107,11 @@ class BaseModel(SentenceTransformersCalls):
         source = LoadSource(model_name_or_path, revision, cache_folder, local_files_only, token)
         self.model_dir = ensure_onnx(self.model_dir, kind_of_class(type(self)), source, self.options.file_name, export)
         self.config = ModelConfig.read(self.model_dir)
-        ctx = LoadContext(self.model_dir, self.options, self.default_task)
+        ctx = self._load_context(LoadContext(self.model_dir, self.options, self.default_task,
+                                             self.dense_input_name))
         modules = load_modules(self.model_dir, ctx)
-        self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx))
+        self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx),
+                                 task_feature=self.task_feature)
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -165,6 +169,10 @@ class BaseModel(SentenceTransformersCalls):
             if merged.get(name) is None:
                 merged[name] = text
         return {name: text or "" for name, text in merged.items()}
+
+    def _load_context(self, ctx: LoadContext) -> LoadContext:
+        """The kind's adjustments of what module loaders get."""
+        return ctx
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
         """Modules for a directory without ``modules.json``."""

@@ -35,19 +35,22 @@ def _progress(iterable: Sequence[int], show: bool, total: int) -> Iterator[int] 
 class Pipeline:
     """The input module (tokenizer side) followed by the other modules."""
 
-    def __init__(self, modules: Sequence[Module]) -> None:
+    def __init__(self, modules: Sequence[Module], *, task_feature: bool = False) -> None:
         if not modules or not isinstance(modules[0], InputModule):
             raise ConfigError("The first module must tokenize its input (Transformer, StaticEmbedding, Router)")
         self.modules = list(modules)
         self.input_module: InputModule = modules[0]  # type: ignore[assignment]
+        self.task_feature = task_feature
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
                    modality: Any = None) -> Features:
-        """Tokenize one batch; the call's ``task`` and ``modality`` ride along for Routers after the input module."""
+        """Tokenize one batch; the call's ``task`` and ``modality`` ride along for modules that read them
+        (Routers after the input module, ``task_feature`` pipelines)."""
         if isinstance(self.input_module, Router):
-            return self.input_module.preprocess(texts, prompt=prompt, task=task, modality=modality)
-        features = self.input_module.preprocess(texts, prompt=prompt, task=task)
-        if any(isinstance(m, Router) for m in self.modules[1:]):
+            features = self.input_module.preprocess(texts, prompt=prompt, task=task, modality=modality)
+        else:
+            features = self.input_module.preprocess(texts, prompt=prompt, task=task)
+        if self.task_feature or any(isinstance(m, Router) for m in self.modules[1:]):
             features = {**features, "task": task, "modality": modality}
         return features
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer, normalizers
+from tokenizers import AddedToken, Tokenizer, normalizers
 
 from .config import SIDES, HFConfig, config_str, read_json
 from .errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
@@ -86,6 +86,10 @@ class TextTokenizer:
         self._tokenizer = tokenizer
         self.max_length = max_length
         self.add_special_tokens = add_special_tokens
+        self._settings: dict[str, Any] = {"pad_id": pad_id, "pad_type_id": pad_type_id, "pad_token": pad_token,
+                                          "padding_side": padding_side, "truncation_side": truncation_side,
+                                          "add_special_tokens": add_special_tokens}
+        self.special_tokens: dict[str, str] = {}
         tokenizer.no_padding()
         tokenizer.enable_padding(direction=padding_side, pad_id=pad_id, pad_type_id=pad_type_id, pad_token=pad_token)
         if max_length is None:
@@ -124,9 +128,48 @@ class TextTokenizer:
         pad_id = tokenizer.token_to_id(pad_token) if pad_token else None
         if pad_id is None:
             pad_id = int(padding.get("pad_id", 0))
-        return cls(tokenizer, max_length, pad_id=pad_id, pad_type_id=int(padding.get("pad_type_id", 0)),
-                   pad_token=pad_token or "[PAD]", padding_side=padding_side, truncation_side=truncation_side,
-                   add_special_tokens=add_special_tokens)
+        result = cls(tokenizer, max_length, pad_id=pad_id, pad_type_id=int(padding.get("pad_type_id", 0)),
+                     pad_token=pad_token or "[PAD]", padding_side=padding_side,
+                     truncation_side=truncation_side,
+                     add_special_tokens=add_special_tokens)
+        for key in ("mask_token", "eos_token", "unk_token"):
+            token = _token_content(tok_config.get(key)) or _token_content(special_map.get(key))
+            if token is not None:
+                result.special_tokens[key] = token
+        return result
+
+    def derive(self, max_length: int | None, pad_to_length: int | None = None) -> TextTokenizer:
+        """A copy with its own truncation length, padding every batch to ``pad_to_length`` when given.
+
+        The copy has its own ``tokenizers.Tokenizer``: per-task lengths never change this one.
+        """
+        copy = TextTokenizer(Tokenizer.from_str(self._tokenizer.to_str()), max_length, **self._settings)
+        copy.special_tokens = dict(self.special_tokens)
+        if pad_to_length is not None:
+            s = self._settings
+            copy._tokenizer.enable_padding(direction=s["padding_side"], pad_id=s["pad_id"],
+                                           pad_type_id=s["pad_type_id"], pad_token=s["pad_token"],
+                                           length=pad_to_length)
+        return copy
+
+    def register_prefix_token(self, prefix: str) -> None:
+        """Tokenize a known prompt prefix (``[unused0] ``, ``[Q] ``) as one special token, as
+        sentence-transformers does for legacy ColBERT checkpoints; unknown prefixes stay text."""
+        if not prefix or not prefix.split():
+            return
+        for candidate in (prefix, prefix.split(None, 1)[0]):
+            if self._tokenizer.token_to_id(candidate) is None:
+                continue
+            if self._tokenizer.encode(candidate, add_special_tokens=False).tokens != [candidate]:
+                self._tokenizer.add_special_tokens([AddedToken(candidate, special=True, normalized=False)])
+                token_id = self._tokenizer.token_to_id(candidate)
+                if token_id is not None:
+                    self._special_ids.add(token_id)
+            return
+
+    def token_id(self, token: str) -> int | None:
+        """The id of one vocabulary or added token, ``None`` when it has none."""
+        return self._tokenizer.token_to_id(token)
 
     @property
     def backend(self) -> Tokenizer:

@@ -320,3 +320,31 @@ def test_part_files_carry_their_rejected_rows(tmp_path: Path) -> None:
     meta = pq.read_schema(tmp_path / "out" / "part-00001.parquet").metadata
     assert meta[b"onnx_st.rows"] == b"10-19"
     assert [r["row"] for r in json.loads(meta[b"onnx_st.rejected"])] == [11, 12]
+
+
+@pytest.mark.parametrize("prompt_name", [None, "query"])
+def test_multi_vector_rows_are_lists_of_token_vectors(tmp_path: Path, prompt_name: str | None) -> None:
+    from onnx_st import MultiVectorEncoder
+
+    name = "multi-vector-expansion"
+    rows = text_rows(25, name)
+    source = write_rows(tmp_path / "in.jsonl", rows)
+    result = run_embed_job(source, tmp_path / "out", fixture_dir(name), part_rows=10, batch_size=4,
+                           prompt_name=prompt_name, progress=False)
+    assert result.kind == "multi-vector" == detect_kind(fixture_dir(name))
+    table = output(tmp_path / "out")
+    assert table.schema.field("embeddings").type == pa.list_(pa.list_(pa.float32(), 16))
+    model = MultiVectorEncoder(fixture_dir(name))
+    texts = [r["text"] for r in rows]
+    want = model.encode_query(texts) if prompt_name == "query" else model.encode_document(texts)
+    got = table.column("embeddings").to_pylist()
+    assert [r["id"] for r in rows] == table.column("id").to_pylist()
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.array(g, dtype=np.float32).reshape(w.shape), w, atol=1e-6)
+    from onnx_st.jobs.encode import compute, to_numpy  # the columns Ray's NumPy batches carry
+    from onnx_st.jobs.spec import JobOptions
+
+    options = JobOptions(kind="multi-vector", prompt_name=prompt_name)
+    columns = to_numpy(compute(model, "multi-vector", options, {"text": texts[:5]}), "multi-vector")
+    for g, w in zip(columns["embeddings"], want[:5]):
+        np.testing.assert_allclose(g, w, atol=1e-6)

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from onnx_st import ConfigError, CrossEncoder, InputError, SentenceTransformer, SparseEncoder, kinds
+from onnx_st import (
+    ConfigError,
+    CrossEncoder,
+    InputError,
+    MultiVectorEncoder,
+    SentenceTransformer,
+    SparseEncoder,
+    kinds,
+)
 from onnx_st.cli import main as cli_main
 from onnx_st.jobs.spec import detect_kind as job_kind
 from onnx_st.kinds import KINDS, detect_kind, get_kind
 
 from .conftest import FIXTURES, fixture_dir
 
-FRONT_CLASSES = {"dense": SentenceTransformer, "sparse": SparseEncoder, "cross": CrossEncoder}
+FRONT_CLASSES = {"dense": SentenceTransformer, "sparse": SparseEncoder, "cross": CrossEncoder,
+                 "multi-vector": MultiVectorEncoder}
 
 
 def _expected_kind(name: str) -> str:
@@ -111,9 +120,12 @@ def test_bare_directories_are_decided_by_their_architecture(tmp_path: Path) -> N
 
 
 def test_colbert_metadata_means_multi_vector(tmp_path: Path) -> None:
-    (tmp_path / "artifact.metadata").write_text(json.dumps({"dim": 128}))
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["HF_ColBERT"]}))
+    assert detect_kind(tmp_path).kind is kinds.MULTI_VECTOR  # Stanford ColBERT without its metadata file
+    (tmp_path / "artifact.metadata").write_text(json.dumps({"dim": 128}))
     assert detect_kind(tmp_path).kind is kinds.MULTI_VECTOR
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "ColBERT"}))
+    assert detect_kind(tmp_path).kind is kinds.MULTI_VECTOR  # PyLate
 
 
 @pytest.mark.parametrize("content", [None, "[]", '{"model_type": "Unknown"}', "{not json"])

@@ -2,7 +2,9 @@
 
 Output columns: dense ``embedding`` (fixed-size list of float32); sparse ``indices`` (list of int32,
 ascending) and ``values`` (list of float32); cross ``score`` (float32, or a fixed-size list of float32
-per label for models with several labels).
+per label for models with several labels); multi-vector ``embeddings`` (a list of token vectors per
+row, each a fixed-size list of float32: Qdrant's multivector shape). Multi-vector rows are encoded as
+documents (``encode_document``), as queries when the job's prompt name is ``query``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def output_fields(model: BaseModel, kind: Kind) -> list[Any]:
         return [pa.field("embedding", pa.list_(pa.float32(), int(dim or 0)))]
     if kind == "sparse":
         return [pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float32()))]
+    if kind == "multi-vector":
+        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
+        return [pa.field("embeddings", pa.list_(pa.list_(pa.float32(), int(dim or 0))))]
     labels = int(getattr(model, "num_labels", 1))
     return [pa.field("score", pa.float32() if labels == 1 else pa.list_(pa.float32(), labels))]
 
@@ -53,7 +58,8 @@ def compute(model: BaseModel, kind: Kind, options: JobOptions, texts: dict[str, 
     """Run the model on one batch of texts (``text``, or ``query`` and ``document``) and return NumPy results.
 
     Dense: ``embedding`` ``(n, dim)``; sparse: ``indptr``, ``indices``, ``values`` (CSR rows);
-    cross: ``score`` ``(n,)`` or ``(n, labels)``.
+    cross: ``score`` ``(n,)`` or ``(n, labels)``; multi-vector: ``vectors_indptr`` and ``vectors``
+    (every row's token vectors, concatenated).
     """
     common: dict[str, Any] = {"batch_size": options.batch_size, "prompt_name": options.prompt_name,
                               "show_progress_bar": False}
@@ -63,6 +69,13 @@ def compute(model: BaseModel, kind: Kind, options: JobOptions, texts: dict[str, 
     if kind == "sparse":
         sparse = model.encode(texts["text"], **common)  # type: ignore[attr-defined]
         return {"indptr": sparse.indptr, "indices": sparse.indices, "values": sparse.values}
+    if kind == "multi-vector":
+        encode = model.encode_query if options.prompt_name == "query" else model.encode_document  # type: ignore
+        rows = encode(texts["text"], normalize_embeddings=options.normalize, **common)
+        dim = int(model.get_embedding_dimension() or 0)  # type: ignore[attr-defined]
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+        vectors = np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)
+        return {"vectors_indptr": indptr, "vectors": vectors.astype(np.float32, copy=False)}
     pairs = list(zip(texts["query"], texts["document"]))
     labels = int(getattr(model, "num_labels", 1))
     if not pairs:
@@ -83,6 +96,12 @@ def to_arrow(result: dict[str, np.ndarray], fields: list[Any]) -> dict[str, Any]
             values = pa.array(np.asarray(result[field.name], dtype=dtype))
             array = (pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray).from_arrays(offsets, values)
             out[field.name] = array.cast(field.type)
+        elif field.name == "embeddings":
+            indptr = np.asarray(result["vectors_indptr"], dtype=np.int64)
+            offsets = pa.array(indptr.astype(np.int32 if indptr[-1] < 2**31 else np.int64))
+            array = (pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray).from_arrays(
+                offsets, _fixed(result["vectors"]))
+            out[field.name] = array.cast(field.type)
         elif pa.types.is_fixed_size_list(field.type):
             out[field.name] = _fixed(result[field.name])
         else:
@@ -92,6 +111,12 @@ def to_arrow(result: dict[str, np.ndarray], fields: list[Any]) -> dict[str, Any]
 
 def to_numpy(result: dict[str, np.ndarray], kind: Kind) -> dict[str, np.ndarray]:
     """:func:`compute`'s results as batch columns for ``map_batches``'s NumPy batch format."""
+    if kind == "multi-vector":
+        indptr, vectors = result["vectors_indptr"], result["vectors"]
+        embeddings = np.empty(len(indptr) - 1, dtype=object)
+        for i in range(len(indptr) - 1):
+            embeddings[i] = vectors[indptr[i]:indptr[i + 1]]
+        return {"embeddings": embeddings}
     if kind != "sparse":
         return dict(result)
     indptr = result["indptr"]

@@ -21,14 +21,14 @@ class JobOptions:
     """Options that decide the output values; a resumed job must use the same ones.
 
     Args:
-        kind: ``dense``, ``sparse`` or ``cross`` (resolve ``auto`` with :func:`detect_kind` first).
-        text_column: input column of the texts (dense, sparse).
+        kind: ``dense``, ``sparse``, ``cross`` or ``multi-vector`` (resolve ``auto`` with :func:`detect_kind` first).
+        text_column: input column of the texts (dense, sparse, multi-vector).
         query_column, document_column: input columns of the pairs (cross).
         id_column: input column of the ids; ``None`` takes ``id`` when present, else the row number.
         batch_size: texts per ONNX run inside a part.
         part_rows: input rows per output part (the unit of work and of resuming).
-        normalize: L2-normalize dense embeddings.
-        prompt_name: key of the model's prompts.
+        normalize: L2-normalize dense embeddings (each token vector of multi-vector ones).
+        prompt_name: key of the model's prompts (``query``: multi-vector rows are encoded as queries).
         file_name: ONNX file inside the model's Transformer folders (default ``onnx/model.onnx``).
     """
 

@@ -15,11 +15,13 @@ from ..config import inside, read_modules
 from ..errors import ConfigError, OnnxModelError, UnsupportedModuleError, foreign_errors
 from .base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension, walk
 from .dense import Dense
+from .multi_vector_mask import MultiVectorMask
 from .normalize import Normalize
 from .pooling import Pooling
 from .router import Router
 from .splade import SparseStaticEmbedding, SpladeMLM, SpladePooling, fuse_splade
 from .static import StaticEmbedding
+from .token_pooling import HierarchicalTokenPooling
 from .transformer import Transformer
 
 __all__ = ["Dense", "Features", "InputModule", "LoadContext", "Module", "Normalize", "Pooling", "Router",
@@ -27,6 +29,8 @@ __all__ = ["Dense", "Features", "InputModule", "LoadContext", "Module", "Normali
            "embedding_dimension", "load_module", "load_modules", "register_module", "supported_modules", "walk"]
 
 _LOADERS: dict[str, Loader] = {}
+# Type strings of other libraries whose saved modules sentence-transformers reads as its own.
+_ALIASES = {"pylate.models.Dense.Dense": "sentence_transformers.base.modules.dense.Dense"}
 
 
 def register_module(class_name: str, loader: Loader) -> None:
@@ -45,6 +49,7 @@ def load_module(type_name: str, directory: Path, ctx: LoadContext) -> Module:
     Raises:
         UnsupportedModuleError: the type is not a sentence-transformers module the runtime runs.
     """
+    type_name = _ALIASES.get(type_name, type_name)
     class_name = type_name.rsplit(".", 1)[-1]
     if not type_name.startswith("sentence_transformers.") or class_name not in _LOADERS:
         raise UnsupportedModuleError(
@@ -107,3 +112,5 @@ register_module("StaticEmbedding", StaticEmbedding.load)
 register_module("Router", lambda d, ctx: Router.load(d, ctx, load_module, assemble))
 register_module("SpladePooling", SpladePooling.load)
 register_module("SparseStaticEmbedding", SparseStaticEmbedding.load)
+register_module("MultiVectorMask", MultiVectorMask.load)
+register_module("HierarchicalTokenPooling", HierarchicalTokenPooling.load)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,6 +102,9 @@ class LoadContext:
     model_dir: Path
     options: RuntimeOptions
     default_task: str = "feature-extraction"
+    dense_input_name: str = "sentence_embedding"  # what a Dense config without module_input_name reads
+    transformer_defaults: dict[str, Any] = field(default_factory=dict)  # Transformer config keys a save lacks
+    special_prefixes: tuple[str, ...] = ()  # prompt prefixes to tokenize as one special token (legacy ColBERT)
 
 
 Loader = Callable[[Path, LoadContext], Module]

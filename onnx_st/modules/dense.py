@@ -100,7 +100,7 @@ class Dense(Module):
         try:
             return cls(weight, tensors["linear.bias"] if use_bias else None,
                        config_str(config, "activation_function", "torch.nn.modules.activation.Tanh", config_path),
-                       config_str(config, "module_input_name", "sentence_embedding", config_path),
+                       config_str(config, "module_input_name", ctx.dense_input_name, config_path),
                        config_str(config, "module_output_name", None, config_path),
                        tensors.get("residual.weight"), config_bool(config, "use_residual", False, config_path))
         except ConfigError as exc:

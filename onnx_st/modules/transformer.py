@@ -14,6 +14,7 @@ from ..options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 from ..session import OnnxSession, resolve_onnx_file
 from ..tokenizer import TextTokenizer
 from .base import Features, InputModule, LoadContext, with_prompt
+from .query_expansion import QueryExpansion
 
 _OUTPUT_NAMES = {
     "feature-extraction": ("last_hidden_state", "token_embeddings"),
@@ -50,6 +51,10 @@ class Transformer(InputModule):
         self.module_output_name = config.module_output_name or _FEATURE_NAMES[self.task]
         self.max_batch_tokens = max_batch_tokens
         self.graph_width = self._check_graph()
+        self.query_expansion = QueryExpansion.parse(config.query_expansion)
+        self._task_tokenizers = self._build_task_tokenizers()
+        self.expansion_id = self._expansion_token_id()
+
 
     def _check_graph(self) -> int | None:
         """Check the graph's inputs and output against the configs; return its output width when fixed.
@@ -103,13 +108,52 @@ class Transformer(InputModule):
         """Take ``max_batch_tokens``."""
         self.max_batch_tokens = options.max_batch_tokens
 
+    def _build_task_tokenizers(self) -> dict[str, TextTokenizer]:
+        """Own tokenizers for ``query_length`` / ``document_length`` / query expansion (sentence-transformers 6)."""
+        tokenizers: dict[str, TextTokenizer] = {}
+        expansion, cfg = self.query_expansion, self.config
+        if expansion is not None:
+            if cfg.query_length is not None and cfg.query_length < expansion.length:
+                raise ConfigError(f"query_length={cfg.query_length} is smaller than query_expansion['length']="
+                                  f"{expansion.length}")
+            pad_to = expansion.length if expansion.strategy == "fixed" else None
+            tokenizers["query"] = self.tokenizer.derive(
+                expansion.query_max_length(cfg.query_length, self.tokenizer.max_length), pad_to)
+        elif cfg.query_length is not None:
+            tokenizers["query"] = self.tokenizer.derive(cfg.query_length)
+        if cfg.document_length is not None:
+            tokenizers["document"] = self.tokenizer.derive(cfg.document_length)
+        return tokenizers
+
+    def _expansion_token_id(self) -> int | None:
+        """The expansion token's id: the configured token, else the mask token, else the end-of-sequence token."""
+        if self.query_expansion is None:
+            return None
+        names = self.tokenizer.special_tokens
+        token = self.query_expansion.token
+        if token is not None:
+            token_id = self.tokenizer.token_id(token)
+            if token_id is None:
+                raise ConfigError(f"query_expansion token {token!r} is not in the tokenizer's vocabulary")
+            return token_id
+        for key in ("mask_token", "eos_token"):
+            if key in names and self.tokenizer.token_id(names[key]) is not None:
+                return self.tokenizer.token_id(names[key])
+        return None
+
+    def tokenizer_for(self, task: str | None) -> TextTokenizer:
+        """The tokenizer of a task: its own length (and fixed padding) when the config sets one."""
+        return self._task_tokenizers.get(task or "", self.tokenizer)
+
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
         """Load ``sentence_bert_config.json``, ``tokenizer.json``, ``config.json`` and the ONNX file."""
-        config = TransformerConfig.read(directory, default_task=ctx.default_task)
+        config = TransformerConfig.read(directory, default_task=ctx.default_task, defaults=ctx.transformer_defaults)
         hf_config = HFConfig.read(directory)
         tokenizer = TextTokenizer.from_dir(directory, max_seq_length=config.max_seq_length,
                                            do_lower_case=config.do_lower_case, hf_config=hf_config)
+        for prefix in ctx.special_prefixes:
+            tokenizer.register_prefix_token(prefix)
         session = OnnxSession(resolve_onnx_file(directory, ctx.options.file_name), ctx.options)
         return cls(tokenizer, session, config, hf_config, ctx.options.max_batch_tokens)
 
@@ -130,10 +174,16 @@ class Transformer(InputModule):
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
-        features: Features = dict(self.tokenizer(with_prompt(texts, prompt)))
+        features: Features = dict(self.tokenizer_for(task)(with_prompt(texts, prompt)))
+        if task == "query" and self.query_expansion is not None and len(texts):
+            features = self.query_expansion.apply(features, self.expansion_id)
         if prompt:
             features["prompt_length"] = self.tokenizer.prompt_length(prompt)
         return features
+
+    def count_tokens(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
+        """Tokens each text (or pair) takes after truncation, the prompt and special tokens included."""
+        return self.tokenizer_for(task).count_tokens(with_prompt(texts, prompt))
 
     def row_runs(self, batch: int, seq_len: int) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of the ONNX runs of one batch: at most ``max_batch_tokens`` tokens each."""

@@ -98,6 +98,23 @@ def sparse_key(prompt_name: str | None, direction: str) -> Hashable:
     return ("sparse", prompt_name, direction)
 
 
+def token_vectors_key(prompt_name: str | None, direction: str) -> Hashable:
+    """Batch key of token vectors (``/embed_all``)."""
+    return ("embed_all", prompt_name, direction)
+
+
+def token_vectors(model: BaseModel, items: list[Any], prompt_name: str | None) -> list[np.ndarray]:
+    """Token vectors per text: a multi-vector model's (queries for the ``query`` prompt, else documents),
+    or a dense model's token embeddings."""
+    from ..multi_vector import MultiVectorEncoder
+
+    if isinstance(model, MultiVectorEncoder):
+        encode = model.encode_query if prompt_name == "query" else model.encode_document
+        return list(encode(items, prompt_name=prompt_name))
+    return [np.asarray(t, dtype=np.float32) for t in
+            model.encode(items, prompt_name=prompt_name, output_value="token_embeddings")]  # type: ignore
+
+
 def predict_key(raw_scores: bool, direction: str) -> Hashable:
     """Batch key of cross-encoder scores."""
     return ("predict", bool(raw_scores), direction)
@@ -115,6 +132,8 @@ def make_runner(model: BaseModel) -> Any:
                 out = model.encode(items, prompt_name=prompt_name, normalize_embeddings=normalize,  # type: ignore
                                    truncate_dim=dimensions)
                 return list(np.asarray(out, dtype=np.float32))
+            if op == "embed_all":
+                return token_vectors(model, items, options[0])
             if op == "sparse":
                 return model.encode(items, prompt_name=options[0], convert_to_tensor=False)  # type: ignore
             if op == "predict":

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..sparse_types import SparseVector
 from .errors import ApiError
-from .inference import check_prompt, embed_key, predict_key, prompt_text, sparse_key
+from .inference import check_prompt, embed_key, predict_key, prompt_text, sparse_key, token_vectors_key
 from .registry import ModelEntry
 
 
@@ -44,6 +44,18 @@ async def sparse_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str |
     prompt = prompt_text(model, prompt_name)
     tokens = counter.check([prompt + t for t in texts], truncate)
     return await batcher.submit(sparse_key(prompt_name, _direction(direction)), texts, tokens), tokens
+
+
+async def token_vector_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str | None = None,
+                            truncate: bool = True, direction: str = "right") -> tuple[list[np.ndarray], int]:
+    """``(tokens, dim)`` token vectors of each text (multi-vector or dense models) and the tokens they took."""
+    model, counter, batcher = _ready(entry)
+    if entry.kind.name not in ("multi-vector", "dense"):
+        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: it has no token vectors", "backend")
+    check_prompt(model, prompt_name)
+    prompt = prompt_text(model, prompt_name)
+    tokens = counter.check([prompt + t for t in texts], truncate)
+    return await batcher.submit(token_vectors_key(prompt_name, _direction(direction)), texts, tokens), tokens
 
 
 async def pair_scores(entry: ModelEntry, pairs: list[tuple[str, str]], *, raw_scores: bool = False,
@@ -83,6 +95,11 @@ async def similarity_scores(entry: ModelEntry, source: str, sentences: list[str]
         scores, tokens = await pair_scores(entry, [(source, s) for s in sentences], truncate=truncate,
                                            direction=direction)
         return [float(s.reshape(-1)[0]) for s in scores], tokens
+    if entry.kind.name == "multi-vector":  # MaxSim of the source as a query against the sentences as documents
+        query, query_tokens = await token_vector_rows(entry, [source], prompt_name=prompt_name or "query",
+                                                      truncate=truncate, direction=direction)
+        documents, tokens = await token_vector_rows(entry, sentences, truncate=truncate, direction=direction)
+        return model.similarity(query, documents)[0].tolist(), query_tokens + tokens
     if entry.kind.name == "sparse":
         rows, tokens = await sparse_rows(entry, [source, *sentences], prompt_name=prompt_name, truncate=truncate,
                                          direction=direction)

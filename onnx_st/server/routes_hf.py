@@ -15,6 +15,7 @@ from .ops import (
     similarity_scores,
     sparse_json,
     sparse_rows,
+    token_vector_rows,
 )
 from .registry import ModelEntry
 from .routes_tei import ERRORS
@@ -68,6 +69,10 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
             rows, tokens = await sparse_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                              direction=direction)
             out: list[Any] = [sparse_json(v) for v in rows]
+        elif e.kind.name == "multi-vector":  # feature extraction: a list of token vectors per input
+            vectors, tokens = await token_vector_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
+                                                      direction=direction)
+            out = [v.tolist() for v in vectors]
         else:
             emb, tokens = await embed_rows(e, texts, prompt_name=params.prompt_name,
                                            normalize=bool(params.normalize), dimensions=params.dimensions,

@@ -1,4 +1,4 @@
-"""text-embeddings-inference routes: /embed, /embed_sparse, /rerank, /similarity, /tokenize, /info."""
+"""text-embeddings-inference routes: /embed, /embed_all, /embed_sparse, /rerank, /similarity, /tokenize, /info."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from fastapi.responses import Response
 from .. import __version__
 from ..modules import Pooling
 from .errors import ApiError, json_response
-from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows
+from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows, token_vector_rows
 from .registry import ModelEntry
 from .schemas import (
+    EmbedAllRequest,
     EmbedRequest,
     EmbedSparseRequest,
     ErrorResponse,
@@ -59,6 +60,25 @@ async def embed(req: EmbedRequest, request: Request) -> Response:
         return [r.tolist() for r in rows], tokens
 
     return await serve(request, entry, "embed", req.model_dump(), compute, method=method)
+
+
+@router.post("/embed_all", response_model=list[list[list[float]]], summary="Token vectors")
+async def embed_all(req: EmbedAllRequest, request: Request) -> Response:
+    """The token vectors of each input: a multi-vector (ColBERT-style) model's scored vectors, documents
+    unless ``prompt_name`` is ``query``; a dense model's token embeddings."""
+    texts, method = _texts(req.inputs)
+    check_batch(state(request), len(texts))
+    registry = state(request).registry
+    entry = registry.get(req.model, "multi-vector") if req.model is None and any(
+        e.kind.name == "multi-vector" for e in registry.entries.values()) else registry.get(req.model)
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        rows, tokens = await token_vector_rows(e, texts, prompt_name=req.prompt_name,
+                                               truncate=_truncate(request, req.truncate),
+                                               direction=req.truncation_direction)
+        return [r.tolist() for r in rows], tokens
+
+    return await serve(request, entry, "embed_all", req.model_dump(), compute, method=method)
 
 
 @router.post("/embed_sparse", response_model=list[list[SparseValue]], summary="Sparse embeddings")

@@ -55,6 +55,17 @@ class EmbedSparseRequest(BaseModel):
     model: str | None = _MODEL
 
 
+class EmbedAllRequest(BaseModel):
+    """``POST /embed_all``: the token vectors of each input (a multi-vector model's, or a dense model's raw
+    token embeddings). A multi-vector model encodes documents, queries when ``prompt_name`` is ``query``."""
+
+    inputs: Inputs
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    prompt_name: str | None = _PROMPT
+    model: str | None = _MODEL
+
+
 class SparseValue(BaseModel):
     """One active dimension of a sparse embedding."""
 
@@ -232,4 +243,5 @@ class HFRequest(BaseModel):
 
 
 FloatsOrNested = list[float] | list[list[float]]
-HFResponse = (list[float] | list[list[float]] | list[SparseValue] | list[list[SparseValue]] | list[Rank])
+HFResponse = (list[float] | list[list[float]] | list[list[list[float]]] | list[SparseValue]
+              | list[list[SparseValue]] | list[Rank])

@@ -1,0 +1,190 @@
+"""The late-interaction (ColBERT-style) model: ``MultiVectorEncoder``, one vector per token, MaxSim scores."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import MULTI_VECTOR_SIMILARITY_FN_NAMES
+from .errors import InputError
+from .functional import normalize
+from .maxsim import maxsim, maxsim_pairwise
+from .model import BaseModel
+from .modules import Features, LoadContext, Module, embedding_dimension
+from .modules.multi_vector_mask import MultiVectorMask
+from .modules.token_pooling import HierarchicalTokenPooling
+from .multi_vector_legacy import (
+    LegacyLayout,
+    legacy_modules,
+    legacy_prompts,
+    read_layout,
+    token_level_tail,
+    write_native_layout,
+)
+from .pipeline import Pipeline
+
+OutputValue = Literal["token_embeddings"] | None
+
+
+class MultiVectorEncoder(BaseModel):
+    """Token-level embeddings from a sentence-transformers ``MultiVectorEncoder`` directory, equal to
+    sentence-transformers 6.2: ``encode_query`` / ``encode_document`` return one ``(tokens, dim)``
+    float32 array per text (the tokens its ``MultiVectorMask`` keeps), ``similarity`` scores with MaxSim.
+
+    Reads the native layout (``modules.json`` with ``Dense``, ``MultiVectorMask``, ``Normalize`` on
+    ``token_embeddings``), PyLate saves and Stanford ColBERT directories (``artifact.metadata``).
+
+    Example:
+        >>> model = MultiVectorEncoder("colbert-onnx")  # an exported directory
+        >>> queries = model.encode_query(["What is the capital of France?"])
+        >>> documents = model.encode_document(["Paris is the capital of France.", "Berlin is in Germany."])
+        >>> queries[0].shape  # (tokens, 128)
+        (10, 128)
+        >>> model.similarity(queries, documents).shape
+        (1, 2)
+    """
+
+    model_kind = "MultiVectorEncoder"
+    dense_input_name = "token_embeddings"
+    task_feature = True
+
+    def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
+                 **kwargs: Any) -> None:
+        user_prompts = kwargs.get("prompts")
+        self.layout = LegacyLayout()
+        super().__init__(model_name_or_path, **kwargs)
+        if self.layout.kind == "pylate":
+            self.pipeline = Pipeline([*self.modules, *token_level_tail(self.layout)], task_feature=True)
+        self.prompts = self._merge_prompts({**legacy_prompts(self.layout, self.config.prompts), **(user_prompts or {})})
+        self._similarity_fn_name = "maxsim"
+        self._saved_similarity: str | None = None  # written by save_pretrained, null until chosen
+        name = similarity_fn_name or self.config.similarity_fn_name
+        if name is not None:
+            self.similarity_fn_name = name
+        tokenizer = getattr(self.pipeline.input_module, "tokenizer", None)
+        for module in self.modules:
+            if isinstance(module, MultiVectorMask) and tokenizer is not None:
+                module.resolve_with_tokenizer(tokenizer)
+
+    def _load_context(self, ctx: LoadContext) -> LoadContext:
+        self.layout = read_layout(self.model_dir, self.config.raw)
+        return replace(ctx, transformer_defaults=self.layout.transformer_defaults,
+                       special_prefixes=tuple(self.layout.prefixes.values()))
+
+    def _default_modules(self, ctx: LoadContext) -> list[Module]:
+        return legacy_modules(ctx, self.layout)
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """``maxsim`` (default) or ``meanmaxsim`` (MaxSim divided by the query's token count)."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        if value not in MULTI_VECTOR_SIMILARITY_FN_NAMES:
+            raise InputError(f"MultiVectorEncoder only supports {MULTI_VECTOR_SIMILARITY_FN_NAMES}, got {value!r}")
+        self._similarity_fn_name = self._saved_similarity = value
+
+    def get_embedding_dimension(self) -> int | None:
+        """Dimension of each token vector."""
+        return embedding_dimension(self.modules)
+
+    def encode(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+               batch_size: int = 32, show_progress_bar: bool | None = None,
+               output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = True,
+               device: str | None = None, normalize_embeddings: bool = False,
+               token_pooling: HierarchicalTokenPooling | None = None, task: str | None = None,
+               **kwargs: Any) -> Any:
+        """Embed texts as token vectors.
+
+        Args:
+            sentences: one text or a list of texts.
+            prompt_name: key of the directory's ``prompts``; ``prompt``: a literal prompt (wins).
+            batch_size: texts per ONNX run; texts are sorted by length first.
+            output_value: ``"token_embeddings"`` (one ``(tokens, dim)`` array per text, the tokens the
+                mask keeps) or ``None`` (a dict of every feature per text, padded to its batch).
+            normalize_embeddings: L2-normalize each token vector (before ``token_pooling``).
+            token_pooling: a :class:`~onnx_st.modules.token_pooling.HierarchicalTokenPooling` applied to
+                this call's outputs (on top of one the model holds).
+            task: ``"query"`` or ``"document"`` (set by ``encode_query`` / ``encode_document``).
+            convert_to_numpy, device: accepted for compatibility; results are NumPy.
+
+        Returns:
+            A list of float32 arrays (one array for one string).
+
+        Raises:
+            InputError: non-string input, unknown prompt name, bad ``output_value`` or keyword.
+        """
+        if kwargs:
+            if "convert_to_tensor" in kwargs:
+                raise InputError("MultiVectorEncoder.encode() has no convert_to_tensor: token embeddings differ in "
+                                 "length per text, so they are returned as a list of arrays")
+            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
+        if output_value not in ("token_embeddings", None):
+            raise InputError(f"output_value must be 'token_embeddings' or None, got {output_value!r}")
+        if token_pooling is not None and not isinstance(token_pooling, HierarchicalTokenPooling):
+            raise InputError(f"token_pooling must be a HierarchicalTokenPooling, got {type(token_pooling).__name__}")
+        texts, single = self._as_text_list(sentences, "sentences")
+        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
+
+        def collect(features: Features) -> list[Any]:
+            if output_value is None:
+                if token_pooling is not None:
+                    features = token_pooling.forward(features)
+                return _split_rows(features)
+            rows = [tokens[mask] for tokens, mask in
+                    zip(features["token_embeddings"], features["attention_mask"].astype(bool))]
+            if normalize_embeddings:
+                rows = [normalize(row) for row in rows]
+            return token_pooling.pool(rows, task) if token_pooling is not None else rows
+
+        rows = self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=resolved_prompt, task=task,
+                                         show_progress_bar=show_progress_bar)
+        if output_value is not None:
+            rows = [np.ascontiguousarray(row, dtype=np.float32) for row in rows]
+        return rows[0] if single else rows
+
+    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
+                     **kwargs: Any) -> Any:
+        """``encode`` with the ``query`` prompt, query length and query expansion."""
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+
+    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None,
+                        prompt: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` with the ``document``/``passage``/``corpus`` prompt, document length and skiplist."""
+        if prompt_name is None and prompt is None:
+            prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+
+    def similarity(self, embeddings1: Any, embeddings2: Any, *, chunk_elements: int | None = None) -> np.ndarray:
+        """``(len(embeddings1), len(embeddings2))`` MaxSim (or MeanMaxSim) scores, queries first."""
+        return maxsim(embeddings1, embeddings2, length_normalize=self.similarity_fn_name == "meanmaxsim",
+                      chunk_elements=chunk_elements)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
+        """MaxSim (or MeanMaxSim) of ``embeddings1[i]`` with ``embeddings2[i]``."""
+        return maxsim_pairwise(embeddings1, embeddings2, length_normalize=self.similarity_fn_name == "meanmaxsim")
+
+    def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
+                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """Write a directory that reloads here and in sentence-transformers (legacy layouts saved as native)."""
+        super().save_pretrained(path, model_name, create_model_card, train_datasets, safe_serialization)
+        if path is not None and self.layout.kind != "native":
+            write_native_layout(Path(path), self.modules)
+
+    save = save_pretrained
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {"similarity_fn_name": self._saved_similarity}
+
+
+def _split_rows(features: Features) -> list[dict[str, Any]]:
+    """One dict per row: batch-first arrays split, other values carried as they are."""
+    n = len(features["token_embeddings"])
+    return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v) for k, v in features.items()}
+            for i in range(n)]
