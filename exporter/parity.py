@@ -25,7 +25,7 @@ from .corpus import benchmark_sentences, sample_pairs
 from .export import ResolvedKind, load_model, model_kind
 
 PARITY_FILE = "parity.json"
-PARITY_KINDS = ("dense", "sparse", "cross")  # the kinds ParityChecker compares end to end
+PARITY_KINDS = ("dense", "sparse", "cross", "multi-vector")  # the kinds ParityChecker compares end to end
 DEFAULT_TEXTS = 500
 BATCH_SIZE = 32
 # Thresholds by variant class: "max_*" are upper bounds, the others lower bounds.

@@ -49,11 +49,14 @@ def without_onnx(name: str, target: Path) -> Path:
 
 
 def outputs(model: Any, name: str) -> np.ndarray:
-    """The fixture's main output: dense ``encode``, sparse ``encode`` as dense rows, cross ``predict``."""
+    """The fixture's main output: dense ``encode``, sparse ``encode`` as dense rows, cross ``predict``,
+    multi-vector ``encode`` token vectors stacked."""
     kind = detect_kind(fixture_dir(name)).kind.name
     if kind == "cross":
         return np.asarray(model.predict(fixture_inputs(name)["pairs"]))
     got = model.encode(list(fixture_inputs(name)))
+    if kind == "multi-vector":  # token vectors of every text, stacked as the golden file stores them
+        return np.concatenate(got)
     return np.asarray(got.to_dense() if kind == "sparse" else got)
 
 
@@ -66,7 +69,7 @@ def assert_golden(got: np.ndarray, name: str, atol: float = ATOL) -> None:
     np.testing.assert_allclose(got, expected, atol=atol)
 
 
-@pytest.mark.parametrize("name", ["dense-mean", "sparse-inference-free", "cross-1label"])
+@pytest.mark.parametrize("name", ["dense-mean", "sparse-inference-free", "cross-1label", "multi-vector-basic"])
 def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("sentence_transformers")
