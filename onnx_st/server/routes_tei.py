@@ -147,7 +147,7 @@ async def info(request: Request, model: str | None = Query(None, description="Id
     st = state(request)
     entry = st.registry.get(model)
     data = Info(model_id=entry.model_id, served_model_name=entry.model_id, model_type=_model_type(entry),
-                model_state=entry.state, max_concurrent_requests=st.settings.max_queue,
+                model_state=entry.state, max_concurrent_requests=st.settings.max_queue_tokens // max(1, st.settings.max_batch_tokens),
                 max_input_length=entry.model.max_seq_length if entry.model else None,
                 max_batch_tokens=st.settings.max_batch_tokens, max_client_batch_size=st.settings.max_client_batch_size,
                 auto_truncate=st.settings.auto_truncate, version=__version__, models=list(st.registry.entries))

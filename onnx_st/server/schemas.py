@@ -25,12 +25,19 @@ class ErrorResponse(BaseModel):
     estimated_time: float | None = None
 
 
-class OpenAIErrorResponse(BaseModel):
-    """Errors of the OpenAI route."""
+class OpenAIError(BaseModel):
+    """OpenAI's error object."""
 
     message: str
-    code: int
     type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Errors of the OpenAI route: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    error: OpenAIError
 
 
 class EmbedRequest(BaseModel):
