@@ -18,7 +18,7 @@ from .ops import (
 )
 from .registry import ModelEntry
 from .routes_tei import ERRORS
-from .schemas import HFParameters, HFRequest, HFResponse, RankInput, SimilarityInput
+from .schemas import HFRequest, HFResponse, RankInput, SimilarityInput
 from .service import check_batch, require_token, serve, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Hugging Face Inference API"])
@@ -32,8 +32,10 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
     ``estimated_time`` while the model loads). Inputs are truncated unless ``parameters.truncate`` is false.
     """
     st = state(request)
+    if model_id not in st.registry.entries and "/pipeline/" in model_id:  # the Inference API's task URLs
+        model_id = model_id.rsplit("/pipeline/", 1)[0]
     entry = st.registry.get(model_id)
-    params = req.parameters or HFParameters()
+    params = req.merged_parameters()
     truncate = True if params.truncate is None else params.truncate
     direction = params.truncation_direction
     inputs = req.inputs
@@ -76,7 +78,7 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
         return (out[0] if isinstance(inputs, str) else out), tokens
 
     options = req.options
-    payload = req.model_dump(exclude={"options"})
+    payload = {"inputs": req.model_dump()["inputs"], "parameters": params.model_dump()}
     return await serve(request, entry, "models", payload, compute,
                        method="single" if isinstance(inputs, str) else "batch",
                        use_cache=options.use_cache if options else None,

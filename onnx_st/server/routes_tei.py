@@ -9,13 +9,17 @@ from fastapi.responses import Response
 
 from .. import __version__
 from .errors import ApiError, json_response
-from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows
+from .ops import embed_rows, labels_of, pair_scores, rank, similarity_scores, sparse_json, sparse_rows, token_rows
 from .registry import ModelEntry
 from .schemas import (
+    DecodeRequest,
+    EmbedAllRequest,
     EmbedRequest,
     EmbedSparseRequest,
     ErrorResponse,
     Info,
+    Prediction,
+    PredictRequest,
     Rank,
     RerankRequest,
     SimilarityParameters,
@@ -60,6 +64,76 @@ async def embed(req: EmbedRequest, request: Request) -> Response:
     return await serve(request, entry, "embed", req.model_dump(), compute, method=method)
 
 
+@router.post("/embed_all", response_model=list[list[list[float]]], summary="Token embeddings")
+async def embed_all(req: EmbedAllRequest, request: Request) -> Response:
+    """One vector per token of each input (``encode(output_value="token_embeddings")``)."""
+    texts, method = _texts(req.inputs)
+    check_batch(state(request), len(texts))
+    st = state(request)
+    entry = st.registry.get(req.model) if req.model else next(
+        (e for e in st.registry.entries.values() if "embed_all" in e.kind.server_operations
+         or "embed" in e.kind.server_operations), st.registry.get(None))
+    if not {"embed", "embed_all"} & set(entry.kind.server_operations):
+        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: it has no token embeddings", "backend")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        rows, tokens = await token_rows(e, texts, prompt_name=req.prompt_name,
+                                        truncate=_truncate(request, req.truncate), direction=req.truncation_direction)
+        return [r.tolist() for r in rows], tokens
+
+    return await serve(request, entry, "embed_all", req.model_dump(), compute, method=method)
+
+
+def _pairs(inputs: Any) -> tuple[list[tuple[str, str]], bool]:
+    """TEI's predict inputs: a pair ``[a, b]`` or a list of pairs; the flag says a single pair was sent."""
+    if isinstance(inputs, tuple) or (isinstance(inputs, list) and len(inputs) == 2 and all(
+            isinstance(t, str) for t in inputs)):
+        return [(inputs[0], inputs[1])], True
+    if isinstance(inputs, list) and all(isinstance(p, tuple) for p in inputs):
+        return list(inputs), False
+    raise ApiError(422, "This model scores text pairs: send `inputs` as [text, text] or [[text, text], ...]",
+                   "validation")
+
+
+@router.post("/predict", response_model=list[Prediction] | list[list[Prediction]], summary="Classify text pairs")
+async def predict(req: PredictRequest, request: Request) -> Response:
+    """Each label's score of each pair, best first (the model's activation unless ``raw_scores``)."""
+    pairs, single = _pairs(req.inputs)
+    check_batch(state(request), len(pairs))
+    entry = state(request).registry.get(req.model, "cross")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        scores, tokens = await pair_scores(e, pairs, raw_scores=req.raw_scores,
+                                           truncate=_truncate(request, req.truncate),
+                                           direction=req.truncation_direction)
+        labels = labels_of(e)
+        out = [sorted(({"score": float(v), "label": labels[i]} for i, v in enumerate(s.reshape(-1).tolist())),
+                      key=lambda p: -p["score"]) for s in scores]
+        return (out[0] if single else out), tokens
+
+    return await serve(request, entry, "predict", req.model_dump(), compute, method="single" if single else "batch")
+
+
+@router.post("/decode", response_model=list[str], summary="Decode token ids")
+async def decode(req: DecodeRequest, request: Request) -> Response:
+    """The text of each list of token ids."""
+    st = state(request)
+    batch: list[list[int]] = [req.ids] if req.ids and isinstance(req.ids[0], int) else req.ids  # type: ignore
+    check_batch(st, len(batch), "ids")
+    entry = await st.registry.wait_ready(st.registry.get(req.model), header_flag(request, "x-wait-for-model", False),
+                                         st.settings.wait_timeout_s)
+    assert entry.counter is not None
+    tokenizer = entry.counter.tokenizer
+    if tokenizer is None:
+        raise ApiError(422, "This model has no tokenizer to decode with", "tokenizer")
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    for ids in batch:
+        bad = next((i for i in ids if not 0 <= i < size), None)
+        if bad is not None:
+            raise ApiError(422, f"Token id {bad} is outside the vocabulary (size {size})", "validation")
+    return json_response(tokenizer.decode_batch(batch, skip_special_tokens=req.skip_special_tokens))
+
+
 @router.post("/embed_sparse", response_model=list[list[SparseValue]], summary="Sparse embeddings")
 async def embed_sparse(req: EmbedSparseRequest, request: Request) -> Response:
     """The active dimensions of each input's sparse embedding."""
@@ -93,7 +167,9 @@ async def similarity(req: SimilarityRequest, request: Request) -> Response:
     """The model's similarity (cosine by default) of ``source_sentence`` with each sentence."""
     check_batch(state(request), len(req.inputs.sentences), "inputs.sentences")
     check_batch(state(request), len(req.inputs.sentences) + 1)
-    entry = state(request).registry.get(req.model, "dense")
+    entry = state(request).registry.get(req.model)
+    if "similarity" not in entry.kind.server_operations:
+        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: no sentence similarity", "backend")
     params = req.parameters or SimilarityParameters()
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
