@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .registry import Loader, ModelRegistry
 from .routes_hf import router as hf_router
 from .routes_openai import router as openai_router
+from .routes_rerank import router as rerank_router
 from .routes_root import router as root_router
 from .routes_tei import ERRORS
 from .routes_tei import router as tei_router
@@ -112,6 +113,7 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
     app.include_router(tei_router)
     app.include_router(hf_router)
     app.include_router(openai_router)
+    app.include_router(rerank_router)
     app.include_router(root_router)
     _public_routes(app)
     return app

@@ -97,7 +97,7 @@ def error_response(exc: ApiError, request: Request | None = None) -> Response:
     if server is not None and request is not None:
         route = getattr(request.scope.get("route"), "path_format", None) or "unmatched"
         server.metrics.inc("te_request_failure", {"route": str(route), "err": exc.error_type})
-    openai = path.startswith("/v1/") or path == "/embeddings"
+    openai = path.startswith(("/v1/", "/v2/")) or path == "/embeddings"
     headers = dict(exc.headers)
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"

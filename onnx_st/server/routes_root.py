@@ -34,9 +34,10 @@ def _parse(schema: type[BaseModel], body: Any) -> Any:
     try:
         return schema.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise ApiError(422, f"{where}: {first.get('msg', 'invalid')}", "validation") from None
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "body"
+        message = errors[0]["msg"] if errors else "invalid"
+        raise ApiError(422, f"{where or 'body'}: {message}", "validation") from None
 
 
 async def dispatch(request: Request, body: Any) -> Response:

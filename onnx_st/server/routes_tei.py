@@ -107,8 +107,8 @@ async def predict(req: PredictRequest, request: Request) -> Response:
                                            truncate=_truncate(request, req.truncate),
                                            direction=req.truncation_direction)
         labels = labels_of(e)
-        out = [sorted(({"score": float(v), "label": labels[i]} for i, v in enumerate(s.reshape(-1).tolist())),
-                      key=lambda p: -p["score"]) for s in scores]
+        out = [[{"score": float(v), "label": labels[i]} for v, i in sorted(
+            ((float(v), i) for i, v in enumerate(s.reshape(-1).tolist())), key=lambda p: -p[0])] for s in scores]
         return (out[0] if single else out), tokens
 
     return await serve(request, entry, "predict", req.model_dump(), compute, method="single" if single else "batch")
