@@ -28,6 +28,7 @@ _runtime: dict[str, Any] = {}
 def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
     """The app and event loop of this container, built on the first event."""
     if not _runtime:
+        from ..options import RuntimeOptions
         from .app import create_app
         from .registry import load_model
 
@@ -35,7 +36,8 @@ def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
         if not model_dir:
             raise RuntimeError("set ONNX_ST_MODEL_DIR to the model directory to serve")
         model_id = os.environ.get("ONNX_ST_MODEL_ID") or Path(model_dir).name
-        app = create_app({model_id: load_model(Path(model_dir))}, token=os.environ.get("ONNX_ST_TOKEN") or None,
+        runtime = RuntimeOptions.from_env()  # ONNX_ST_FILE_NAME, ONNX_ST_PROVIDER, ONNX_ST_THREADS ...
+        app = create_app({model_id: load_model(Path(model_dir), runtime)}, token=os.environ.get("ONNX_ST_TOKEN") or None,
                          max_wait_ms=0.0)
         _runtime.update(app=app, loop=asyncio.new_event_loop(), model_id=model_id)
     return _runtime["app"], _runtime["loop"], _runtime["model_id"]
