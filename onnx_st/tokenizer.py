@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, normalizers
 
 from .config import HFConfig, read_json
 from .errors import ConfigError, InputError, ModelNotFoundError
-from .pairs import encode_pairs
+from .pairs import encode_capped, encode_pairs
 
 _HUGE = 10**20
 _SIDE: ContextVar[str | None] = ContextVar("onnx_st_truncation_side", default=None)
@@ -155,14 +155,16 @@ class TextTokenizer:
             encodings = encode_pairs(self.raw_backend, items,  # type: ignore[arg-type]
                                      params["max_length"] if params else None, direction, special)
             return self._padded(encodings)
-        if not params or params.get("direction") == direction:
+        if not params:
             return self._padded(self._tokenizer.encode_batch(items, add_special_tokens=special))
-        raw = self.raw_backend  # another side for this call only: the shared tokenizer is left as it is
-        limit = params["max_length"] - (raw.num_special_tokens_to_add(False) if special else 0)
-        encodings = raw.encode_batch(items, add_special_tokens=False)
-        for e in encodings:
-            e.truncate(max(limit, 0), direction=direction)
-        return self._padded([raw.post_process(e, None, add_special_tokens=special) for e in encodings])
+        # truncated on the side of this call (the shared tokenizer is left as it is), long texts on a piece
+        raw = self.raw_backend
+        limit = max(params["max_length"] - (raw.num_special_tokens_to_add(False) if special else 0), 0)
+        encodings = []
+        for e, _ in encode_capped(raw, [str(t) for t in items], limit, direction):
+            e.truncate(limit, direction=direction)
+            encodings.append(raw.post_process(e, None, add_special_tokens=special))
+        return self._padded(encodings)
 
     @property
     def raw_backend(self) -> Tokenizer:

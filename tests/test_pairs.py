@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+import onnx_st.pairs as pairs_module
+from onnx_st.pairs import count_tokens
 from onnx_st.tokenizer import TextTokenizer, truncating_from
 
 from .conftest import ROOT, fixture_dir
@@ -57,27 +59,42 @@ def _wordpiece() -> Tokenizer:
 
 @pytest.mark.parametrize("make", [_wordpiece, _byte_level_bpe, _unigram])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_pairs_equal_longest_first(make: object, side: str) -> None:
+def test_pairs_equal_longest_first(make: object, side: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pairs_module, "_CHARS_PER_TOKEN", 2)  # most long texts go through encode_capped
     base = make()  # type: ignore[operator]
     rng = random.Random(7)
-    for max_length in (7, 16, 33):
+    for max_length in (7, 16, 33):  # odd and even numbers of tokens left for the texts
         ref = Tokenizer.from_str(base.to_str())
         ref.enable_truncation(max_length, strategy="longest_first", direction=side)
         ref.enable_padding(pad_id=1, pad_token="<pad>")
         mine = TextTokenizer(Tokenizer.from_str(base.to_str()), max_length, pad_id=1, pad_token="<pad>",
                              truncation_side=side)
-        pairs = [(_text(rng, rng.randint(0, 40)), _text(rng, rng.randint(0, 40))) for _ in range(40)]
+        # one side up to 150 words (tokenized on a piece, encode_capped); the reference tokenizer's own
+        # overflow grows with the product of the two lengths, so the other side stays short
+        short = 12 if max_length < 10 else 40
+        pairs = [(_text(rng, rng.randint(0, short)), _text(rng, rng.randint(0, short))) for _ in range(30)]
+        pairs += [(_text(rng, rng.randint(80, 120)), _text(rng, rng.randint(0, short))) for _ in range(6)]
+        pairs += [(_text(rng, rng.randint(0, short)), _text(rng, rng.randint(80, 120))) for _ in range(6)]
         expected, got = ref.encode_batch(pairs), mine(pairs)
         for key, attr in (("input_ids", "ids"), ("token_type_ids", "type_ids"), ("attention_mask", "attention_mask")):
             np.testing.assert_array_equal(got[key], np.array([getattr(e, attr) for e in expected]))
+        singles = [a for a, _ in pairs]
+        np.testing.assert_array_equal(mine(singles)["input_ids"], [e.ids for e in ref.encode_batch(singles)])
         other = "left" if side == "right" else "right"  # a call-local side leaves the shared tokenizer alone
         ref.enable_truncation(max_length, strategy="longest_first", direction=other)
-        singles = [a for a, _ in pairs]
         with truncating_from(other):
             got_singles, got_pairs = mine(singles), mine(pairs)
         np.testing.assert_array_equal(got_singles["input_ids"], [e.ids for e in ref.encode_batch(singles)])
         np.testing.assert_array_equal(got_pairs["input_ids"], [e.ids for e in ref.encode_batch(pairs)])
         assert mine.backend.truncation["direction"] == side
+
+
+def test_token_count_on_pieces() -> None:
+    raw = _wordpiece()
+    rng = random.Random(3)
+    for _ in range(20):
+        text = _text(rng, rng.randint(0, 300))
+        assert count_tokens(raw, text, chunk=50) == len(raw.encode(text, add_special_tokens=False).ids)
 
 
 def test_long_pairs_in_bounded_memory() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ..model import BaseModel
+from ..pairs import count_tokens, encode_capped
 from ..tokenizer import truncating_from
 from .errors import ApiError
 
@@ -65,22 +66,38 @@ class TokenCounter:
         except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
             raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
 
-    def count(self, items: Sequence[Item]) -> list[int]:
-        """Tokens of each item, special tokens included, without truncation."""
+    def _specials(self, pair: bool) -> int:
+        assert self.tokenizer is not None
+        return self.tokenizer.num_special_tokens_to_add(pair) if self.add_special_tokens else 0
+
+    def _side_counts(self, texts: Sequence[str], cap: int | None) -> list[int]:
+        """Tokens of each text without special tokens; with ``cap``, exact up to ``cap`` and above it when over."""
+        assert self.tokenizer is not None
+        try:
+            if cap is not None:
+                return [len(e.ids) for e, _ in encode_capped(self.tokenizer, texts, cap, "right")]
+            return [count_tokens(self.tokenizer, t) for t in texts]
+        except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
+            raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
+
+    def count(self, items: Sequence[Item], cap: int | None = None) -> list[int]:
+        """Tokens of each item, special tokens included, without truncation; in memory of a piece of a text.
+
+        With ``cap``, counts over ``cap`` are only known to be over it (all truncation needs).
+        """
         if self.tokenizer is None:
             return [sum(len(part.split()) for part in ((i,) if isinstance(i, str) else i)) + 2 for i in items]
         if items and not isinstance(items[0], str):
             pairs = [(str(i[0]), str(i[1])) for i in items]
-            firsts = self.encode([a for a, _ in pairs], add_special_tokens=False)
-            seconds = self.encode([b for _, b in pairs], add_special_tokens=False)
-            extra = self.tokenizer.num_special_tokens_to_add(True) if self.add_special_tokens else 0
-            return [len(a.ids) + len(b.ids) + extra for a, b in zip(firsts, seconds)]
-        return [len(e.ids) for e in self.encode(items)]  # type: ignore[arg-type]
+            firsts = self._side_counts([a for a, _ in pairs], cap)
+            seconds = self._side_counts([b for _, b in pairs], cap)
+            return [a + b + self._specials(True) for a, b in zip(firsts, seconds)]
+        return [n + self._specials(False) for n in self._side_counts([str(i) for i in items], cap)]
 
     def check(self, items: Sequence[Item], truncate: bool) -> list[int]:
         """Tokens each item takes after truncation; without ``truncate``, too long an item is a 422."""
-        counts = self.count(items)
         limit = self.max_length
+        counts = self.count(items, limit if truncate and limit is not None else None)
         if limit is None:
             return counts
         if not truncate:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from .. import __version__
-from .errors import ApiError, json_response
+from .errors import ApiError, json_bytes, json_response
+from .inference import check_prompt
 from .ops import embed_rows, labels_of, pair_scores, rank, similarity_scores, sparse_json, sparse_rows, token_rows
 from .registry import ModelEntry
 from .schemas import (
@@ -191,18 +193,29 @@ async def tokenize(req: TokenizeRequest, request: Request) -> Response:
                                          st.settings.wait_timeout_s)
     assert entry.model is not None and entry.counter is not None
     prompt = ""
-    if req.prompt_name is not None:
-        if req.prompt_name not in entry.model.prompts:
-            raise ApiError(422, f"Prompt name {req.prompt_name!r} not found in the model's prompts", "validation")
-        prompt = entry.model.prompts[req.prompt_name]
+    check_prompt(entry.model, req.prompt_name)
+    prompt = entry.model.prompts[req.prompt_name] if req.prompt_name is not None else ""
+    counter = entry.counter
     texts = [prompt + t for t in texts]
-    special = entry.counter.add_special_tokens and req.add_special_tokens
-    out = []
-    for text, enc in zip(texts, entry.counter.encode(texts, add_special_tokens=special)):
-        out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
-                    {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
-                    for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
-    return json_response(out)
+    special = counter.add_special_tokens and req.add_special_tokens
+
+    def listed() -> bytes:
+        total = sum(counter.count(texts))
+        if total > MAX_LISTED_TOKENS:
+            raise ApiError(422, f"Input validation error: /tokenize lists at most {MAX_LISTED_TOKENS} tokens. "
+                                f"Given: {total}", "validation")
+        out = []
+        for text, enc in zip(texts, counter.encode(texts, add_special_tokens=special)):
+            out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
+                        {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
+                        for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
+        return json_bytes(out)
+
+    return Response(await asyncio.to_thread(listed), media_type="application/json")
+
+
+MAX_LISTED_TOKENS = 65536
+"""Tokens ``/tokenize`` lists in one answer."""
 
 
 def _model_type(entry: ModelEntry) -> dict[str, Any]:
