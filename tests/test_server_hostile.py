@@ -38,7 +38,8 @@ def test_largest_payloads_in_a_memory_capped_server() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "onnx_st", "serve", f"cross={fixture_dir('cross-1label')}",
            f"dense={fixture_dir('dense-mean')}", "--port", str(port), "--log-level", "warning", "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_cap, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_cap,  # noqa: PLW1509 - sets only an rlimit
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
