@@ -105,3 +105,14 @@ def test_errors_carry_no_paths(tmp_path: Any) -> None:
 
     body = ApiError(424, f"ONNX Runtime failed on {tmp_path}/onnx/model.onnx: bad").body()
     assert str(tmp_path) not in body["error"] and "model.onnx" in body["error"]
+
+
+def test_one_tei_endpoint_per_model(http: httpx.Client, ref: dict[str, Any]) -> None:
+    info = http.get("/models/cross/info").json()
+    assert info["model_id"] == "cross" and "reranker" in info["model_type"]
+    r = http.post("/models/cross/rerank", json={"query": SEED_SOURCE, "texts": SEED_SENTENCES})
+    assert [x["index"] for x in r.json()] == [e["corpus_id"] for e in ref["cross"].rank(SEED_SOURCE, SEED_SENTENCES)]
+    r = http.post("/models/dense/embed", json={"inputs": TEXTS, "normalize": False})
+    np.testing.assert_allclose(r.json(), ref["dense"].encode(TEXTS), atol=1e-5)
+    assert http.post("/models/nope/embed", json={"inputs": "x"}).status_code == 404
+    assert http.post("/models/dense/rerank", json={"query": "q", "texts": ["t"]}).status_code == 424

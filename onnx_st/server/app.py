@@ -111,10 +111,10 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
     install_handlers(app)
     app.add_middleware(PayloadLimit, max_bytes=max_payload_bytes)
     app.include_router(tei_router)
+    app.include_router(root_router)  # its /models/{id}/<route> before the Inference API's /models/{id}
     app.include_router(hf_router)
     app.include_router(openai_router)
     app.include_router(rerank_router)
-    app.include_router(root_router)
     _public_routes(app)
     return app
 

@@ -16,14 +16,27 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from .errors import ApiError
-from .routes_tei import ERRORS, embed, embed_all, embed_sparse, predict, rerank, similarity
+from .routes_tei import (
+    ERRORS,
+    decode,
+    embed,
+    embed_all,
+    embed_sparse,
+    info,
+    predict,
+    rerank,
+    similarity,
+    tokenize,
+)
 from .schemas import (
+    DecodeRequest,
     EmbedAllRequest,
     EmbedRequest,
     EmbedSparseRequest,
     PredictRequest,
     RerankRequest,
     SimilarityRequest,
+    TokenizeRequest,
 )
 from .service import require_token, state
 
@@ -40,11 +53,11 @@ def _parse(schema: type[BaseModel], body: Any) -> Any:
         raise ApiError(422, f"{where or 'body'}: {message}", "validation") from None
 
 
-async def dispatch(request: Request, body: Any) -> Response:
+async def dispatch(request: Request, body: Any, model: str | None = None) -> Response:
     """Answer ``body`` with the route the shape of the body and the model's kind call for."""
     if not isinstance(body, dict):
         raise ApiError(422, "body: the request body must be a JSON object", "validation")
-    model = body.get("model")
+    model = model or body.get("model")
     entry = state(request).registry.get(model if isinstance(model, str) else None)
     operations = entry.kind.server_operations
     inputs = body.get("inputs")
@@ -74,3 +87,35 @@ async def root(request: Request, body: Any = Body(None)) -> Response:  # noqa: B
 async def invocations(request: Request, body: Any = Body(None)) -> Response:  # noqa: B008
     """Same as ``POST /``."""
     return await dispatch(request, body)
+
+
+# One text-embeddings-inference endpoint per model: a TEI client given ``http://HOST/models/ID`` as its
+# base URL finds that model's /info, /rerank, /embed ... (declared before the Inference API route).
+_TEI = {"embed": (EmbedRequest, embed), "embed_sparse": (EmbedSparseRequest, embed_sparse),
+        "embed_all": (EmbedAllRequest, embed_all), "rerank": (RerankRequest, rerank),
+        "predict": (PredictRequest, predict), "similarity": (SimilarityRequest, similarity),
+        "tokenize": (TokenizeRequest, tokenize), "decode": (DecodeRequest, decode)}
+
+
+@router.get("/models/{model_id:path}/info", summary="/info of one model (its own TEI endpoint)")
+async def model_info(model_id: str, request: Request) -> Response:
+    """text-embeddings-inference's ``/info`` of ``model_id``."""
+    return await info(request, model_id)
+
+
+def _per_model(route: str) -> None:
+    schema, handler = _TEI[route]
+
+    async def endpoint(model_id: str, request: Request, body: Any = Body(None)) -> Response:  # noqa: B008
+        if not isinstance(body, dict):
+            raise ApiError(422, "body: the request body must be a JSON object", "validation")
+        state(request).registry.get(model_id)  # 404 for an unknown model
+        return await handler(_parse(schema, {**body, "model": model_id}), request)
+
+    endpoint.__doc__ = f"``/{route}`` of ``model_id``."
+    router.add_api_route(f"/models/{{model_id:path}}/{route}", endpoint, methods=["POST"],
+                         summary=f"/{route} of one model", name=f"model_{route}")
+
+
+for _route in _TEI:
+    _per_model(_route)
