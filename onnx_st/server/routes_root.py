@@ -9,6 +9,7 @@ client sends it to an endpoint URL) is answered by ``/similarity`` for any kind,
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -91,7 +92,7 @@ async def invocations(request: Request, body: Any = Body(None)) -> Response:  # 
 
 # One text-embeddings-inference endpoint per model: a TEI client given ``http://HOST/models/ID`` as its
 # base URL finds that model's /info, /rerank, /embed ... (declared before the Inference API route).
-_TEI = {"embed": (EmbedRequest, embed), "embed_sparse": (EmbedSparseRequest, embed_sparse),
+_TEI: dict[str, tuple[type[BaseModel], Callable[[Any, Request], Awaitable[Response]]]] = {"embed": (EmbedRequest, embed), "embed_sparse": (EmbedSparseRequest, embed_sparse),
         "embed_all": (EmbedAllRequest, embed_all), "rerank": (RerankRequest, rerank),
         "predict": (PredictRequest, predict), "similarity": (SimilarityRequest, similarity),
         "tokenize": (TokenizeRequest, tokenize), "decode": (DecodeRequest, decode)}
