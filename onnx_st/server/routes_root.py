@@ -92,7 +92,9 @@ async def invocations(request: Request, body: Any = Body(None)) -> Response:  # 
 
 # One text-embeddings-inference endpoint per model: a TEI client given ``http://HOST/models/ID`` as its
 # base URL finds that model's /info, /rerank, /embed ... (declared before the Inference API route).
-_TEI: dict[str, tuple[type[BaseModel], Callable[[Any, Request], Awaitable[Response]]]] = {"embed": (EmbedRequest, embed), "embed_sparse": (EmbedSparseRequest, embed_sparse),
+Handler = Callable[[Any, Request], Awaitable[Response]]
+_TEI: dict[str, tuple[type[BaseModel], Handler]] = {
+        "embed": (EmbedRequest, embed), "embed_sparse": (EmbedSparseRequest, embed_sparse),
         "embed_all": (EmbedAllRequest, embed_all), "rerank": (RerankRequest, rerank),
         "predict": (PredictRequest, predict), "similarity": (SimilarityRequest, similarity),
         "tokenize": (TokenizeRequest, tokenize), "decode": (DecodeRequest, decode)}
