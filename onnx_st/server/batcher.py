@@ -1,12 +1,12 @@
 """Merges concurrent requests for one model into batches run in a worker thread, admitted by work.
 
-A request is split into jobs of at most ``max_batch_tokens`` tokens (so a 2,048-input request runs
+A request is split into jobs of at most ``slice_tokens`` tokens (so a 2,048-input request runs
 in internal batches). Admission is by tokens: when the jobs admitted and not yet answered hold
 ``max_queue_tokens``, a new request is refused at once (429 with ``Retry-After``). Jobs wait in two
 lanes, small (one request under ``small_tokens``) and large; the worker alternates between them when
-both hold work, so a one-text request waits for at most about one large batch however long the
-large backlog is. While more jobs are queued the worker keeps collecting for at most
-``max_wait_ms`` or until the batch holds ``max_batch_tokens``; jobs with equal operations are merged
+both hold work, and a batch of the large lane holds at most ``slice_tokens``, so a one-text request
+waits for at most about one slice however long the large backlog is. While more jobs are queued the
+worker keeps collecting for at most ``max_wait_ms`` or until the batch holds its budget; jobs with equal operations are merged
 into one model call, run in one worker thread. A job whose request was cancelled (its client
 disconnected) is dropped before it is computed and its tokens are released at once.
 """
@@ -55,7 +55,8 @@ class MicroBatcher:
 
     Args:
         model: the model every :class:`~onnx_st.server.inference.Operation` runs on.
-        max_batch_tokens: token budget of one merged batch (a larger single item runs alone).
+        max_batch_tokens: token budget of one merged batch of small requests (a larger single item runs alone).
+        slice_tokens: token budget of a job and of one batch of the large lane.
         max_wait_ms: how long to keep collecting once requests are queued.
         max_queue_tokens: tokens admitted and unanswered beyond which new requests get 429.
         small_tokens: requests up to this many tokens go in the small lane.
@@ -63,10 +64,11 @@ class MicroBatcher:
     """
 
     def __init__(self, model: BaseModel, *, max_batch_tokens: int = 16384, max_wait_ms: float = 2.0,
-                 max_queue_tokens: int = 262144, small_tokens: int = 1024, metrics: Metrics | None = None,
-                 labels: dict[str, str] | None = None) -> None:
+                 max_queue_tokens: int = 262144, small_tokens: int = 1024, slice_tokens: int = 2048,
+                 metrics: Metrics | None = None, labels: dict[str, str] | None = None) -> None:
         self.model = model
         self.max_batch_tokens = max_batch_tokens
+        self.slice_tokens = min(slice_tokens, max_batch_tokens)
         self.max_queue_tokens = max_queue_tokens
         self.small_tokens = small_tokens
         self.max_wait = max_wait_ms / 1000
@@ -115,7 +117,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         lane = self._lanes[0 if total <= self.small_tokens else 1]
         jobs = []
-        for part in split(counts, self.max_batch_tokens):
+        for part in split(counts, self.slice_tokens):
             job = Job(op, items[part], sum(counts[part]), loop.create_future())
             job.future.add_done_callback(self._releaser(job.tokens))
             self.pending_tokens += job.tokens
@@ -140,12 +142,11 @@ class MicroBatcher:
         for lane in self._lanes:
             while lane and lane[0].future.done():
                 lane.popleft()  # cancelled before it ran
-        live = [lane for lane in self._lanes if lane]
+        live = [i for i, lane in enumerate(self._lanes) if lane]
         if not live:
             return None
-        if len(live) == 1:
-            return live[0]
-        self._turn ^= 1
+        # both hold work: the lane not served last; else the one that does
+        self._turn = (1 - self._turn) if len(live) == 2 else live[0]
         return self._lanes[self._turn]
 
     async def _collect(self) -> list[Job]:
@@ -154,8 +155,9 @@ class MicroBatcher:
             await self._wakeup.wait()
         first = lane.popleft()
         jobs, tokens = [first], first.tokens
+        budget = self.max_batch_tokens if lane is self._lanes[0] else self.slice_tokens
         deadline = time.perf_counter() + self.max_wait
-        while tokens < self.max_batch_tokens:
+        while tokens < budget:
             if not lane:
                 remaining = deadline - time.perf_counter()
                 if len(jobs) == 1 or remaining <= 0:
@@ -170,7 +172,7 @@ class MicroBatcher:
             if job.future.done():
                 lane.popleft()
                 continue
-            if tokens + job.tokens > self.max_batch_tokens:
+            if tokens + job.tokens > budget:
                 break
             jobs.append(lane.popleft())
             tokens += job.tokens

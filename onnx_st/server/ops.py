@@ -24,6 +24,8 @@ from .inference import (
 )
 from .registry import ModelEntry
 
+_INLINE_CHARS = 2048
+
 
 def _ready(entry: ModelEntry) -> tuple[Any, TokenCounter, MicroBatcher]:
     assert entry.model is not None and entry.counter is not None and entry.batcher is not None
@@ -39,7 +41,11 @@ async def run_op(entry: ModelEntry, op: Operation, items: list[Any], counted: li
     _, counter, batcher = _ready(entry)
     if batcher.full():
         raise batcher.overloaded()
-    counts = await asyncio.to_thread(counter.check, counted, truncate)
+    chars = sum(len(i) if isinstance(i, str) else len(i[0]) + len(i[1]) for i in counted)
+    if chars <= _INLINE_CHARS:  # a few sentences: counted at once, never queued behind large bodies
+        counts = counter.check(counted, truncate)
+    else:
+        counts = await asyncio.to_thread(counter.check, counted, truncate)
     return await batcher.submit(op, items, counts), sum(counts)
 
 
