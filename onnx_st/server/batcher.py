@@ -64,7 +64,7 @@ class MicroBatcher:
     """
 
     def __init__(self, model: BaseModel, *, max_batch_tokens: int = 16384, max_wait_ms: float = 2.0,
-                 max_queue_tokens: int = 262144, small_tokens: int = 1024, slice_tokens: int = 2048,
+                 max_queue_tokens: int = 262144, small_tokens: int = 1024, slice_tokens: int = 1024,
                  metrics: Metrics | None = None, labels: dict[str, str] | None = None) -> None:
         self.model = model
         self.max_batch_tokens = max_batch_tokens

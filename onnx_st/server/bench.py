@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 32], help="sentences per request")
     parser.add_argument("--flooders", type=int, default=64, help="clients sending long batches in the flood cell")
     parser.add_argument("--give-up-s", type=float, default=2.0, help="a flooder's client-side timeout")
+    parser.add_argument("--flood-seconds", type=float, default=10.0, help="length of the flood cell")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     ref = offline(args.model, args.seconds)
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             for clients in args.clients:
                 rows.append(asyncio.run(_load(port, clients, size, args.seconds, args.max_seconds)))
-        flood = asyncio.run(_flood(port, args.flooders, max(args.seconds, 5.0), args.give_up_s))
+        flood = asyncio.run(_flood(port, args.flooders, args.flood_seconds, args.give_up_s))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
