@@ -69,7 +69,7 @@ def test_serve_subprocess() -> None:
 
 
 def test_model_options_per_model() -> None:
-    from onnx_st.cli import model_options
+    from onnx_st.options import per_model_options as model_options
 
     dense, cross = str(fixture_dir("dense-mean")), str(fixture_dir("cross-1label"))
     args = build_parser().parse_args(["serve", f"a={dense}", f"b={cross}", "--threads", "2",
