@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ModelNotFoundError, OnnxSTError
 from .kinds import KINDS
-from .options import RuntimeOptions
+from .options import RuntimeOptions, per_model_options
 
 if TYPE_CHECKING:
     from .model import BaseModel
@@ -143,11 +143,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"onnx-st serve needs the server extra (pip install 'onnx-st[server]'): {exc}", file=sys.stderr)
         return 2
-    app = create_app(serve_models(args.models, args.model_id), token=args.token or os.environ.get("ONNX_ST_TOKEN"),
-                     runtime=RuntimeOptions.from_args(args),
+    from .server.registry import load_model
+
+    paths = serve_models(args.models, args.model_id)
+    runtime = per_model_options(args, list(paths))
+    models = {}
+    for name, path in paths.items():  # loaded before listening: a directory that is not a model stops here
+        try:
+            models[name] = load_model(path, runtime[name])
+        except OnnxSTError as exc:
+            raise type(exc)(f"model {name!r} ({path}) cannot be served: {exc}") from exc
+    app = create_app(models, token=args.token or os.environ.get("ONNX_ST_TOKEN"),
                      max_batch_tokens=args.max_batch_tokens, max_client_batch_size=args.max_client_batch_size,
                      max_payload_bytes=args.max_payload_bytes, max_wait_ms=args.max_wait_ms,
-                     auto_truncate=args.auto_truncate, cache_entries=args.cache_entries)
+                     max_queue_tokens=args.max_queue_tokens, auto_truncate=args.auto_truncate,
+                     cache_entries=args.cache_entries)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -245,10 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-client-batch-size", type=int, default=32, help="inputs one request may carry")
     p.add_argument("--max-payload-bytes", type=int, default=2_000_000, help="request body limit (413 beyond)")
     p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch keeps collecting under load")
+    p.add_argument("--max-queue-tokens", type=int, default=262144,
+                   help="tokens admitted and unanswered per model beyond which requests get 429 at once")
     p.add_argument("--cache-entries", type=int, default=1024, help="result cache size (0 disables it)")
     p.add_argument("--auto-truncate", action="store_true", help="truncate long inputs unless a request says not")
     p.add_argument("--log-level", default="info")
     RuntimeOptions.add_arguments(p.add_argument_group("runtime options (every model)"))
+    p.add_argument("--model-option", action="append", metavar="NAME:KEY=VALUE",
+                   help="a runtime option of one model (repeatable), e.g. minilm:file-name=onnx/model_qint8_avx2.onnx")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("embed", help="embed a JSON Lines, CSV or Parquet corpus into Parquet parts (embed extra; "

@@ -27,8 +27,8 @@ from .config import MODEL_CONFIG_FILE, HFConfig, read_json
 from .errors import ConfigError, ModelNotFoundError
 from .modules import LoadContext, Module
 from .modules.dense import Dense
-from .modules.normalize import Normalize
 from .modules.multi_vector_mask import MultiVectorMask
+from .modules.normalize import Normalize
 from .modules.transformer import Transformer
 from .weights import load_safetensors
 

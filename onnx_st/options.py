@@ -285,3 +285,37 @@ MODEL_KWARGS = ("provider", "providers", "provider_options", "file_name", "intra
 """The ``model_kwargs`` keys of the ONNX Runtime session (as sentence-transformers' ONNX backend)."""
 LOAD_KWARGS = ("export",)
 """The ``model_kwargs`` keys that steer loading, not the session: ``export`` (see :mod:`onnx_st.export_on_load`)."""
+
+
+def per_model_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, RuntimeOptions]:
+    """Runtime options of each served model: the runtime flags, overridden by its ``--model-option``s.
+
+    ``--model-option NAME:KEY=VALUE`` takes the runtime flags' names without dashes (``file-name``,
+    ``provider``, ``provider-option``, ``device``, ``threads``, ``inter-op-threads``, ``max-run-tokens``,
+    ``logits-budget-mib``), e.g. ``--model-option minilm:file-name=onnx/model_qint8_avx2.onnx``.
+
+    Raises:
+        InputError: an option of a model not served, or an unknown or malformed option.
+    """
+    flags = argparse.ArgumentParser(prog="--model-option", add_help=False, exit_on_error=False)
+    RuntimeOptions.add_arguments(flags)
+    extra: dict[str, list[str]] = {name: [] for name in names}
+    for spec in getattr(args, "model_option", None) or []:
+        name, sep, pair = spec.partition(":")
+        key, eq, value = pair.partition("=")
+        if not sep or not eq or not key:
+            raise InputError(f"--model-option takes NAME:KEY=VALUE, got {spec!r}")
+        if name not in extra:
+            raise InputError(f"--model-option {spec!r}: no served model is named {name!r} (models: {list(extra)})")
+        extra[name] += [f"--{key.replace('_', '-')}", value]
+    out = {}
+    for name, tokens in extra.items():
+        namespace = argparse.Namespace(**vars(args))
+        try:
+            namespace, unknown = flags.parse_known_args(tokens, namespace=namespace)
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise InputError(f"--model-option for {name!r}: {exc}") from None
+        if unknown:
+            raise InputError(f"--model-option for {name!r}: unknown option {unknown[0]!r}")
+        out[name] = RuntimeOptions.from_args(namespace)
+    return out

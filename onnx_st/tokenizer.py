@@ -7,7 +7,9 @@ when the Transformer config says ``do_lower_case``. This module reproduces exact
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,22 @@ from tokenizers import AddedToken, Tokenizer, normalizers
 
 from .config import SIDES, HFConfig, config_str, read_json
 from .errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
+from .pairs import encode_capped, encode_pairs
 
 _HUGE = 10**20
+_SIDE: ContextVar[str | None] = ContextVar("onnx_st_truncation_side", default=None)
+
+
+@contextmanager
+def truncating_from(side: str) -> Iterator[None]:
+    """Within the block (this thread or task only), tokenizers truncate from ``side`` (``right``/``left``)."""
+    if side not in ("right", "left"):
+        raise InputError(f"truncation side must be 'right' or 'left', got {side!r}")
+    token = _SIDE.set(side)
+    try:
+        yield
+    finally:
+        _SIDE.reset(token)
 
 
 def _token_content(value: Any) -> str | None:
@@ -97,6 +113,9 @@ class TextTokenizer:
         else:
             tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
         self._special_ids = {i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special}
+        self._padding = (pad_id, pad_type_id, padding_side)
+        self._raw: Tokenizer | None = None
+        self.pad_to_length: int | None = None  # pad every batch to this length (fixed query expansion)
 
     @classmethod
     def from_dir(cls, directory: Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
@@ -145,6 +164,7 @@ class TextTokenizer:
         """
         copy = TextTokenizer(Tokenizer.from_str(self._tokenizer.to_str()), max_length, **self._settings)
         copy.special_tokens = dict(self.special_tokens)
+        copy.pad_to_length = pad_to_length
         if pad_to_length is not None:
             s = self._settings
             copy._tokenizer.enable_padding(direction=s["padding_side"], pad_id=s["pad_id"],
@@ -177,17 +197,60 @@ class TextTokenizer:
         return self._tokenizer
 
     def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
-        """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item."""
+        """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item.
+
+        Pairs are truncated longest-first in memory linear in their length (:mod:`onnx_st.pairs`);
+        within :func:`truncating_from`, both truncate from the side it names.
+        """
+        items = list(texts)
         with foreign_errors(InputError, "Cannot tokenize the input"):
-            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=self.add_special_tokens)
-        if not encodings:
-            empty = np.zeros((0, 0), dtype=np.int64)
-            return {"input_ids": empty, "attention_mask": empty, "token_type_ids": empty}
-        return {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
+            return self._padded(self._encode(items))
+
+    def _encode(self, items: list[Any]) -> list[Any]:
+        """Encodings of a batch, truncated but not padded."""
+        params = self._tokenizer.truncation
+        direction = _SIDE.get() or (params or {}).get("direction", "right")
+        special = self.add_special_tokens
+        if items and not isinstance(items[0], str):
+            return encode_pairs(self.raw_backend, items,  # type: ignore[no-any-return]
+                                params["max_length"] if params else None, direction, special)
+        if not params:
+            return self.raw_backend.encode_batch(items, add_special_tokens=special)
+        # truncated on the side of this call (the shared tokenizer is left as it is), long texts on a piece
+        raw = self.raw_backend
+        limit = max(params["max_length"] - (raw.num_special_tokens_to_add(False) if special else 0), 0)
+        encodings = []
+        for e, _ in encode_capped(raw, [str(t) for t in items], limit, direction):
+            e.truncate(limit, direction=direction)
+            encodings.append(raw.post_process(e, None, add_special_tokens=special))
+        return encodings
+
+    @property
+    def raw_backend(self) -> Tokenizer:
+        """A copy of the tokenizer without truncation or padding (made on first use)."""
+        if self._raw is None:
+            raw = Tokenizer.from_str(self._tokenizer.to_str())
+            raw.no_truncation()
+            raw.no_padding()
+            self._raw = raw
+        return self._raw
+
+    def _padded(self, encodings: list[Any]) -> dict[str, np.ndarray]:
+        """``input_ids``/``attention_mask``/``token_type_ids`` padded to the longest encoding."""
+        width = max((len(e.ids) for e in encodings), default=0)
+        if self.pad_to_length is not None and encodings:  # fixed-length padding (query expansion)
+            width = max(width, self.pad_to_length)
+        pad_id, pad_type_id, side = self._padding
+        arrays = {"input_ids": np.full((len(encodings), width), pad_id, dtype=np.int64),
+                  "attention_mask": np.zeros((len(encodings), width), dtype=np.int64),
+                  "token_type_ids": np.full((len(encodings), width), pad_type_id, dtype=np.int64)}
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            cols = slice(width - n, width) if side == "left" else slice(0, n)
+            arrays["input_ids"][row, cols] = e.ids
+            arrays["attention_mask"][row, cols] = e.attention_mask
+            arrays["token_type_ids"][row, cols] = e.type_ids
+        return arrays
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens a prompt takes at the start of a text, without a trailing special token."""

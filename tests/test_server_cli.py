@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -64,3 +66,32 @@ def test_serve_subprocess() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_model_options_per_model() -> None:
+    from onnx_st.options import per_model_options as model_options
+
+    dense, cross = str(fixture_dir("dense-mean")), str(fixture_dir("cross-1label"))
+    args = build_parser().parse_args(["serve", f"a={dense}", f"b={cross}", "--threads", "2",
+                                      "--model-option", "a:file-name=onnx/model_qint8_avx2.onnx",
+                                      "--model-option", "b:max_run_tokens=none", "--model-option", "b:threads=1"])
+    options = model_options(args, ["a", "b"])
+    assert (options["a"].file_name, options["a"].intra_op_num_threads) == ("onnx/model_qint8_avx2.onnx", 2)
+    assert (options["b"].file_name, options["b"].intra_op_num_threads, options["b"].max_batch_tokens) == \
+        (None, 1, None)
+    for bad in ("c:threads=1", "a:threads", "a:colour=red", "a:threads=many"):
+        with pytest.raises(InputError):
+            model_options(build_parser().parse_args(["serve", dense, "--model-option", bad]), ["a"])
+
+
+def test_a_directory_that_is_not_a_model_fails_at_start(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"  # its graph is not ONNX (a directory without one would be exported on load)
+    shutil.copytree(fixture_dir("dense-mean"), broken)
+    (broken / "onnx" / "model.onnx").write_bytes(b"not an onnx graph")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path in (broken, empty):
+        done = subprocess.run([sys.executable, "-m", "onnx_st", "serve", f"m={path}", "--port", str(_free_port())],
+                              check=False, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "onnx-st: error:" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

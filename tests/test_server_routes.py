@@ -173,7 +173,7 @@ def test_openai_float_and_base64(http: httpx.Client, ref: dict[str, Any]) -> Non
     decoded = np.frombuffer(base64.b64decode(b["data"][0]["embedding"]), dtype="<f4")
     np.testing.assert_allclose(decoded, normalize(ref["dense"].encode(TEXTS[:1])[:, :16])[0], atol=1e-5)
     err = http.post("/v1/embeddings", json={"input": "x", "model": "text-embedding-3-small"})
-    assert err.status_code == 404 and set(err.json()) == {"message", "code", "type"}
+    assert err.status_code == 404 and set(err.json()["error"]) == {"message", "type", "param", "code"}
     assert http.post("/v1/embeddings", json={"input": "x", "model": "cross"}).status_code == 424
 
 

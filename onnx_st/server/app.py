@@ -21,6 +21,8 @@ from .metrics import Metrics
 from .registry import Loader, ModelRegistry
 from .routes_hf import router as hf_router
 from .routes_openai import router as openai_router
+from .routes_rerank import router as rerank_router
+from .routes_root import router as root_router
 from .routes_tei import ERRORS
 from .routes_tei import router as tei_router
 from .schemas import ErrorResponse
@@ -65,7 +67,7 @@ class PayloadLimit:
 
 def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None = None, *,
                max_batch_tokens: int = 16384, max_client_batch_size: int = 32, max_payload_bytes: int = 2_000_000,
-               max_wait_ms: float = 2.0, max_queue: int = 512, cache_entries: int = 1024, auto_truncate: bool = False,
+               max_wait_ms: float = 2.0, max_queue_tokens: int = 262144, cache_entries: int = 1024, auto_truncate: bool = False,
                loader: Loader | None = None,
                runtime: RuntimeOptions | Mapping[str, RuntimeOptions] | None = None) -> FastAPI:
     """A FastAPI app serving ``models`` by id.
@@ -78,7 +80,7 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
         max_client_batch_size: inputs one request may carry.
         max_payload_bytes: request body limit (413 beyond).
         max_wait_ms: how long the batcher keeps collecting once requests queue up.
-        max_queue: queued requests per model beyond which new ones get 429.
+        max_queue_tokens: tokens admitted and unanswered per model beyond which new requests get 429 at once.
         cache_entries: size of the result cache (0 disables it).
         auto_truncate: TEI's ``--auto-truncate``: the default of ``truncate`` on TEI and OpenAI routes.
         loader: loads a directory (default: with the front class of its kind).
@@ -90,9 +92,10 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
     """
     metrics = Metrics()
     registry = ModelRegistry(models, loader=loader, metrics=metrics, runtime=runtime, max_batch_tokens=max_batch_tokens,
-                             max_wait_ms=max_wait_ms, max_queue=max_queue)
+                             max_wait_ms=max_wait_ms, max_queue_tokens=max_queue_tokens)
     settings = Settings(token=token, max_client_batch_size=max_client_batch_size,
-                        max_payload_bytes=max_payload_bytes, max_batch_tokens=max_batch_tokens, max_queue=max_queue,
+                        max_payload_bytes=max_payload_bytes, max_batch_tokens=max_batch_tokens,
+                        max_queue_tokens=max_queue_tokens,
                         auto_truncate=auto_truncate)
 
     @asynccontextmanager
@@ -108,8 +111,10 @@ def create_app(models: Mapping[str, BaseModel | str | Path], token: str | None =
     install_handlers(app)
     app.add_middleware(PayloadLimit, max_bytes=max_payload_bytes)
     app.include_router(tei_router)
+    app.include_router(root_router)  # its /models/{id}/<route> before the Inference API's /models/{id}
     app.include_router(hf_router)
     app.include_router(openai_router)
+    app.include_router(rerank_router)
     _public_routes(app)
     return app
 

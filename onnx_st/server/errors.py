@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,21 +28,40 @@ class ApiError(Exception):
         status: HTTP status code.
         message: the ``error`` text.
         error_type: ``validation``, ``empty``, ``tokenizer``, ``backend``, ``overloaded``, ``unhealthy``...
+        headers: response headers (``Retry-After``).
         extra: more fields of the body (``estimated_time`` for a loading model).
     """
 
-    def __init__(self, status: int, message: str, error_type: str | None = None, **extra: Any) -> None:
+    def __init__(self, status: int, message: str, error_type: str | None = None, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.message = message
         self.error_type = error_type or _TYPE_BY_STATUS.get(status, "backend")
         self.extra = extra
 
     def body(self, openai: bool = False) -> dict[str, Any]:
-        """TEI's ``{"error", "error_type"}``; OpenAI routes: ``{"message", "code", "type"}``."""
+        """TEI's ``{"error", "error_type"}``; OpenAI routes: ``{"error": {"message", "type", "param", "code"}}``.
+
+        Absolute file paths in the message are cut to their last component.
+        """
+        message = without_paths(self.message)
         if openai:
-            return {"message": self.message, "code": self.status, "type": self.error_type, **self.extra}
-        return {"error": self.message, "error_type": self.error_type, **self.extra}
+            return {"error": {"message": message, "type": _OPENAI_TYPES.get(self.status, "server_error"),
+                              "param": self.extra.get("param"), "code": self.error_type}}
+        return {"error": message, "error_type": self.error_type, **{k: v for k, v in self.extra.items() if k != "param"}}
+
+
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+                 405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                 424: "invalid_request_error", 429: "rate_limit_exceeded", 503: "server_error"}
+_PATH = re.compile(r"(?<![\w.:-])(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])+(?=[^\s'\"\\/]*)")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path reduced to its last component (``/srv/m/onnx/model.onnx`` -> ``model.onnx``)."""
+    return _PATH.sub("", message)
 
 
 def json_bytes(content: Any) -> bytes:
@@ -77,10 +97,12 @@ def error_response(exc: ApiError, request: Request | None = None) -> Response:
     if server is not None and request is not None:
         route = getattr(request.scope.get("route"), "path_format", None) or "unmatched"
         server.metrics.inc("te_request_failure", {"route": str(route), "err": exc.error_type})
-    openai = path.startswith("/v1/") or path == "/embeddings"
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    openai = path.startswith(("/v1/", "/v2/")) or path == "/embeddings"
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if exc.status == 503 and "estimated_time" in exc.extra:
-        headers = {"Retry-After": str(max(1, round(float(exc.extra["estimated_time"]))))}
+        headers["Retry-After"] = str(max(1, round(float(exc.extra["estimated_time"]))))
     return json_response(exc.body(openai), exc.status, headers)
 
 
@@ -112,11 +134,13 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(ApiError(422, _validation_message(exc), "validation"), request)
+        first: tuple[Any, ...] = tuple(exc.errors()[0].get("loc", ())) if exc.errors() else ()
+        param = str(first[1]) if len(first) > 1 and first[0] == "body" else None  # the top-level field
+        return error_response(ApiError(422, _validation_message(exc), "validation", param=param), request)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return error_response(ApiError(exc.status_code, str(exc.detail)), request)
+        return error_response(ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})), request)
 
     async def on_any(request: Request, exc: Exception) -> Response:
         return error_response(from_model_error(exc), request)

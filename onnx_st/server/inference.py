@@ -1,19 +1,29 @@
-"""Model-side work of the server: token counting, truncation checks and the batched model calls."""
+"""Model-side work of the server: token counting and the operations a batch runs.
+
+An operation is a frozen, hashable dataclass: requests with equal operations (same kind of call,
+same options) are merged into one model call by the batcher, which calls ``op.run(model, items)``
+in its worker thread. The truncation side is an option of the operation, applied for that call
+only (:func:`onnx_st.tokenizer.truncating_from`); the shared tokenizer is never changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from ..model import BaseModel
-from ..tokenizer import TextTokenizer
+from ..pairs import count_tokens, encode_capped
+from ..tokenizer import TextTokenizer, truncating_from
 from .errors import ApiError
 
 Item = str | tuple[str, str]
+Side = Literal["right", "left"]
 
 
 def _text_tokenizer(model: BaseModel) -> TextTokenizer | None:
@@ -23,6 +33,9 @@ def _text_tokenizer(model: BaseModel) -> TextTokenizer | None:
 
 class TokenCounter:
     """Counts tokens as the model's tokenizer does, before truncation, on a private copy.
+
+    Pairs are counted side by side (never as ``tokenizers`` pairs, whose overflow grows with the
+    product of the two lengths).
 
     Args:
         model: a loaded model; ``max_length`` is its ``max_seq_length`` (``None``: no limit).
@@ -39,117 +52,146 @@ class TokenCounter:
         self.add_special_tokens = source.add_special_tokens if source is not None else True
         self.max_length: int | None = model.max_seq_length
 
-    def encode(self, items: Sequence[Item], add_special_tokens: bool | None = None) -> list[Any]:
-        """``tokenizers`` encodings of texts or pairs (422 ``tokenizer`` when they cannot be tokenized)."""
+    def encode(self, texts: Sequence[str], add_special_tokens: bool | None = None) -> list[Any]:
+        """``tokenizers`` encodings of texts (422 ``tokenizer`` when they cannot be tokenized)."""
         if self.tokenizer is None:
             raise ApiError(422, "This model has no tokenizer to tokenize with", "tokenizer")
         special = self.add_special_tokens if add_special_tokens is None else add_special_tokens
         try:
-            return self.tokenizer.encode_batch(list(items), add_special_tokens=special)
+            return self.tokenizer.encode_batch(list(texts), add_special_tokens=special)
         except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
             raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
 
-    def count(self, items: Sequence[Item]) -> list[int]:
-        """Tokens of each item, special tokens included, without truncation."""
+    def _specials(self, pair: bool) -> int:
+        assert self.tokenizer is not None
+        return self.tokenizer.num_special_tokens_to_add(pair) if self.add_special_tokens else 0
+
+    def _side_counts(self, texts: Sequence[str], cap: int | None) -> list[int]:
+        """Tokens of each text without special tokens; with ``cap``, exact up to ``cap`` and above it when over."""
+        assert self.tokenizer is not None
+        try:
+            if cap is not None:
+                return [len(e.ids) for e, _ in encode_capped(self.tokenizer, texts, cap, "right")]
+            return [count_tokens(self.tokenizer, t) for t in texts]
+        except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
+            raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
+
+    def count(self, items: Sequence[Item], cap: int | None = None) -> list[int]:
+        """Tokens of each item, special tokens included, without truncation; in memory of a piece of a text.
+
+        With ``cap``, counts over ``cap`` are only known to be over it (all truncation needs).
+        """
         if self.tokenizer is None:
             return [sum(len(part.split()) for part in ((i,) if isinstance(i, str) else i)) + 2 for i in items]
-        return [len(e.ids) for e in self.encode(items)]
+        if items and not isinstance(items[0], str):
+            pairs = [(str(i[0]), str(i[1])) for i in items]
+            firsts = self._side_counts([a for a, _ in pairs], cap)
+            seconds = self._side_counts([b for _, b in pairs], cap)
+            return [a + b + self._specials(True) for a, b in zip(firsts, seconds)]
+        return [n + self._specials(False) for n in self._side_counts([str(i) for i in items], cap)]
 
-    def check(self, items: Sequence[Item], truncate: bool) -> int:
-        """Tokens the items take after truncation; without ``truncate``, too long an item is a 422."""
-        counts = self.count(items)
+    def check(self, items: Sequence[Item], truncate: bool) -> list[int]:
+        """Tokens each item takes after truncation; without ``truncate``, too long an item is a 422."""
         limit = self.max_length
+        counts = self.count(items, limit if truncate and limit is not None else None)
         if limit is None:
-            return sum(counts)
+            return counts
         if not truncate:
             for n in counts:
                 if n > limit:
                     raise ApiError(422, f"Input validation error: `inputs` must have less than {limit} tokens. "
                                         f"Given: {n}", "validation")
-        return sum(min(n, limit) for n in counts)
+        return [min(n, limit) for n in counts]
 
 
-@contextmanager
-def truncation_side(model: BaseModel, direction: str) -> Iterator[None]:
-    """Within the block, the model truncates from ``direction`` (``left`` or ``right``)."""
-    source = _text_tokenizer(model)
-    backend = source.backend if source is not None else None
-    params = backend.truncation if backend is not None else None
-    if not params or params.get("direction") == direction:
-        yield
-        return
-    assert backend is not None
-    backend.enable_truncation(params["max_length"], stride=params["stride"], strategy=params["strategy"],
-                              direction=direction)
-    try:
-        yield
-    finally:
-        backend.enable_truncation(params["max_length"], stride=params["stride"], strategy=params["strategy"],
-                                  direction=params["direction"])
+class Operation(ABC):
+    """One kind of model call with its options; equal operations share a batch."""
+
+    direction: Side
+
+    @abstractmethod
+    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+        """One result per item."""
+
+    def run(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
+        """:meth:`call` truncating from this operation's side."""
+        with truncating_from(self.direction):
+            return self.call(model, items)
 
 
-def embed_key(prompt_name: str | None, normalize: bool, dimensions: int | None, direction: str) -> Hashable:
-    """Batch key of dense embeddings."""
-    return ("embed", prompt_name, bool(normalize), dimensions, direction)
+@dataclass(frozen=True)
+class Embed(Operation):
+    """Dense sentence embeddings (``SentenceTransformer.encode``)."""
+
+    prompt_name: str | None = None
+    normalize: bool = False
+    dimensions: int | None = None
+    direction: Side = "right"
+
+    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+        out = model.encode(items, prompt_name=self.prompt_name, normalize_embeddings=self.normalize,
+                           truncate_dim=self.dimensions)
+        return list(np.asarray(out, dtype=np.float32))
 
 
-def sparse_key(prompt_name: str | None, direction: str) -> Hashable:
-    """Batch key of sparse embeddings."""
-    return ("sparse", prompt_name, direction)
+@dataclass(frozen=True)
+class EmbedTokens(Operation):
+    """One vector per token (``encode(output_value="token_embeddings")``; a multi-vector model's vectors)."""
+
+    prompt_name: str | None = None
+    direction: Side = "right"
+
+    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+        from ..multi_vector import MultiVectorEncoder
+
+        if isinstance(model, MultiVectorEncoder):  # queries for the ``query`` prompt, else documents
+            encode = model.encode_query if self.prompt_name == "query" else model.encode_document
+            return list(encode(items, prompt_name=self.prompt_name))
+        return [np.asarray(t, dtype=np.float32)
+                for t in model.encode(items, prompt_name=self.prompt_name, output_value="token_embeddings")]
 
 
-def token_vectors_key(prompt_name: str | None, direction: str) -> Hashable:
-    """Batch key of token vectors (``/embed_all``)."""
-    return ("embed_all", prompt_name, direction)
+@dataclass(frozen=True)
+class EmbedSparse(Operation):
+    """Sparse embeddings (``SparseEncoder.encode``)."""
+
+    prompt_name: str | None = None
+    direction: Side = "right"
+
+    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+        return model.encode(items, prompt_name=self.prompt_name, convert_to_tensor=False)  # type: ignore[no-any-return]
 
 
-def token_vectors(model: BaseModel, items: list[Any], prompt_name: str | None) -> list[np.ndarray]:
-    """Token vectors per text: a multi-vector model's (queries for the ``query`` prompt, else documents),
-    or a dense model's token embeddings."""
-    from ..multi_vector import MultiVectorEncoder
+@dataclass(frozen=True)
+class Predict(Operation):
+    """Cross-encoder scores of pairs (the model's activation unless ``raw_scores``)."""
 
-    if isinstance(model, MultiVectorEncoder):
-        encode = model.encode_query if prompt_name == "query" else model.encode_document
-        return list(encode(items, prompt_name=prompt_name))
-    return [np.asarray(t, dtype=np.float32) for t in
-            model.encode(items, prompt_name=prompt_name, output_value="token_embeddings")]  # type: ignore
+    raw_scores: bool = False
+    direction: Side = "right"
 
-
-def predict_key(raw_scores: bool, direction: str) -> Hashable:
-    """Batch key of cross-encoder scores."""
-    return ("predict", bool(raw_scores), direction)
+    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+        kwargs = {"activation_fn": "torch.nn.Identity"} if self.raw_scores else {}
+        return list(np.asarray(model.predict(items, convert_to_numpy=True, **kwargs), dtype=np.float32))
 
 
-def make_runner(model: BaseModel) -> Any:
-    """``run(key, items) -> results`` for :class:`~onnx_st.server.batcher.MicroBatcher` (one result per item)."""
-
-    def run(key: Hashable, items: list[Any]) -> Sequence[Any]:
-        assert isinstance(key, tuple)
-        op, *options = key
-        with truncation_side(model, options[-1]):
-            if op == "embed":
-                prompt_name, normalize, dimensions, _ = options
-                out = model.encode(items, prompt_name=prompt_name, normalize_embeddings=normalize,  # type: ignore
-                                   truncate_dim=dimensions)
-                return list(np.asarray(out, dtype=np.float32))
-            if op == "embed_all":
-                return token_vectors(model, items, options[0])
-            if op == "sparse":
-                return model.encode(items, prompt_name=options[0], convert_to_tensor=False)  # type: ignore
-            if op == "predict":
-                kwargs = {"activation_fn": "torch.nn.Identity"} if options[0] else {}
-                scores = model.predict(items, convert_to_numpy=True, **kwargs)  # type: ignore[attr-defined]
-                return list(np.asarray(scores, dtype=np.float32))
-        raise ValueError(f"unknown operation {op!r}")
-
-    return run
+def side(direction: str) -> Side:
+    """``Right``/``left`` (any case) as an operation's side; anything else is a 422."""
+    value = direction.lower()
+    if value not in ("right", "left"):
+        raise ApiError(422, f"truncation_direction must be 'right' or 'left', got {direction!r}", "validation")
+    return value  # type: ignore[return-value]
 
 
 def check_prompt(model: BaseModel, prompt_name: str | None) -> None:
     """A ``prompt_name`` the model does not have is a 422 before anything is queued."""
-    if prompt_name is not None and prompt_name not in model.prompts:
-        raise ApiError(422, f"Prompt name {prompt_name!r} not found in the model's prompts "
-                            f"{sorted(model.prompts)}", "validation")
+    if prompt_name is None or prompt_name in model.prompts:
+        return
+    # text-embeddings-inference's wording, which its clients parse for the prompt names
+    if not model.prompts:
+        raise ApiError(422, f"`default-prompt-name` is set to `{prompt_name}` but no prompts were found in the "
+                            "Sentence Transformers configuration", "validation")
+    raise ApiError(422, f"`default-prompt-name` is set to `{prompt_name}` but it was not found in the Sentence "
+                        f"Transformers prompts. Available prompts: {json.dumps(list(model.prompts))}", "validation")
 
 
 def prompt_text(model: BaseModel, prompt_name: str | None) -> str:

@@ -1,69 +1,90 @@
-"""Inference steps the routes share: validate, count tokens, queue in the batcher, shape results."""
+"""Inference steps the routes share: validate, count tokens (off the event loop), queue, shape results."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
 
 from ..sparse_types import SparseVector
+from .batcher import MicroBatcher
 from .errors import ApiError
-from .inference import check_prompt, embed_key, predict_key, prompt_text, sparse_key, token_vectors_key
+from .inference import (
+    Embed,
+    EmbedSparse,
+    EmbedTokens,
+    Item,
+    Operation,
+    Predict,
+    TokenCounter,
+    check_prompt,
+    prompt_text,
+    side,
+)
 from .registry import ModelEntry
 
+_INLINE_CHARS = 2048
 
-def _ready(entry: ModelEntry) -> tuple[Any, Any, Any]:
+
+def _ready(entry: ModelEntry) -> tuple[Any, TokenCounter, MicroBatcher]:
     assert entry.model is not None and entry.counter is not None and entry.batcher is not None
     return entry.model, entry.counter, entry.batcher
 
 
-def _direction(direction: str) -> str:
-    return direction.lower()
+async def run_op(entry: ModelEntry, op: Operation, items: list[Any], counted: list[Item],
+                 truncate: bool) -> tuple[list[Any], int]:
+    """Count ``counted`` (the items as the model sees them) in a thread, then queue ``op`` on ``items``.
+
+    A full queue answers 429 before any tokenizing; the event loop never tokenizes.
+    """
+    _, counter, batcher = _ready(entry)
+    if batcher.full():
+        raise batcher.overloaded()
+    chars = sum(len(i) if isinstance(i, str) else len(i[0]) + len(i[1]) for i in counted)
+    if chars <= _INLINE_CHARS:  # a few sentences: counted at once, never queued behind large bodies
+        counts = counter.check(counted, truncate)
+    else:
+        counts = await asyncio.to_thread(counter.check, counted, truncate)
+    return await batcher.submit(op, items, counts), sum(counts)
 
 
 async def embed_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str | None = None, normalize: bool = False,
                      dimensions: int | None = None, truncate: bool = True,
                      direction: str = "right") -> tuple[list[np.ndarray], int]:
     """Dense embeddings of ``texts`` (merged with other requests) and the tokens they took."""
-    model, counter, batcher = _ready(entry)
+    model, _, _ = _ready(entry)
     check_prompt(model, prompt_name)
     dim = model.get_embedding_dimension()
     if dimensions is not None and dim is not None and dimensions > dim:
-        raise ApiError(422, f"dimensions must be at most {dim}, got {dimensions}", "validation")
+        raise ApiError(422, f"dimensions must be at most {dim}, got {dimensions}", "validation", param="dimensions")
     prompt = prompt_text(model, prompt_name)
-    tokens = counter.check([prompt + t for t in texts], truncate)
-    key = embed_key(prompt_name, normalize, dimensions, _direction(direction))
-    return await batcher.submit(key, texts, tokens), tokens
+    op = Embed(prompt_name, bool(normalize), dimensions, side(direction))
+    return await run_op(entry, op, texts, [prompt + t for t in texts], truncate)
+
+
+async def token_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str | None = None, truncate: bool = True,
+                     direction: str = "right") -> tuple[list[np.ndarray], int]:
+    """One vector per token of each text (TEI's ``/embed_all``)."""
+    model, _, _ = _ready(entry)
+    check_prompt(model, prompt_name)
+    prompt = prompt_text(model, prompt_name)
+    return await run_op(entry, EmbedTokens(prompt_name, side(direction)), texts, [prompt + t for t in texts], truncate)
 
 
 async def sparse_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str | None = None, truncate: bool = True,
                       direction: str = "right") -> tuple[list[SparseVector], int]:
     """Sparse embeddings of ``texts`` and the tokens they took."""
-    model, counter, batcher = _ready(entry)
+    model, _, _ = _ready(entry)
     check_prompt(model, prompt_name)
     prompt = prompt_text(model, prompt_name)
-    tokens = counter.check([prompt + t for t in texts], truncate)
-    return await batcher.submit(sparse_key(prompt_name, _direction(direction)), texts, tokens), tokens
-
-
-async def token_vector_rows(entry: ModelEntry, texts: list[str], *, prompt_name: str | None = None,
-                            truncate: bool = True, direction: str = "right") -> tuple[list[np.ndarray], int]:
-    """``(tokens, dim)`` token vectors of each text (multi-vector or dense models) and the tokens they took."""
-    model, counter, batcher = _ready(entry)
-    if entry.kind.name not in ("multi-vector", "dense"):
-        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: it has no token vectors", "backend")
-    check_prompt(model, prompt_name)
-    prompt = prompt_text(model, prompt_name)
-    tokens = counter.check([prompt + t for t in texts], truncate)
-    return await batcher.submit(token_vectors_key(prompt_name, _direction(direction)), texts, tokens), tokens
+    return await run_op(entry, EmbedSparse(prompt_name, side(direction)), texts, [prompt + t for t in texts], truncate)
 
 
 async def pair_scores(entry: ModelEntry, pairs: list[tuple[str, str]], *, raw_scores: bool = False,
                       truncate: bool = True, direction: str = "right") -> tuple[list[np.ndarray], int]:
     """Cross-encoder scores of ``pairs`` (the model's activation unless ``raw_scores``)."""
-    _, counter, batcher = _ready(entry)
-    tokens = counter.check(pairs, truncate)
-    return await batcher.submit(predict_key(raw_scores, _direction(direction)), pairs, tokens), tokens
+    return await run_op(entry, Predict(bool(raw_scores), side(direction)), pairs, list(pairs), truncate)
 
 
 async def rank(entry: ModelEntry, query: str, texts: list[str], *, raw_scores: bool = False,
@@ -76,10 +97,18 @@ async def rank(entry: ModelEntry, query: str, texts: list[str], *, raw_scores: b
                        "backend")
     scores, tokens = await pair_scores(entry, [(query, t) for t in texts], raw_scores=raw_scores,
                                        truncate=truncate, direction=direction)
-    ranks: list[dict[str, Any]] = [{"index": i, "score": float(s.reshape(-1)[0]), **({"text": texts[i]} if return_text else {})}
-             for i, s in enumerate(scores)]
+    ranks: list[dict[str, Any]] = [
+        {"index": i, "score": float(s.reshape(-1)[0]), **({"text": texts[i]} if return_text else {})}
+        for i, s in enumerate(scores)]
     ranks.sort(key=lambda r: -r["score"])
     return ranks, tokens
+
+
+def labels_of(entry: ModelEntry) -> list[str]:
+    """The label of each score of a cross-encoder (``config.json``'s ``id2label``, else ``LABEL_i``)."""
+    model, _, _ = _ready(entry)
+    id2label = dict(getattr(model._hf_config, "id2label", None) or {})
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(int(model.num_labels))]
 
 
 def sparse_json(vector: SparseVector) -> list[dict[str, Any]]:
@@ -91,16 +120,16 @@ async def similarity_scores(entry: ModelEntry, source: str, sentences: list[str]
                             truncate: bool = True, direction: str = "right") -> tuple[list[float], int]:
     """One score per sentence against ``source``: the model's similarity (dense, sparse) or pair score (reranker)."""
     model, _, _ = _ready(entry)
-    if entry.kind.name == "cross":
+    if "predict" in entry.kind.server_operations:
         scores, tokens = await pair_scores(entry, [(source, s) for s in sentences], truncate=truncate,
                                            direction=direction)
         return [float(s.reshape(-1)[0]) for s in scores], tokens
-    if entry.kind.name == "multi-vector":  # MaxSim of the source as a query against the sentences as documents
-        query, query_tokens = await token_vector_rows(entry, [source], prompt_name=prompt_name or "query",
-                                                      truncate=truncate, direction=direction)
-        documents, tokens = await token_vector_rows(entry, sentences, truncate=truncate, direction=direction)
+    if "embed_all" in entry.kind.server_operations:  # MaxSim of the source as a query against the sentences
+        query, query_tokens = await token_rows(entry, [source], prompt_name=prompt_name or "query",
+                                               truncate=truncate, direction=direction)
+        documents, tokens = await token_rows(entry, sentences, truncate=truncate, direction=direction)
         return model.similarity(query, documents)[0].tolist(), query_tokens + tokens
-    if entry.kind.name == "sparse":
+    if "embed_sparse" in entry.kind.server_operations:
         rows, tokens = await sparse_rows(entry, [source, *sentences], prompt_name=prompt_name, truncate=truncate,
                                          direction=direction)
         return model.similarity(rows[:1], rows[1:])[0].tolist(), tokens

@@ -16,7 +16,7 @@ from ..model import BaseModel
 from ..options import RuntimeOptions
 from .batcher import MicroBatcher
 from .errors import ApiError
-from .inference import TokenCounter, make_runner
+from .inference import TokenCounter
 from .metrics import Metrics
 
 logger = logging.getLogger("onnx_st.server")
@@ -60,7 +60,7 @@ class ModelRegistry:
         loader: loads a directory (default :func:`load_model` with the model's runtime options); tests pass a
             slow one.
         runtime: runtime options of every directory, or per model id (ids not named run with the defaults).
-        batch_options: keywords of :class:`MicroBatcher` (``max_batch_tokens``, ``max_wait_ms``, ``max_queue``).
+        batch_options: keywords of :class:`MicroBatcher` (``max_batch_tokens``, ``max_wait_ms``, ``max_queue_tokens``).
     """
 
     def __init__(self, models: Mapping[str, BaseModel | str | Path], *, loader: Loader | None = None,
@@ -86,7 +86,7 @@ class ModelRegistry:
 
     def _ready(self, entry: ModelEntry, model: BaseModel) -> None:
         entry.model, entry.counter = model, TokenCounter(model)
-        entry.batcher = MicroBatcher(make_runner(model), metrics=self.metrics, labels={"model": entry.model_id},
+        entry.batcher = MicroBatcher(model, metrics=self.metrics, labels={"model": entry.model_id},
                                      **self.batch_options)
         entry.state = "ready"
         entry.ready.set()

@@ -15,11 +15,11 @@ from .ops import (
     similarity_scores,
     sparse_json,
     sparse_rows,
-    token_vector_rows,
+    token_rows,
 )
 from .registry import ModelEntry
 from .routes_tei import ERRORS
-from .schemas import HFParameters, HFRequest, HFResponse, RankInput, SimilarityInput
+from .schemas import HFRequest, HFResponse, RankInput, SimilarityInput
 from .service import check_batch, require_token, serve, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Hugging Face Inference API"])
@@ -33,8 +33,10 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
     ``estimated_time`` while the model loads). Inputs are truncated unless ``parameters.truncate`` is false.
     """
     st = state(request)
+    if model_id not in st.registry.entries and "/pipeline/" in model_id:  # the Inference API's task URLs
+        model_id = model_id.rsplit("/pipeline/", 1)[0]
     entry = st.registry.get(model_id)
-    params = req.parameters or HFParameters()
+    params = req.merged_parameters()
     truncate = True if params.truncate is None else params.truncate
     direction = params.truncation_direction
     inputs = req.inputs
@@ -70,7 +72,7 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
                                              direction=direction)
             out: list[Any] = [sparse_json(v) for v in rows]
         elif e.kind.name == "multi-vector":  # feature extraction: a list of token vectors per input
-            vectors, tokens = await token_vector_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
+            vectors, tokens = await token_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                                       direction=direction)
             out = [v.tolist() for v in vectors]
         else:
@@ -81,7 +83,7 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
         return (out[0] if isinstance(inputs, str) else out), tokens
 
     options = req.options
-    payload = req.model_dump(exclude={"options"})
+    payload = {"inputs": req.model_dump()["inputs"], "parameters": params.model_dump()}
     return await serve(request, entry, "models", payload, compute,
                        method="single" if isinstance(inputs, str) else "batch",
                        use_cache=options.use_cache if options else None,

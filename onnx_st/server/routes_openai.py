@@ -17,6 +17,9 @@ from .service import check_batch, require_token, serve, state
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIErrorResponse} for code in
                                            (400, 401, 404, 413, 422, 424, 429, 503)}
 
+MAX_INPUTS = 2048
+"""Inputs one ``/v1/embeddings`` request may carry, as OpenAI's API takes (run in internal batches)."""
+
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["OpenAI"])
 
 
@@ -29,12 +32,11 @@ def _encode(row: np.ndarray, encoding_format: str) -> list[float] | str:
 async def _embeddings(req: OpenAIRequest, request: Request) -> Response:
     st = state(request)
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
-    check_batch(st, len(texts))
+    check_batch(st, len(texts), limit=MAX_INPUTS)
     entry = st.registry.get(req.model, "dense")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
-        rows, tokens = await embed_rows(e, texts, normalize=True, dimensions=req.dimensions,
-                                        truncate=st.settings.auto_truncate)
+        rows, tokens = await embed_rows(e, texts, normalize=True, dimensions=req.dimensions, truncate=req.truncate)
         data = [{"object": "embedding", "embedding": _encode(r, req.encoding_format), "index": i}
                 for i, r in enumerate(rows)]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -9,15 +10,19 @@ from fastapi.responses import Response
 
 from .. import __version__
 from ..modules import Pooling
-from .errors import ApiError, json_response
-from .ops import embed_rows, rank, similarity_scores, sparse_json, sparse_rows, token_vector_rows
+from .errors import ApiError, json_bytes, json_response
+from .inference import check_prompt
+from .ops import embed_rows, labels_of, pair_scores, rank, similarity_scores, sparse_json, sparse_rows, token_rows
 from .registry import ModelEntry
 from .schemas import (
+    DecodeRequest,
     EmbedAllRequest,
     EmbedRequest,
     EmbedSparseRequest,
     ErrorResponse,
     Info,
+    Prediction,
+    PredictRequest,
     Rank,
     RerankRequest,
     SimilarityParameters,
@@ -62,23 +67,74 @@ async def embed(req: EmbedRequest, request: Request) -> Response:
     return await serve(request, entry, "embed", req.model_dump(), compute, method=method)
 
 
-@router.post("/embed_all", response_model=list[list[list[float]]], summary="Token vectors")
+@router.post("/embed_all", response_model=list[list[list[float]]], summary="Token embeddings")
 async def embed_all(req: EmbedAllRequest, request: Request) -> Response:
-    """The token vectors of each input: a multi-vector (ColBERT-style) model's scored vectors, documents
-    unless ``prompt_name`` is ``query``; a dense model's token embeddings."""
+    """One vector per token of each input (``encode(output_value="token_embeddings")``)."""
     texts, method = _texts(req.inputs)
     check_batch(state(request), len(texts))
-    registry = state(request).registry
-    entry = registry.get(req.model, "multi-vector") if req.model is None and any(
-        e.kind.name == "multi-vector" for e in registry.entries.values()) else registry.get(req.model)
+    st = state(request)
+    entry = st.registry.get(req.model) if req.model else next(
+        (e for e in st.registry.entries.values() if "embed_all" in e.kind.server_operations
+         or "embed" in e.kind.server_operations), st.registry.get(None))
+    if not {"embed", "embed_all"} & set(entry.kind.server_operations):
+        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: it has no token embeddings", "backend")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
-        rows, tokens = await token_vector_rows(e, texts, prompt_name=req.prompt_name,
-                                               truncate=_truncate(request, req.truncate),
-                                               direction=req.truncation_direction)
+        rows, tokens = await token_rows(e, texts, prompt_name=req.prompt_name,
+                                        truncate=_truncate(request, req.truncate), direction=req.truncation_direction)
         return [r.tolist() for r in rows], tokens
 
     return await serve(request, entry, "embed_all", req.model_dump(), compute, method=method)
+
+
+def _pairs(inputs: Any) -> tuple[list[tuple[str, str]], bool]:
+    """TEI's predict inputs: a pair ``[a, b]`` or a list of pairs; the flag says a single pair was sent."""
+    if isinstance(inputs, tuple) or (isinstance(inputs, list) and len(inputs) == 2 and all(
+            isinstance(t, str) for t in inputs)):
+        return [(inputs[0], inputs[1])], True
+    if isinstance(inputs, list) and all(isinstance(p, tuple) for p in inputs):
+        return list(inputs), False
+    raise ApiError(422, "This model scores text pairs: send `inputs` as [text, text] or [[text, text], ...]",
+                   "validation")
+
+
+@router.post("/predict", response_model=list[Prediction] | list[list[Prediction]], summary="Classify text pairs")
+async def predict(req: PredictRequest, request: Request) -> Response:
+    """Each label's score of each pair, best first (the model's activation unless ``raw_scores``)."""
+    pairs, single = _pairs(req.inputs)
+    check_batch(state(request), len(pairs))
+    entry = state(request).registry.get(req.model, "cross")
+
+    async def compute(e: ModelEntry) -> tuple[Any, int]:
+        scores, tokens = await pair_scores(e, pairs, raw_scores=req.raw_scores,
+                                           truncate=_truncate(request, req.truncate),
+                                           direction=req.truncation_direction)
+        labels = labels_of(e)
+        out = [[{"score": float(v), "label": labels[i]} for v, i in sorted(
+            ((float(v), i) for i, v in enumerate(s.reshape(-1).tolist())), key=lambda p: -p[0])] for s in scores]
+        return (out[0] if single else out), tokens
+
+    return await serve(request, entry, "predict", req.model_dump(), compute, method="single" if single else "batch")
+
+
+@router.post("/decode", response_model=list[str], summary="Decode token ids")
+async def decode(req: DecodeRequest, request: Request) -> Response:
+    """The text of each list of token ids."""
+    st = state(request)
+    batch: list[list[int]] = [req.ids] if req.ids and isinstance(req.ids[0], int) else req.ids  # type: ignore
+    check_batch(st, len(batch), "ids")
+    entry = await st.registry.wait_ready(st.registry.get(req.model), header_flag(request, "x-wait-for-model", False),
+                                         st.settings.wait_timeout_s)
+    assert entry.counter is not None
+    tokenizer = entry.counter.tokenizer
+    if tokenizer is None:
+        raise ApiError(422, "This model has no tokenizer to decode with", "tokenizer")
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    for ids in batch:
+        bad = next((i for i in ids if not 0 <= i < size), None)
+        if bad is not None:
+            raise ApiError(422, f"Token id {bad} is outside the vocabulary (size {size})", "validation")
+    return json_response(tokenizer.decode_batch(batch, skip_special_tokens=req.skip_special_tokens))
 
 
 @router.post("/embed_sparse", response_model=list[list[SparseValue]], summary="Sparse embeddings")
@@ -114,7 +170,9 @@ async def similarity(req: SimilarityRequest, request: Request) -> Response:
     """The model's similarity (cosine by default) of ``source_sentence`` with each sentence."""
     check_batch(state(request), len(req.inputs.sentences), "inputs.sentences")
     check_batch(state(request), len(req.inputs.sentences) + 1)
-    entry = state(request).registry.get(req.model, "dense")
+    entry = state(request).registry.get(req.model)
+    if "similarity" not in entry.kind.server_operations:
+        raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: no sentence similarity", "backend")
     params = req.parameters or SimilarityParameters()
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
@@ -136,18 +194,29 @@ async def tokenize(req: TokenizeRequest, request: Request) -> Response:
                                          st.settings.wait_timeout_s)
     assert entry.model is not None and entry.counter is not None
     prompt = ""
-    if req.prompt_name is not None:
-        if req.prompt_name not in entry.model.prompts:
-            raise ApiError(422, f"Prompt name {req.prompt_name!r} not found in the model's prompts", "validation")
-        prompt = entry.model.prompts[req.prompt_name]
+    check_prompt(entry.model, req.prompt_name)
+    prompt = entry.model.prompts[req.prompt_name] if req.prompt_name is not None else ""
+    counter = entry.counter
     texts = [prompt + t for t in texts]
-    special = entry.counter.add_special_tokens and req.add_special_tokens
-    out = []
-    for text, enc in zip(texts, entry.counter.encode(texts, add_special_tokens=special)):
-        out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
-                    {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
-                    for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
-    return json_response(out)
+    special = counter.add_special_tokens and req.add_special_tokens
+
+    def listed() -> bytes:
+        total = sum(counter.count(texts))
+        if total > MAX_LISTED_TOKENS:
+            raise ApiError(422, f"Input validation error: /tokenize lists at most {MAX_LISTED_TOKENS} tokens. "
+                                f"Given: {total}", "validation")
+        out = []
+        for text, enc in zip(texts, counter.encode(texts, add_special_tokens=special)):
+            out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
+                        {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
+                        for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
+        return json_bytes(out)
+
+    return Response(await asyncio.to_thread(listed), media_type="application/json")
+
+
+MAX_LISTED_TOKENS = 65536
+"""Tokens ``/tokenize`` lists in one answer."""
 
 
 def _model_type(entry: ModelEntry) -> dict[str, Any]:
@@ -169,7 +238,7 @@ async def info(request: Request, model: str | None = Query(None, description="Id
     st = state(request)
     entry = st.registry.get(model)
     data = Info(model_id=entry.model_id, served_model_name=entry.model_id, model_type=_model_type(entry),
-                model_state=entry.state, max_concurrent_requests=st.settings.max_queue,
+                model_state=entry.state, max_concurrent_requests=st.settings.max_queue_tokens // max(1, st.settings.max_batch_tokens),
                 max_input_length=entry.model.max_seq_length if entry.model else None,
                 max_batch_tokens=st.settings.max_batch_tokens, max_client_batch_size=st.settings.max_client_batch_size,
                 auto_truncate=st.settings.auto_truncate, version=__version__, models=list(st.registry.entries))

@@ -25,12 +25,19 @@ class ErrorResponse(BaseModel):
     estimated_time: float | None = None
 
 
-class OpenAIErrorResponse(BaseModel):
-    """Errors of the OpenAI route."""
+class OpenAIError(BaseModel):
+    """OpenAI's error object."""
 
     message: str
-    code: int
     type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """Errors of the OpenAI route: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    error: OpenAIError
 
 
 class EmbedRequest(BaseModel):
@@ -155,6 +162,9 @@ class OpenAIRequest(BaseModel):
     user: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = _DIMENSIONS
+    truncate: bool = Field(default=True, description="Truncate inputs longer than the model's maximum length "
+                                                     "(default true, so long documents embed as clients send "
+                                                     "them); false: 422 for too long an input")
 
 
 class OpenAIEmbedding(BaseModel):
@@ -235,11 +245,50 @@ class HFRequest(BaseModel):
     ``inputs``: a text or texts (feature extraction: dense embeddings, or sparse ``[{index, value}]``);
     ``{source_sentence, sentences}`` (sentence similarity: one score per sentence, also for rerankers);
     ``{query, texts}`` (reranker: ranks); ``[[text, text], ...]`` (reranker: one score per pair).
+    Options go under ``parameters`` or, as the feature-extraction task sends them, at the top level
+    (the top level wins when both are given).
     """
 
     inputs: str | list[str] | SimilarityInput | RankInput | list[tuple[str, str]]
     parameters: HFParameters | None = None
     options: HFOptions | None = None
+    normalize: bool | None = None
+    prompt_name: str | None = None
+    truncate: bool | None = None
+    truncation_direction: Direction | None = None
+    dimensions: int | None = _DIMENSIONS
+
+    def merged_parameters(self) -> HFParameters:
+        """``parameters`` with the top-level options laid over them."""
+        top = {k: getattr(self, k) for k in ("normalize", "prompt_name", "truncate", "truncation_direction",
+                                             "dimensions") if getattr(self, k) is not None}
+        base = self.parameters or HFParameters()
+        return base.model_copy(update=top) if top else base
+
+
+class PredictRequest(BaseModel):
+    """``POST /predict``: a pair, or a list of pairs, scored by a reranker or classifier."""
+
+    inputs: tuple[str, str] | list[tuple[str, str]] | str | list[str]
+    truncate: bool | None = _TRUNCATE
+    truncation_direction: Direction = "Right"
+    raw_scores: bool = False
+    model: str | None = _MODEL
+
+
+class Prediction(BaseModel):
+    """One label's score."""
+
+    score: float
+    label: str
+
+
+class DecodeRequest(BaseModel):
+    """``POST /decode``: token ids back to text."""
+
+    ids: list[int] | list[list[int]]
+    skip_special_tokens: bool = True
+    model: str | None = _MODEL
 
 
 FloatsOrNested = list[float] | list[list[float]]

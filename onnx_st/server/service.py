@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -17,6 +18,7 @@ from .errors import ApiError, json_bytes
 from .metrics import Metrics
 from .registry import ModelEntry, ModelRegistry
 
+T = TypeVar("T")
 Compute = Callable[[ModelEntry], Awaitable[tuple[Any, int]]]
 
 
@@ -28,7 +30,7 @@ class Settings:
     max_client_batch_size: int = 32
     max_payload_bytes: int = 2_000_000
     max_batch_tokens: int = 16384
-    max_queue: int = 512
+    max_queue_tokens: int = 262144
     auto_truncate: bool = False
     wait_timeout_s: float = 600.0
 
@@ -58,9 +60,9 @@ async def require_token(request: Request,
     if token is None:
         return
     given = request.headers.get("authorization", "")
-    for prefix in ("Bearer ", "Bearer: "):  # the Inference API documents both spellings
-        if given.startswith(prefix) and hmac.compare_digest(given[len(prefix):].strip().encode(), token.encode()):
-            return
+    scheme, _, credential = given.strip().partition(" ")
+    if scheme.lower() in ("bearer", "bearer:") and hmac.compare_digest(credential.strip().encode(), token.encode()):
+        return  # the scheme matches in any case; the Inference API documents both spellings
     raise ApiError(401, "Invalid or missing token: send `Authorization: Bearer <token>`", "unauthorized")
 
 
@@ -77,17 +79,37 @@ def header_flag(request: Request, name: str, default: bool) -> bool:
     return default
 
 
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it (and so dropping its queued jobs) if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise ApiError(499, "Client closed the request", "cancelled")
+    return task.result()
+
+
 def route_label(request: Request) -> str:
     """The matched route's path template (``/models/{model_id}``), so metric labels stay few."""
     route = request.scope.get("route")
     return str(getattr(route, "path_format", None) or "unmatched")
 
 
-def check_batch(st: ServerState, n: int, what: str = "inputs") -> None:
-    """400 for no inputs, 422 beyond ``max_client_batch_size``."""
+def check_batch(st: ServerState, n: int, what: str = "inputs", limit: int | None = None) -> None:
+    """400 for no inputs, 422 beyond ``limit`` (default ``max_client_batch_size``)."""
     if n == 0:
         raise ApiError(400, f"`{what}` cannot be empty", "empty")
-    limit = st.settings.max_client_batch_size
+    limit = st.settings.max_client_batch_size if limit is None else limit
     if n > limit:
         raise ApiError(422, f"batch size {n} > maximum allowed batch size {limit}", "validation")
 
@@ -113,8 +135,8 @@ async def serve(request: Request, entry: ModelEntry, route: str, payload: Any, c
     body = st.cache.get(key) if key is not None else None
     headers = {"x-model-id": entry.model_id, "x-cache": "miss" if body is None else "hit"}
     if body is None:
-        result, tokens = await compute(entry)
-        body = json_bytes(result)
+        result, tokens = await until_disconnect(request, compute(entry))
+        body = await asyncio.to_thread(json_bytes, result)
         if key is not None:
             st.cache.put(key, body)
         headers["x-compute-tokens"] = str(tokens)
