@@ -149,6 +149,8 @@ def quantize_rows(model: onnx.ModelProto, exclude: Iterable[str] = (), reduce_ra
     graph.node.extend(rewriter.nodes)
     graph.initializer.extend(rewriter.constants)
     _drop_unused_initializers(graph)
+    if done and not any(o.domain == _MS for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(_MS, 1))
     return done
 
 
