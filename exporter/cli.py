@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--optimize", nargs="+", default=[], metavar="LEVEL", choices=["O1", "O2", "O3", "O4"],
                           help="write onnx/model_<LEVEL>.onnx (O4: float16, GPU-only)")
     variants.add_argument("--quantize", nargs="+", default=[], metavar="FAMILY",
-                          choices=["avx2", "avx512", "avx512_vnni", "arm64"],
-                          help="write dynamic int8 onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx")
+                          choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64"],
+                          help="write batch-invariant int8 onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx "
+                               "(auto: the best family for the CPU this runs on)")
     variants.add_argument("--parity-texts", type=int, default=500, help="size of the fixed parity sample (default 500)")
     variants.add_argument("--int8-exclude", choices=["auto", "none"], default="auto",
                           help="auto: keep the most outlier-prone MatMuls float32 until the int8 targets are met")

@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="model directory or Hub repo id")
         p.add_argument("--provider", help="ONNX Runtime execution provider (default CPUExecutionProvider)")
-        p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx)")
+        p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx; auto: the fastest file whose parity record passed and whose instruction set this CPU has)")
         p.add_argument("--offline", action="store_true", help="never contact the Hub")
 
     p = sub.add_parser("similarity", help="cosine scores of sentences against a source sentence (JSON list)")
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input rows per output part, the unit of resuming (default 10000)")
     p.add_argument("--normalize", action="store_true", help="L2-normalize dense embeddings")
     p.add_argument("--prompt-name", help="prompt of the model to prepend (e.g. query, document)")
-    p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx)")
+    p.add_argument("--file-name", help="ONNX file inside the model directory (default onnx/model.onnx; auto: the fastest file whose parity record passed and whose instruction set this CPU has)")
     p.add_argument("--on-bad-row", choices=("skip", "fail"), default="skip",
                    help="rows with a missing or non-string text: report and skip them (default), or stop "
                         "before writing their part")
