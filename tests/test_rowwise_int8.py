@@ -128,3 +128,17 @@ def test_real_minilm_row_int8_is_batch_invariant(tmp_path: Path, minilm_onnx_dir
     texts = benchmark_sentences(24)
     model = onnx_st.SentenceTransformer(str(target), model_kwargs={"file_name": INT8})
     assert _batch_spread(model, texts) == 0.0
+
+
+def test_int8_families_follow_the_instruction_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnx_st import cpu
+
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "x86_64")
+    assert cpu.int8_families(frozenset({"avx2", "fma"})) == ["avx2"]
+    assert cpu.int8_families(frozenset({"avx2", "avx512f", "avx512bw"})) == ["avx512", "avx2"]
+    assert cpu.int8_families(frozenset({"avx2", "avx512f", "avx512bw", "avx512_vnni"})) == [
+        "avx512_vnni", "avx512", "avx2"]
+    assert cpu.int8_families(frozenset({"sse4_2", "asimd"})) == []
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "aarch64")
+    assert cpu.int8_families(frozenset({"fp", "asimd"})) == ["arm64"]
+    assert cpu.cpu_header().startswith("CPU: ")
