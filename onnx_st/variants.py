@@ -197,7 +197,7 @@ def choose_file(directory: str | Path, families: list[str] | None = None) -> Fil
         record = variant.parity
         reason = ("the default file" if record is None else
                   f"fastest qualifying file: {variant.kind}, parity passed on {record.get('texts')} texts "
-                  f"(min cos {record.get('min_cosine')}, thresholds {record.get('thresholds')})")
+                  f"(thresholds {record.get('thresholds')})")
         if variant.kind == "int8":
             reason += f"; CPU families {families}"
         choice = FileChoice(variant.file_name, reason, tuple(rejected))
