@@ -5,11 +5,13 @@ signed int8 weights for every family, so each file runs ONNX Runtime's fast u8 x
 ``avx2`` and ``avx512`` (no VNNI) those kernels add pairs of u8 x s8 products in 16 bits, which
 can saturate; their weights use the reduced 7-bit range (``reduce_range``), which cannot.
 ``avx512_vnni`` and ``arm64`` accumulate in 32 bits and keep the full 8-bit range. Activations are
-uint8, quantized per tensor at run time; weights are symmetric and per channel (per output
-column). Quantized: MatMuls with constant weights, embedding tables (``Gather``, or the fused
-``EmbedLayerNormalization``: the file shrinks by three quarters at a cosine cost near 3e-4) and
-fused Attention projections (``QAttention``) when the source graph has them: :mod:`exporter.variants` quantizes the O2 graph, whose fused
-Attention runs about twice as fast in int8 as the unfused float32 attention of the plain export.
+uint8, quantized at run time per token row (:mod:`exporter.rowwise`), so a text's output does not
+depend on the rest of its batch; weights are symmetric and per channel (per output column).
+Quantized: MatMuls with constant weights (a fused ``Attention`` of the O2 graph is split first into
+three projections and a float32 ``MultiHeadAttention``) and embedding tables (``Gather``, or the
+fused ``EmbedLayerNormalization``, weights only: the file shrinks by three quarters). ONNX Runtime's
+per-tensor dynamic quantization (``activations="tensor"``: ``DynamicQuantizeMatMul``,
+``QAttention``) stays available for comparison; it makes outputs depend on the batch.
 
 Dynamic activation quantization loses most where a MatMul's input has rare large values (the
 output projection of the feed-forward block, fed by GELU, in BERT-style models). Such MatMuls are
