@@ -136,13 +136,14 @@ def default_model(workload: Workload, files: Sequence[str] = ()) -> str:
 
 
 def machine_line() -> str:
-    """CPU model, core count and library versions, read without importing the libraries."""
-    cpu = "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """CPU model, core count, instruction sets (AVX2, AVX-512, VNNI, AMX) and library versions.
+
+    Read without importing the libraries (:mod:`onnx_st.cpu` reads ``/proc/cpuinfo`` only).
+    """
+    from onnx_st.cpu import cpu_model, int8_families, watched_flags
+
+    cpu = f"{cpu_model()}; instruction sets: {', '.join(watched_flags()) or 'none of AVX2/AVX-512/VNNI/AMX'}; " \
+          f"int8 families: {', '.join(int8_families()) or 'none'}; load average {os.getloadavg()[0]:.1f}"
     versions = []
     for package in ("onnxruntime", "torch", "sentence-transformers", "optimum"):
         try:

@@ -5,11 +5,13 @@ signed int8 weights for every family, so each file runs ONNX Runtime's fast u8 x
 ``avx2`` and ``avx512`` (no VNNI) those kernels add pairs of u8 x s8 products in 16 bits, which
 can saturate; their weights use the reduced 7-bit range (``reduce_range``), which cannot.
 ``avx512_vnni`` and ``arm64`` accumulate in 32 bits and keep the full 8-bit range. Activations are
-uint8, quantized per tensor at run time; weights are symmetric and per channel (per output
-column). Quantized: MatMuls with constant weights, embedding tables (``Gather``, or the fused
-``EmbedLayerNormalization``: the file shrinks by three quarters at a cosine cost near 3e-4) and
-fused Attention projections (``QAttention``) when the source graph has them: :mod:`exporter.variants` quantizes the O2 graph, whose fused
-Attention runs about twice as fast in int8 as the unfused float32 attention of the plain export.
+uint8, quantized at run time per token row (:mod:`exporter.rowwise`), so a text's output does not
+depend on the rest of its batch; weights are symmetric and per channel (per output column).
+Quantized: MatMuls with constant weights (a fused ``Attention`` of the O2 graph is split first into
+three projections and a float32 ``MultiHeadAttention``) and embedding tables (``Gather``, or the
+fused ``EmbedLayerNormalization``, weights only: the file shrinks by three quarters). ONNX Runtime's
+per-tensor dynamic quantization (``activations="tensor"``: ``DynamicQuantizeMatMul``,
+``QAttention``) stays available for comparison; it makes outputs depend on the batch.
 
 Dynamic activation quantization loses most where a MatMul's input has rare large values (the
 output projection of the feed-forward block, fed by GELU, in BERT-style models). Such MatMuls are
@@ -73,30 +75,69 @@ def family_file_name(family: str) -> str:
 
 
 def quantize_graph(source: Path, target: Path, family: str, exclude: Sequence[str] = (),
-                   per_channel: bool = True, reduce_range: bool | None = None) -> dict[str, Any]:
+                   per_channel: bool = True, reduce_range: bool | None = None,
+                   activations: str = "row") -> dict[str, Any]:
     """Write the dynamic int8 ``target`` of float32 ``source``; returns the settings used.
 
+    ``activations="row"`` (default) quantizes each token row with its own scale
+    (:mod:`exporter.rowwise`): a text's output does not depend on the rest of its batch.
+    ``"tensor"`` is ONNX Runtime's ``quantize_dynamic`` (one scale per batch, batch-dependent).
     ``reduce_range`` defaults to the family's need (:data:`REDUCED_RANGE_FAMILIES`).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     if reduce_range is None:
         reduce_range = family in REDUCED_RANGE_FAMILIES
+    if activations == "row":
+        return _quantize_rows(source, target, family, exclude, reduce_range)
+    if activations != "tensor":
+        raise ValueError(f"activations must be 'row' or 'tensor', got {activations!r}")
+    return _quantize_dynamic(source, target, family, list(exclude), QUANTIZED_OP_TYPES, per_channel, reduce_range)
+
+
+def _quantize_rows(source: Path, target: Path, family: str, exclude: Sequence[str],
+                   reduce_range: bool) -> dict[str, Any]:
+    import tempfile
+
+    from .rowwise import quantize_rows, split_attention
+
+    model = onnx.load(str(source))
+    attention = {n.name for n in model.graph.node if n.op_type == "Attention"}
+    split_attention(model)
+    # An excluded fused Attention keeps its three projections in float32.
+    skipped = [f"{name}/{part}_proj/MatMul" if name in attention else name
+               for name in exclude for part in ("qkv" if name in attention else "q")]
+    quantized = quantize_rows(model, exclude=skipped, reduce_range=reduce_range)
+    with tempfile.TemporaryDirectory(prefix="onnx-st-rowq-") as tmp:
+        rewritten = Path(tmp) / "rows.onnx"
+        onnx.save(model, str(rewritten))
+        # Embedding tables: int8 weights only (dequantized per looked-up row), batch-invariant as well.
+        embeddings = _quantize_dynamic(rewritten, target, family, [], ("Gather", "EmbedLayerNormalization"),
+                                       True, False)
+    return {"family": family, "format": "row-wise MatMulIntegerToFloat",
+            "activations": "QUInt8 (dynamic, per token row, zero point 128)", "batch_invariant": True,
+            "weights": "QInt8 (symmetric, per output column)", "per_channel": True, "reduce_range": reduce_range,
+            "op_types": ["MatMul", *embeddings["op_types"]], "quantized_matmuls": len(quantized),
+            "excluded_nodes": list(exclude)}
+
+
+def _quantize_dynamic(source: Path, target: Path, family: str, exclude: list[str], op_types: Sequence[str],
+                      per_channel: bool, reduce_range: bool) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     weight_type = QuantType.QUInt8 if FAMILIES[family] == "quint8" else QuantType.QInt8
-    op_types = [n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node]
-    present = [t for t in QUANTIZED_OP_TYPES if t in op_types]
+    present_types = {n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node}
+    present = [t for t in op_types if t in present_types]
     target.parent.mkdir(parents=True, exist_ok=True)
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # quantize_dynamic warns about pre-processing on every call
     try:
         quantize_dynamic(str(source), str(target), op_types_to_quantize=present, per_channel=per_channel,
-                         reduce_range=reduce_range, weight_type=weight_type, nodes_to_exclude=list(exclude),
+                         reduce_range=reduce_range, weight_type=weight_type, nodes_to_exclude=exclude,
                          extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.disable(previous)
     return {"family": family, "format": "QOperator", "activations": "QUInt8 (dynamic, per tensor)",
-            "weights": weight_type.name, "per_channel": per_channel, "reduce_range": reduce_range,
-            "op_types": present, "excluded_nodes": list(exclude)}
+            "batch_invariant": False, "weights": weight_type.name, "per_channel": per_channel,
+            "reduce_range": reduce_range, "op_types": present, "excluded_nodes": exclude}
 
 
 def outlier_ranking(source: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> list[tuple[str, float]]:

@@ -43,7 +43,8 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
     Args:
         model_dir: a directory written by the exporter (sentence-transformers layout plus ``onnx/model.onnx``).
         optimize: levels among ``O1`` to ``O4``.
-        quantize: CPU families among ``avx2``, ``avx512``, ``avx512_vnni``, ``arm64``.
+        quantize: CPU families among ``avx2``, ``avx512``, ``avx512_vnni``, ``arm64``; ``auto`` is the best
+            family for the CPU this runs on (:func:`onnx_st.cpu.int8_families`).
         parity_texts: size of the fixed parity sample (``benchmark_sentences(n)``).
         fast_load: files (``onnx/model.onnx``, or variants written here or before) to rewrite as
             ``<name>_fast.onnx`` + ``_fast.onnx_data`` (:func:`onnx_st.fastload.write_fast_load`), held
@@ -51,6 +52,11 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         exclude: ``"auto"`` keeps outlying MatMuls in float32 until the int8 targets are met; ``"none"`` quantizes all.
         echo: where each record's summary line goes.
     """
+    if "auto" in quantize:
+        from onnx_st.cpu import cpu_header
+
+        echo(f"--quantize auto -> {resolve_families(['auto'])[0]} ({cpu_header()})")
+    quantize = resolve_families(quantize)
     unknown = [lvl for lvl in optimize if lvl not in LEVELS] + [f for f in quantize if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; levels {LEVELS}, CPU families {sorted(FAMILIES)}")
@@ -94,6 +100,28 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
     for module_dir, _ in modules:
         echo(f"parity records: {write_records(module_dir / ONNX_SUBDIR, records)}")
     return records
+
+
+def resolve_families(quantize: Sequence[str]) -> list[str]:
+    """``quantize`` with ``auto`` replaced by the best int8 family of this CPU (duplicates dropped).
+
+    Raises:
+        ValueError: ``auto`` on a CPU without AVX2, AVX-512 or ARM64 int8 support.
+    """
+    from onnx_st.cpu import int8_families
+
+    families = []
+    for requested in quantize:
+        name = requested
+        if requested == "auto":
+            native = int8_families()
+            if not native:
+                raise ValueError("--quantize auto: this CPU has none of AVX2, AVX-512 or ARM64")
+            name = native[0]
+            logger.info("--quantize auto: %s for this CPU (it runs %s)", name, native)
+        if name not in families:
+            families.append(name)
+    return families
 
 
 class _Selector:
@@ -180,4 +208,4 @@ def _fast_load(file_name: str, modules: Sequence[tuple[Path, Transformer]], chec
         "level": "extended", "external_data": Path(target).name + "_data"})
 
 
-__all__ = ["BASE_FILE", "fast_load_file_name", "make_variants"]
+__all__ = ["BASE_FILE", "fast_load_file_name", "make_variants", "resolve_families"]

@@ -98,16 +98,30 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_variants(args: argparse.Namespace) -> int:
+    from .cpu import cpu_header
+    from .errors import ModelNotFoundError
     from .hub import resolve_model_dir
-    from .variants import list_variants
+    from .variants import choose_file, list_variants
 
-    variants = list_variants(resolve_model_dir(args.model, local_files_only=args.offline))
+    root = resolve_model_dir(args.model, local_files_only=args.offline)
+    variants = list_variants(root)
+    choices: dict[str, str] = {}
+    chosen: set[tuple[str, str]] = set()
+    for folder in sorted({v.module_dir for v in variants}):
+        try:
+            choice = choose_file(root / folder)
+            choices[folder] = choice.summary()
+            chosen.add((folder, choice.file_name))
+        except ModelNotFoundError as exc:
+            choices[folder] = f"auto -> none ({exc})"
     if args.json:
-        print(json.dumps([v.to_dict() for v in variants], indent=2))
+        print(json.dumps([{**v.to_dict(), "auto": (v.module_dir, v.file_name) in chosen} for v in variants], indent=2))
     else:
+        print(cpu_header())
         for folder in sorted({v.module_dir for v in variants}):
             print(f"{folder or '.'}:")
             print("\n".join(f"  {v.summary()}" for v in variants if v.module_dir == folder))
+            print(f"  {choices[folder]}")
     return 0
 
 

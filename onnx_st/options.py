@@ -173,8 +173,9 @@ class RuntimeOptions:
         parser.add_argument("--provider-option", action="append", metavar="KEY=VALUE", default=None,
                             help="an option of the provider (repeatable), e.g. device_id=0")
         parser.add_argument("--device", help="cpu or cuda[:N] (picks the provider when --provider is not given)")
-        parser.add_argument("--file-name", help="ONNX file relative to the model's Transformer folder "
-                                                "(default onnx/model.onnx)")
+        parser.add_argument("--file-name", help="ONNX file relative to the model's Transformer folder (default "
+                                                "onnx/model.onnx; auto: the fastest file whose parity record passed "
+                                                "and whose instruction set this CPU has)")
         parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
         parser.add_argument("--inter-op-threads", type=int, help="ONNX Runtime inter-op threads")
         parser.add_argument("--max-run-tokens", type=_optional_int, default=DEFAULT_MAX_BATCH_TOKENS,

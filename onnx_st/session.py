@@ -27,10 +27,17 @@ def list_onnx_files(directory: Path) -> list[str]:
 def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
     """Pick the ONNX file of a Transformer directory: ``file_name``, else ``onnx/model.onnx``, else ``model.onnx``.
 
+    ``file_name="auto"`` picks the fastest file this CPU may use (:func:`onnx_st.variants.choose_file`,
+    which logs which file and why).
+
     Raises:
         ConfigError: ``file_name`` is absolute or leads out of ``directory``.
         ModelNotFoundError: the file is missing; the message lists the ONNX files present.
     """
+    if file_name == "auto":
+        from .variants import choose_file
+
+        return directory / choose_file(directory).file_name
     candidates = (file_name,) if file_name else DEFAULT_FILE_NAMES
     for candidate in candidates:
         path = inside(directory, candidate, "file_name", "model_kwargs['file_name']")

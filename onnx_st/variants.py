@@ -4,18 +4,23 @@ The exporter (``onnx-st-export --optimize ... --quantize ...``) writes files nam
 sentence-transformers names them (``onnx/model_O2.onnx``, ``onnx/model_qint8_avx512_vnni.onnx``,
 ...) and, next to them, ``onnx/parity.json``: file name -> record of how that file's end-to-end
 outputs compare with sentence-transformers (``max_abs_diff``, ``min_cosine``, ``mean_cosine``,
-``texts``, ``passed``, ``thresholds``, ``created_by``). Pick a file with ``file_name=``.
+``texts``, ``passed``, ``thresholds``, ``created_by``). Pick a file with ``file_name=``, or let
+:func:`choose_file` pick with ``file_name="auto"``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import read_json
+from .cpu import int8_families
 from .errors import ConfigError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
 
 PARITY_FILE = "parity.json"
 _LEVEL = re.compile(r"model_(O[1-4])\.onnx$")
@@ -117,4 +122,84 @@ def list_variants(path: str | Path) -> list[Variant]:
     return sorted(variants, key=lambda v: (v.module_dir, order[v.kind], v.file_name))
 
 
-__all__ = ["PARITY_FILE", "Variant", "list_variants", "read_parity"]
+AUTO = "auto"
+# ``file_name="auto"``: fastest first. int8 files by family (best for this CPU first), then the float32
+# optimization levels; ``onnx/model.onnx`` (the default) is the fallback that is always allowed.
+_SPEED_ORDER = {"int8": 0, "O3": 1, "O2": 2, "O1": 3, "fp32": 4}
+
+
+@dataclass(frozen=True)
+class FileChoice:
+    """The file ``file_name="auto"`` picked in one Transformer folder, and why the faster ones were passed over."""
+
+    file_name: str
+    reason: str
+    rejected: tuple[tuple[str, str], ...] = ()
+
+    def summary(self) -> str:
+        """One line: the file, why, and each faster file left out with its reason."""
+        left = "; ".join(f"{name}: {why}" for name, why in self.rejected)
+        return f"auto -> {self.file_name} ({self.reason})" + (f"; not taken: {left}" if left else "")
+
+
+def _rejection(variant: Variant, families: list[str]) -> str | None:
+    """Why ``variant`` may not be picked automatically on this CPU (``None``: it may)."""
+    if variant.kind not in _SPEED_ORDER:
+        return "not an exporter variant"
+    if variant.gpu_only:
+        return "GPU-only (float16)"
+    if variant.parity is None:
+        return None if variant.kind == "fp32" else "no parity record"
+    if not variant.passed:
+        return "missed its parity thresholds"
+    if variant.kind == "int8":
+        if variant.cpu_family not in families:
+            return f"this CPU lacks the {variant.cpu_family} instruction set"
+        settings = (variant.parity.get("created_by") or {}).get("settings") or {}
+        if settings.get("batch_invariant") is not True:
+            return "activations quantized per batch (outputs would depend on the rest of the batch)"
+    return None
+
+
+def choose_file(directory: str | Path, families: list[str] | None = None) -> FileChoice:
+    """The fastest ONNX file of one Transformer folder that this CPU may use (``file_name="auto"``).
+
+    A file qualifies when its parity record passed its thresholds, it is not GPU-only, and, for
+    int8 files, this CPU has the family's instruction set (``families``, default
+    :func:`onnx_st.cpu.int8_families`) and the file is batch-invariant. Faster kinds first (int8,
+    O3, O2, O1, ``onnx/model.onnx``); among int8 files, the family order of ``families``.
+
+    Raises:
+        ModelNotFoundError: no file qualifies (not even ``onnx/model.onnx`` or ``model.onnx``).
+    """
+    directory = Path(directory)
+    families = int8_families() if families is None else families
+    records = read_parity(directory / "onnx")
+    variants = [Variant(p.relative_to(directory).as_posix(), "", p.stat().st_size,
+                        records.get(p.relative_to(directory).as_posix()))
+                for p in sorted(directory.glob("onnx/*.onnx")) + sorted(directory.glob("*.onnx"))]
+    rank = {f: i for i, f in enumerate(families)}
+
+    def order(v: Variant) -> tuple[int, int, str]:
+        return _SPEED_ORDER.get(v.kind, 9), rank.get(v.cpu_family or "", len(rank)), v.file_name
+
+    rejected: list[tuple[str, str]] = []
+    for variant in sorted(variants, key=order):
+        why = _rejection(variant, families)
+        if why is not None:
+            rejected.append((variant.file_name, why))
+            continue
+        record = variant.parity
+        reason = ("the default file" if record is None else
+                  f"fastest qualifying file: {variant.kind}, parity passed on {record.get('texts')} texts "
+                  f"(thresholds {record.get('thresholds')})")
+        if variant.kind == "int8":
+            reason += f"; CPU families {families}"
+        choice = FileChoice(variant.file_name, reason, tuple(rejected))
+        logger.info("%s: %s", directory, choice.summary())
+        return choice
+    raise ModelNotFoundError(f"file_name='auto': no usable ONNX file in {directory} "
+                             f"({'; '.join(f'{n}: {w}' for n, w in rejected) or 'no .onnx files'})")
+
+
+__all__ = ["AUTO", "PARITY_FILE", "FileChoice", "Variant", "choose_file", "list_variants", "read_parity"]

@@ -89,9 +89,11 @@ def _cli(*args: str) -> str:
 
 def test_cli_variants_and_info(model_dir: Path) -> None:
     lines = _cli("variants", str(model_dir)).splitlines()
-    assert lines[0] == ".:" and len(lines) == 4
-    assert "max|diff| 2.00e-07" in lines[1] and lines[1].rstrip().endswith("ok")
+    assert lines[0].startswith("CPU: ") and lines[1] == ".:" and len(lines) == 6
+    assert "max|diff| 2.00e-07" in lines[2] and lines[2].rstrip().endswith("ok")
+    assert lines[5].startswith("  auto -> onnx/model.onnx (") and "missed its parity thresholds" in lines[5]
     listed = json.loads(_cli("variants", str(model_dir), "--json"))
     assert [v["file_name"] for v in listed] == ["onnx/model.onnx", O2, INT8]
+    assert [v["auto"] for v in listed] == [True, False, False]
     info = json.loads(_cli("info", str(model_dir), "--file-name", O2))
     assert [v["kind"] for v in info["variants"]] == ["fp32", "O2", "int8"]

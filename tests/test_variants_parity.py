@@ -116,12 +116,11 @@ def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     metric = "score_correlation" if name.startswith("cross") else "min_cosine"
     assert all(metric in step for step in int8["selection"]["trail"]), int8["selection"]
     assert int8["source"] == "O2 of the eager-attention export", int8["source"]
-    assert int8["settings"]["weights"] == "QInt8" and int8["settings"]["reduce_range"] is True
-    assert "Attention" in int8["settings"]["op_types"]
-    kept = [n for n in int8["settings"]["excluded_nodes"] if n.startswith("Attention")]
-    for path in model_dir.rglob("model_qint8_avx2.onnx"):  # every fused Attention is int8 unless kept float32
+    assert int8["settings"]["batch_invariant"] is True and int8["settings"]["reduce_range"] is True
+    for path in model_dir.rglob("model_qint8_avx2.onnx"):  # fused Attention split: int8 projections, float32 core
         types = _op_types(path)
-        assert types.count("QAttention") > 0 or len(kept) >= types.count("Attention") > 0, types
+        assert types.count("MultiHeadAttention") > 0 and "Attention" not in types, types
+        assert types.count("MatMulIntegerToFloat") > 0 and "DynamicQuantizeMatMul" not in types, types
     variants = onnx_st.list_variants(model_dir)
     assert {v.kind for v in variants} == {"fp32", "O2", "O4", "int8"} and all(v.passed for v in variants)
 
@@ -138,7 +137,8 @@ def test_minilm_variants_meet_thresholds(minilm_onnx_dir: Path, tmp_path: Path) 
     fused = by_name["onnx/model_O2.onnx"].created_by["fused_operators"][0]
     assert fused.get("Attention") == 6 and fused.get("EmbedLayerNormalization") == 1, fused
     int8 = by_name["onnx/model_qint8_avx2.onnx"]
-    assert _op_types(model_dir / "onnx" / "model_qint8_avx2.onnx").count("QAttention") == 6
+    types = _op_types(model_dir / "onnx" / "model_qint8_avx2.onnx")
+    assert types.count("MultiHeadAttention") == 6 and "QAttention" not in types and "DynamicQuantizeLinear" not in types
     assert int8.mean_cosine is not None and int8.mean_cosine >= 0.99 and int8.min_cosine >= 0.98  # type: ignore[operator]
     assert (model_dir / "onnx" / "model_qint8_avx2.onnx").stat().st_size < 0.4 * (
         model_dir / "onnx" / "model.onnx").stat().st_size
