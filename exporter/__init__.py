@@ -6,7 +6,7 @@ Usage::
     onnx-st-export MODEL OUTPUT_DIR --optimize O1 O2 O3 O4 --quantize avx2 avx512 avx512_vnni arm64
     onnx-st-export --variants-only DIR --quantize avx2 [--parity-texts 2000]   # add variants to an export
     python -m exporter MODEL OUTPUT_DIR          # same command
-    python -m exporter.fixtures [--out fixtures] # rebuild the tiny test fixtures
+    python -m tools.fixtures [--out fixtures] # rebuild the tiny test fixtures
 
     from exporter import export_model, verify_export
     export_model("sentence-transformers/all-MiniLM-L6-v2", "out/minilm")
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from .verify import verify_export as verify_export
 
 # Public name -> defining module. Resolved on first access, after checking the export extra, so
-# that torch-free helpers of this package (e.g. ``exporter.pypi_models``) import without torch.
+# that torch-free helpers of this package (e.g. ``exporter.corpus``) import without torch.
 _PUBLIC: dict[str, str] = {
     "detect_kind": ".export",
     "export_model": ".export",

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from exporter.pypi_models import export_real
 from onnx_st.jobs.ray_cluster import CLUSTER_MODE_ENV
+from tools.pypi_models import export_real
 
 # Ray clusters the tests start (and the processes they spawn) listen on 127.0.0.1 only. Ray reads this
 # when it is imported, so it is set here, before any test module imports ray.
@@ -24,7 +24,7 @@ FIXTURES = ROOT / "fixtures"
 def fixture_dir(name: str) -> Path:
     """Path of a committed fixture model; fails (never skips) when it is missing."""
     path = FIXTURES / name
-    assert path.is_dir(), f"fixture {name} is missing: rebuild with `python -m exporter.fixtures`"
+    assert path.is_dir(), f"fixture {name} is missing: rebuild with `python -m tools.fixtures`"
     return path
 
 
@@ -48,7 +48,7 @@ def fixture_expected(name: str) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def minilm_onnx_dir() -> Path:
     """all-MiniLM-L6-v2 exported by the exporter."""
-    from exporter.pypi_models import minilm_exported
+    from tools.pypi_models import minilm_exported
 
     return minilm_exported()
 
@@ -56,7 +56,7 @@ def minilm_onnx_dir() -> Path:
 @pytest.fixture(scope="session")
 def mpnet_onnx_dir() -> Path:
     """all-mpnet-base-v2 exported by the exporter."""
-    from exporter.pypi_models import mpnet_dir
+    from tools.pypi_models import mpnet_dir
 
     return export_real("all-mpnet-base-v2", mpnet_dir(), "dense")
 

@@ -1,6 +1,6 @@
-"""Real models for parity tests: see :mod:`exporter.pypi_models` (shared with the README and benchmarks)."""
+"""Real models for parity tests: see :mod:`tools.pypi_models` (shared with the README and benchmarks)."""
 
-from exporter.pypi_models import (  # noqa: F401
+from tools.pypi_models import (  # noqa: F401
     exported,
     gensim_test_data,
     minilm_dir,

@@ -1,7 +1,7 @@
 """Parity of the reranker with sentence-transformers' CrossEncoder on real weights (needs the export extra).
 
 The model is all-MiniLM-L6-v2's real encoder under a seeded classification head (see
-:mod:`exporter.reranker_models`), with one and with three labels, max length 128.
+:mod:`tools.reranker_models`), with one and with three labels, max length 128.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def models(request: pytest.FixtureRequest) -> tuple[Any, onnx_st.CrossEncoder, P
     """(sentence-transformers CrossEncoder, onnx-st CrossEncoder, exported directory)."""
     from sentence_transformers import CrossEncoder
 
-    from exporter.reranker_models import minilm_reranker
+    from tools.reranker_models import minilm_reranker
 
     _, exported = minilm_reranker(request.param)
     return CrossEncoder(str(exported), device="cpu"), onnx_st.CrossEncoder(str(exported)), exported

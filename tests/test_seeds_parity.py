@@ -73,7 +73,7 @@ def test_onnx_backend_smoke_test(hub_cache: Path, tmp_path: Path) -> None:
 
 def test_onnx_backend_smoke_test_exports_a_repo_without_onnx(tmp_path: Path) -> None:
     """The seed's first load exports (export extra); the saved directory then reloads without torch."""
-    from exporter.pypi_models import minilm_dir
+    from tools.pypi_models import minilm_dir
 
     cache = tmp_path / "hub"
     snapshot = make_hub_cache(cache, "sentence-transformers/all-MiniLM-L6-v2", minilm_dir())

@@ -25,7 +25,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 @pytest.fixture(scope="module")
 def splade_dir() -> Path:
-    from exporter.pypi_models import splade_tiny_exported
+    from tools.pypi_models import splade_tiny_exported
 
     return splade_tiny_exported()
 

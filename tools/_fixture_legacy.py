@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from ._tiny import MAX_SEQ_LENGTH, save_tiny_hf_model
+from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+from tools._tiny import MAX_SEQ_LENGTH, save_tiny_hf_model
 
 
 def write_json(path: Path, content: Any, indent: int = 2) -> None:

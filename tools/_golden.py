@@ -15,8 +15,8 @@ from sentence_transformers.base.modules import Router, Transformer
 from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
 from sentence_transformers.util import quantize_embeddings
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from ._tiny import CORPUS
+from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+from tools._tiny import CORPUS
 
 PRECISIONS: tuple[str, ...] = ("int8", "uint8", "binary", "ubinary")
 DECODE_TOP_K = 10

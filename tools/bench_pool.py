@@ -5,8 +5,8 @@ processes (onnx-st splits the cores between its workers' ONNX sessions; sentence
 workers are torch processes on ``["cpu"] * workers``). Pool start-up (loading the model in each
 worker) is timed apart from encoding, on a warm-up call, as a long-lived pool is used.
 
-    python -m exporter.bench_pool                       # all-MiniLM-L6-v2, 2,000 texts, cores // 2 workers
-    python -m exporter.bench_pool --workers 4 --texts 4000 --skip-torch
+    python -m tools.bench_pool                       # all-MiniLM-L6-v2, 2,000 texts, cores // 2 workers
+    python -m tools.bench_pool --workers 4 --texts 4000 --skip-torch
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bench import machine_line
-from .corpus import benchmark_sentences
-from .parity import _cpu_flags
+from exporter.corpus import benchmark_sentences
+from exporter.parity import _cpu_flags
+from tools.bench import machine_line
 
 
 def _rate(texts: list[str], encode: Callable[[list[str]], Any], repeats: int) -> float:
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-torch", action="store_true", help="onnx-st only")
     args = parser.parse_args(argv)
     if args.model is None:
-        from .pypi_models import minilm_exported
+        from tools.pypi_models import minilm_exported
 
         args.model = minilm_exported()
     texts = benchmark_sentences(args.texts)

@@ -3,16 +3,15 @@
 No PyPI package carries a trained cross-encoder, so this builds one from all-MiniLM-L6-v2's real
 encoder (its BERT layers and pooler) under a seeded classification head, saves it with
 sentence-transformers' ``CrossEncoder`` and exports it with :func:`exporter.export_model`.
-Both directories are cached under :func:`exporter.pypi_models.exported` until the export code changes.
+Both directories are cached under :func:`tools.pypi_models.exported` until the export code changes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
-from .pypi_models import exported, minilm_dir
+from tools.pypi_models import exported, minilm_dir, source_digest
 
 MAX_LENGTH = 128
 SEED = 0
@@ -20,10 +19,7 @@ HEAD_STD = 1.0  # logits with a standard deviation near 0.75 over varied pairs
 
 
 def _stamp(num_labels: int) -> str:
-    digest = hashlib.sha256(f"{num_labels}-{SEED}-{MAX_LENGTH}-{HEAD_STD}".encode())
-    for name in ("export.py", "onnx_export.py", "reranker_models.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()[:16]
+    return source_digest("export.py", "onnx_export.py", "reranker_models.py", seed=f"{num_labels}-{SEED}-{MAX_LENGTH}-{HEAD_STD}")
 
 
 def build_minilm_reranker(num_labels: int, target: Path, *, seed: int = SEED) -> Path:
@@ -49,7 +45,7 @@ def build_minilm_reranker(num_labels: int, target: Path, *, seed: int = SEED) ->
 
 def minilm_reranker(num_labels: int = 1) -> tuple[Path, Path]:
     """``(sentence-transformers directory, exported onnx-st directory)`` of the MiniLM reranker."""
-    from . import export_model
+    from exporter import export_model
 
     name = f"minilm-reranker-{num_labels}label"
     source, target = exported(f"{name}-st"), exported(name)

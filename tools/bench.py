@@ -1,6 +1,6 @@
 """Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
-    python -m exporter.bench --kind dense|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
+    python -m tools.bench --kind dense|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
@@ -8,7 +8,7 @@ Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline
 ``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2, sparse splade-tiny, cross the
 MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``)
-(:mod:`exporter.bench_workloads`); ``--kind all`` runs them all on their defaults.
+(:mod:`tools.bench_workloads`); ``--kind all`` runs them all on their defaults.
 ``--files`` adds one ``onnx-st`` engine per named ONNX file (variants of :mod:`exporter.variants`);
 files missing from a default model are built into it first (with parity records on 2,000 texts),
 and the table shows each file's parity record next to its speed.
@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from .bench_workloads import ENGINES, WORKLOADS, Workload, load
+from tools.bench_workloads import ENGINES, WORKLOADS, Workload, load
 
 BASELINE = "st-torch"
 Results = dict[str, dict[str, list[dict[str, float]]]]  # engine -> mode -> one dict per round
@@ -84,9 +84,9 @@ def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch
 
 
 def _child(args: list[str], workload: Workload) -> subprocess.CompletedProcess[str]:
-    """``python -m exporter.bench ARGS`` in a fresh process (this one stays small: peak RSS survives exec)."""
+    """``python -m tools.bench ARGS`` in a fresh process (this one stays small: peak RSS survives exec)."""
     env = {**os.environ, **workload.env}
-    return subprocess.run([sys.executable, "-m", "exporter.bench", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tools.bench", *args], capture_output=True, text=True,
                           check=False, env=env)
 
 
@@ -248,7 +248,7 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the benchmark (or one worker, or the build of a default model)."""
-    parser = argparse.ArgumentParser(prog="python -m exporter.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=[*WORKLOADS, "all"], default="dense")
     parser.add_argument("--model", help="exported model directory, the same for every engine (default: per kind)")
@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.prepare:
             path = workload.default_model()
             if args.files:
-                from .bench_workloads import ensure_variants
+                from tools.bench_workloads import ensure_variants
 
                 ensure_variants(path, [f for f in args.files.split(",") if f])
             print(path)
