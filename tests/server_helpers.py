@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -60,3 +61,17 @@ def live_server(models: Mapping[str, Any | str | Path] | None = None, **options:
 def client(base_url: str, **kwargs: Any) -> httpx.Client:
     """An HTTP client for the server (no proxies from the environment)."""
     return httpx.Client(base_url=base_url, timeout=60, trust_env=False, **kwargs)
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout: float = 60.0) -> None:
+    """Wait until a server started as ``proc`` answers ``/health`` with 200 (fails if it exits or times out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become healthy"
+        time.sleep(0.1)

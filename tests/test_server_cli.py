@@ -6,7 +6,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from onnx_st.cli import build_parser, serve_models
 from onnx_st.errors import InputError, ModelNotFoundError
 
 from .conftest import fixture_dir
-from .server_helpers import SEED_SENTENCES, SEED_SOURCE
+from .server_helpers import SEED_SENTENCES, SEED_SOURCE, wait_healthy
 
 
 def test_model_arguments() -> None:
@@ -46,16 +45,7 @@ def test_serve_subprocess() -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.1)
+        wait_healthy(proc, url)
         auth = {"Authorization": "Bearer tok"}
         body = {"inputs": {"source_sentence": SEED_SOURCE, "sentences": SEED_SENTENCES}}
         with httpx.Client(base_url=url, trust_env=False, timeout=30) as c:

@@ -16,7 +16,7 @@ import httpx
 from onnx_st import SentenceTransformer
 
 from .conftest import ROOT, fixture_dir
-from .server_helpers import client, live_server
+from .server_helpers import client, live_server, wait_healthy
 
 WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit " * 2500).strip()  # 20,000 words
 BIG = "word " * 390_000  # just under the 2 MB payload limit
@@ -42,16 +42,7 @@ def test_largest_payloads_in_a_memory_capped_server() -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_healthy(proc, url)
         requests: list[tuple[str, dict[str, Any], int]] = [
             ("/rerank", {"query": WORDS, "texts": [WORDS], "truncate": True, "model": "cross"}, 200),
             ("/models/cross", {"inputs": {"query": WORDS, "texts": [WORDS]}}, 200),
