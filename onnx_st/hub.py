@@ -21,7 +21,10 @@ def _looks_like_path(name: str) -> bool:
 
 def _onnx_patterns(snapshot: Path, file_name: str | None) -> list[str]:
     """Patterns for the ONNX file of every Transformer folder named by modules.json / router_config.json."""
-    names = [file_name] if file_name else list(DEFAULT_FILE_NAMES)
+    if file_name == "auto":  # the choice needs every file and the parity records (onnx_st.variants.choose_file)
+        names = ["onnx/*.onnx", "onnx/parity.json", *DEFAULT_FILE_NAMES]
+    else:
+        names = [file_name] if file_name else list(DEFAULT_FILE_NAMES)
     folders = [""]
     try:  # a malformed modules.json fails later, when the model loads, with the error that names it
         for module in read_json_value(snapshot / "modules.json", required=False, default=[]):

@@ -73,3 +73,13 @@ def test_only_needed_files_are_fetched(tmp_path: Path) -> None:
                           "onnx/model_O4.onnx", "onnx/model_qint8_avx2.onnx", "openvino/model.xml"}
     chosen = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, "onnx/model_O4.onnx")))
     assert chosen == {"onnx/model_O4.onnx"}
+
+
+def test_auto_fetches_every_onnx_file_and_the_parity_records(tmp_path: Path) -> None:
+    """``file_name="auto"`` chooses among the files with their records, so it needs all of them."""
+    snapshot = make_hub_cache(tmp_path, "acme/tiny-auto", fixture_dir("dense-mean"))
+    repo_files = ["onnx/model.onnx", "onnx/model_O2.onnx", "onnx/model_qint8_avx2.onnx", "onnx/parity.json",
+                  "onnx/model_fast.onnx_data", "model.safetensors", "openvino/model.xml"]
+    chosen = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, "auto")))
+    assert chosen == {"onnx/model.onnx", "onnx/model_O2.onnx", "onnx/model_qint8_avx2.onnx", "onnx/parity.json",
+                      "onnx/model_fast.onnx_data"}
