@@ -34,6 +34,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+@pytest.fixture(autouse=True)
+def _online_to_this_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub refuses every HTTP request in offline mode (set for the suite: the Hub is unreachable),
+    even one to this local server; the clients here talk only to 127.0.0.1."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 def test_inference_client_by_model_url(url: str, ref: dict[str, Any]) -> None:
     hf = InferenceClient(model=f"{url}/models/dense", token="unused")
     got = hf.feature_extraction(TEXTS[0], normalize=False, prompt_name="query", dimensions=8, truncate=True)
