@@ -16,7 +16,6 @@ import pytest
 
 import onnx_st
 from onnx_st.errors import ModelNotFoundError
-
 from onnx_st.variants import choose_file
 
 from .conftest import fixture_dir
