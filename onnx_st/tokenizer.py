@@ -211,7 +211,16 @@ class TextTokenizer:
         params = self._tokenizer.truncation
         direction = _SIDE.get() or (params or {}).get("direction", "right")
         special = self.add_special_tokens
-        if items and not isinstance(items[0], str):
+        pairs = [i for i, t in enumerate(items) if not isinstance(t, str)]
+        if pairs and len(pairs) < len(items):  # a batch mixing texts and pairs: each part on its own path
+            singles = [i for i, t in enumerate(items) if isinstance(t, str)]
+            merged: list[Any] = [None] * len(items)
+            for idx, part in ((pairs, self._encode([items[i] for i in pairs])),
+                              (singles, self._encode([items[i] for i in singles]))):
+                for i, encoding in zip(idx, part):
+                    merged[i] = encoding
+            return merged
+        if pairs:
             return encode_pairs(self.raw_backend, items,  # type: ignore[no-any-return]
                                 params["max_length"] if params else None, direction, special)
         if not params:
