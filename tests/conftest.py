@@ -67,3 +67,16 @@ def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ.setdefault("ONNX_ST_EXPORT_CACHE", str(tmp_path_factory.mktemp("onnx-st-exports")))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ``ONNX_ST_NO_SKIPS=1`` (CI's torch stage, where every extra is installed) a skipped test fails the
+    run: the torch-only tests skip in the runtime-only stage and must run here."""
+    if os.environ.get("ONNX_ST_NO_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        names = ", ".join(sorted({r.nodeid for r in skipped})[:10])
+        print(f"\nONNX_ST_NO_SKIPS=1: {len(skipped)} test(s) skipped where every extra is installed: {names}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
