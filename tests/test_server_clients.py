@@ -110,3 +110,37 @@ def test_cohere_and_jina_rerank(url: str, ref: dict[str, Any]) -> None:
             assert [x["document"]["text"] for x in results] == [e["text"] for e in expected]
         r = c.post("/v1/rerank", json={"model": "dense", "query": "q", "documents": ["d"]})
         assert r.status_code == 424 and r.json()["error"]["message"]
+
+
+def test_tei_client_on_each_model_endpoint_of_a_multi_model_server(url: str, ref: dict[str, Any]) -> None:
+    """tei-client given a model's own TEI endpoint (``/models/{id}``): its /info, prompt names, embed,
+    embed_all, tokenize/decode, rerank and classify (several labels)."""
+    from tei_client import HttpClient, ModelType
+
+    from onnx_st.config import HFConfig
+
+    dense, cross, cross3 = ref["dense"], ref["cross"], ref["cross3"]
+    client = HttpClient(f"{url}/models/dense", trust_env=False)
+    assert client.info().server_model_type == ModelType.Embedding
+    assert sorted(client.prompt_names()) == sorted(dense.prompts)
+    np.testing.assert_allclose(client.embed(TEXTS, normalize=True), dense.encode(TEXTS, normalize_embeddings=True),
+                               atol=1e-5)
+    for got, want in zip(client.embed_all(TEXTS[:2]), dense.encode(TEXTS[:2], output_value="token_embeddings")):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    ids = [row.get_ids() for row in client.tokenize(TEXTS[:2])]
+    assert ids == [dense.tokenizer.encode(t).ids for t in TEXTS[:2]]
+    assert client.decode(ids) == dense.tokenizer.decode_batch(ids)
+
+    reranker = HttpClient(f"{url}/models/cross", trust_env=False)
+    assert reranker.info().server_model_type == ModelType.Reranker
+    ranks = reranker.rerank(SEED_SOURCE, SEED_SENTENCES).ranks
+    expected = cross.rank(SEED_SOURCE, SEED_SENTENCES)
+    assert [r.index for r in ranks] == [r["corpus_id"] for r in expected]
+    np.testing.assert_allclose([r.score for r in ranks], [r["score"] for r in expected], atol=1e-5)
+
+    classifier = HttpClient(f"{url}/models/cross3", trust_env=False)
+    assert classifier.info().server_model_type == ModelType.Classifier
+    got = {s.label: s.score for s in classifier.classify([(SEED_SOURCE, SEED_SENTENCES[0])])[0].scores}
+    scores = cross3.predict([(SEED_SOURCE, SEED_SENTENCES[0])])[0]
+    labels = HFConfig.read(cross3.model_dir).id2label
+    assert got == pytest.approx({labels[i]: float(v) for i, v in enumerate(scores)}, abs=1e-5)

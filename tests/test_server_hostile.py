@@ -37,7 +37,8 @@ def test_largest_payloads_in_a_memory_capped_server() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "onnx_st", "serve", f"cross={fixture_dir('cross-1label')}",
-           f"dense={fixture_dir('dense-mean')}", "--port", str(port), "--log-level", "warning", "--threads", "1"]
+           f"dense={fixture_dir('dense-mean')}", f"sparse={fixture_dir('sparse-max-relu')}",
+           f"mv={fixture_dir('multi-vector-basic')}", "--port", str(port), "--log-level", "warning", "--threads", "1"]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=_cap,  # noqa: PLW1509 - sets only an rlimit
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -57,6 +58,17 @@ def test_largest_payloads_in_a_memory_capped_server() -> None:
             ("/v1/embeddings", {"input": BIG, "model": "dense"}, 200),
             ("/embed", {"inputs": [BIG[:60000]] * 32, "truncate": True, "model": "dense"}, 200),
             ("/tokenize", {"inputs": BIG, "model": "dense"}, 422),
+            ("/v2/rerank", {"query": WORDS, "documents": [WORDS], "model": "cross"}, 200),
+            ("/invocations", {"inputs": BIG, "truncate": True, "model": "dense"}, 200),
+            ("/models/dense/embed", {"inputs": BIG, "truncate": True}, 200),
+            ("/similarity", {"inputs": {"source_sentence": BIG[:1_000_000], "sentences": [BIG[:900_000]]},
+                             "parameters": {"truncate": True}, "model": "dense"}, 200),
+            ("/v1/embeddings", {"input": [BIG[:900]] * 2048, "model": "dense"}, 200),
+            ("/embed_sparse", {"inputs": BIG, "truncate": True, "model": "sparse"}, 200),
+            ("/embed_all", {"inputs": BIG, "truncate": True, "model": "dense"}, 200),
+            ("/embed_all", {"inputs": BIG, "truncate": True, "model": "mv"}, 200),
+            ("/models/mv", {"inputs": BIG, "parameters": {"truncate": True}}, 200),
+            ("/decode", {"ids": [7] * 300_000, "model": "dense"}, 200),
         ]
         with httpx.Client(base_url=url, trust_env=False, timeout=120) as c:
             for path, body, status in requests:
