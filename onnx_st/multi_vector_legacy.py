@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from .config import MODEL_CONFIG_FILE, HFConfig, read_json
+from .config import MODEL_CONFIG_FILE, HFConfig, config_int, config_str, read_json
 from .errors import ConfigError, ModelNotFoundError
 from .modules import LoadContext, Module
 from .modules.dense import Dense
@@ -49,8 +49,8 @@ class LegacyLayout:
 
 def _pylate(config: dict[str, Any]) -> LegacyLayout:
     """Read PyLate's top-level keys as sentence-transformers 6.2 does."""
-    prefixes = {prompt: config[key] or "" for key, prompt in (("query_prefix", "query"), ("document_prefix", "document"))
-                if key in config}
+    prefixes = {prompt: config_str(config, key, "", MODEL_CONFIG_FILE)
+                for key, prompt in (("query_prefix", "query"), ("document_prefix", "document")) if key in config}
     knobs = {k: config[k] for k in _PYLATE_KNOBS if k in config and (config[k] is not None or k == "query_expansion")}
     if "query_expansion" not in knobs and any(k in config for k in _PYLATE_MARKERS):
         if config.get("do_query_expansion") is False:
@@ -60,6 +60,8 @@ def _pylate(config: dict[str, Any]) -> LegacyLayout:
             length = knobs.pop("query_length", None) or config.get("query_length") or 32
             knobs["query_expansion"] = {"strategy": "fixed", "attend": bool(attend), "length": length}
     skiplist = config.get("skiplist_words")
+    if skiplist is not None and (not isinstance(skiplist, list) or not all(isinstance(w, str) for w in skiplist)):
+        raise ConfigError(f"{MODEL_CONFIG_FILE}: 'skiplist_words' must be a list of strings, got {skiplist!r:.80}")
     kind = "pylate" if config.get("model_type") == "ColBERT" else "native"
     if kind == "pylate" and skiplist is None:
         skiplist = list(string.punctuation)  # PyLate's default
@@ -68,14 +70,15 @@ def _pylate(config: dict[str, Any]) -> LegacyLayout:
 
 def _stanford(model_dir: Path) -> LegacyLayout:
     """Read ``artifact.metadata`` (defaults when absent) as sentence-transformers 6.2 does."""
-    metadata = read_json(model_dir / "artifact.metadata", required=False)
-    prefixes = {"query": (metadata.get("query_token_id") or "[unused0]") + " ",
-                "document": (metadata.get("doc_token_id") or "[unused1]") + " "}
+    path = model_dir / "artifact.metadata"
+    metadata = read_json(path, required=False)
+    prefixes = {"query": (config_str(metadata, "query_token_id", "", path) or "[unused0]") + " ",
+                "document": (config_str(metadata, "doc_token_id", "", path) or "[unused1]") + " "}
     defaults: dict[str, Any] = {"query_expansion": {"strategy": "fixed",
                                                     "attend": bool(metadata.get("attend_to_mask_tokens")),
-                                                    "length": metadata.get("query_maxlen") or 32}}
+                                                    "length": config_int(metadata, "query_maxlen", 32, path)}}
     if metadata.get("doc_maxlen") is not None:
-        defaults["document_length"] = metadata["doc_maxlen"]
+        defaults["document_length"] = config_int(metadata, "doc_maxlen", None, path)
     skiplist = list(string.punctuation) if metadata.get("mask_punctuation", True) else []
     return LegacyLayout("stanford", defaults, prefixes, skiplist)
 

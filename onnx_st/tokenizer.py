@@ -59,6 +59,8 @@ def resolve_max_length(st_max_seq_length: int | None, tokenizer_config: dict[str
     if st_max_seq_length is not None:
         return st_max_seq_length
     model_max = tokenizer_config.get("model_max_length")
+    if isinstance(model_max, (int, float)) and not isinstance(model_max, bool) and not model_max >= 1:
+        raise ConfigError(f"tokenizer_config.json: 'model_max_length' must be a positive number, got {model_max!r}")
     limit = int(model_max) if isinstance(model_max, (int, float)) and model_max < _HUGE else None
     max_pos = hf_config.max_position_embeddings
     if isinstance(max_pos, int) and max_pos > 0:

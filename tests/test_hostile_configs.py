@@ -23,7 +23,8 @@ from onnx_st.functional import ACTIVATIONS
 from .conftest import fixture_dir
 
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-KINDS = {"dense": onnx_st.SentenceTransformer, "sparse": onnx_st.SparseEncoder, "cross": onnx_st.CrossEncoder}
+KINDS = {"dense": onnx_st.SentenceTransformer, "sparse": onnx_st.SparseEncoder, "cross": onnx_st.CrossEncoder,
+         "multi": onnx_st.MultiVectorEncoder}
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
                     | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
@@ -137,12 +138,14 @@ def test_malformed_value_is_a_config_error_naming_file_and_key(tmp_path: Path, f
 
 
 @pytest.mark.parametrize("fixture", ["dense-mean", "dense-router", "dense-dense-layer", "dense-static", "cross-3labels",
-                                     "sparse-sum-log1p", "sparse-inference-free"])
+                                     "sparse-sum-log1p", "sparse-inference-free", "multi-vector-expansion",
+                                     "multi-vector-pooling", "multi-vector-pylate", "multi-vector-stanford"])
 def test_any_json_in_any_config_file_loads_or_fails_cleanly(tmp_path: Path, fixture: str) -> None:
     """Each JSON file replaced by arbitrary JSON, or one of its keys set to arbitrary JSON: a model that
     runs, or an OnnxSTError; never another exception."""
-    files = sorted(str(p.relative_to(fixture_dir(fixture))) for p in fixture_dir(fixture).rglob("*.json")
-                   if p.name not in ("inputs.json", "meta.json", "decode.json", "rank.json", "tokenizer.json"))
+    skip = ("inputs.json", "meta.json", "decode.json", "rank.json", "tokenizer.json")
+    files = sorted(str(p.relative_to(fixture_dir(fixture))) for p in fixture_dir(fixture).rglob("*")
+                   if p.suffix in (".json", ".metadata") and p.name not in skip)
 
     @FAST
     @given(file=st.sampled_from(files), whole=st.booleans(), value=JSON, data=st.data())
@@ -246,3 +249,25 @@ def test_foreign_errors_is_the_one_boundary() -> None:
     for passing in (InputError("ours"), MemoryError()):
         with pytest.raises(type(passing)), foreign_errors(ConfigError, "reading x"):
             raise passing
+
+
+@pytest.mark.parametrize(("fixture", "file", "changes", "match"), [
+    ("multi-vector-expansion", "sentence_bert_config.json",
+     {"query_expansion": {"strategy": "fixed", "attend": False, "length": 10**9}}, "max_position_embeddings"),
+    ("multi-vector-expansion", "sentence_bert_config.json", {"query_length": 10**9}, "query_length"),
+    ("multi-vector-expansion", "sentence_bert_config.json", {"document_length": 10**9}, "document_length"),
+    ("multi-vector-stanford", "artifact.metadata", {"query_maxlen": 10**9}, "max_position_embeddings"),
+    ("multi-vector-stanford", "artifact.metadata", {"query_token_id": 1}, "query_token_id"),
+    ("multi-vector-stanford", "artifact.metadata", {"doc_maxlen": "long"}, "doc_maxlen"),
+    ("multi-vector-pylate", "config_sentence_transformers.json", {"skiplist_words": 1}, "skiplist_words"),
+    ("multi-vector-pylate", "config_sentence_transformers.json", {"query_prefix": ["[Q]"]}, "query_prefix"),
+    ("multi-vector-stanford", "tokenizer_config.json", {"model_max_length": -5}, "model_max_length"),
+])
+def test_multi_vector_lengths_and_legacy_keys(tmp_path: Path, fixture: str, file: str, changes: dict[str, Any],
+                                              match: str) -> None:
+    """Lengths past the graph's positions (which would pad queries to them) and malformed legacy keys are
+    ConfigErrors at load, in bounded memory."""
+    path = _copy(tmp_path, fixture)
+    _edit(path / file, **changes)
+    with pytest.raises(ConfigError, match=match):
+        _load(fixture, path)

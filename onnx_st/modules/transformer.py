@@ -112,6 +112,11 @@ class Transformer(InputModule):
         """Own tokenizers for ``query_length`` / ``document_length`` / query expansion (sentence-transformers 6)."""
         tokenizers: dict[str, TextTokenizer] = {}
         expansion, cfg = self.query_expansion, self.config
+        limit = self.hf_config.max_position_embeddings
+        for key, length in (("query_length", cfg.query_length), ("document_length", cfg.document_length),
+                            ("query_expansion['length']", expansion.length if expansion else None)):
+            if limit and length is not None and length > limit:  # the graph has no positions past the limit
+                raise ConfigError(f"{key}={length} is beyond the model's {limit} positions (max_position_embeddings)")
         if expansion is not None:
             if cfg.query_length is not None and cfg.query_length < expansion.length:
                 raise ConfigError(f"query_length={cfg.query_length} is smaller than query_expansion['length']="
