@@ -121,15 +121,13 @@ class CrossEncoder(BaseModel):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        tokenizer = self.pipeline.input_module.tokenizer
+        module = self.pipeline.input_module
         limit = self._hf_config.max_position_embeddings
         if not isinstance(value, int) or isinstance(value, bool) or value < 4 or (limit and value > limit):
             raise InputError(f"max_length must be an integer from 4 to {limit or 'the model limit'}, got {value!r}")
-        if tokenizer is None:
+        if not isinstance(module, Transformer):
             raise InputError("This model's input module has no tokenizer to truncate with")
-        direction = (tokenizer.backend.truncation or {}).get("direction", "right")
-        tokenizer.backend.enable_truncation(value, strategy="longest_first", direction=direction)
-        tokenizer.max_length = value
+        module.max_seq_length = value
 
     max_length = max_seq_length
 

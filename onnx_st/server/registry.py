@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import kinds
 from ..kinds import ModelKind, detect_kind, kind_of_class
 from ..model import BaseModel
 from ..options import RuntimeOptions
@@ -28,7 +29,7 @@ Kind = str
 
 def load_model(path: Path, options: RuntimeOptions | None = None) -> BaseModel:
     """Load a directory with the front class of its kind (:func:`onnx_st.kinds.detect_kind`)."""
-    return detect_kind(path).kind.front_class.from_dir(path, options=options)
+    return kinds.load_model(path, options=options, local_files_only=True)
 
 
 @dataclass
