@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +67,7 @@ def cluster() -> Iterator[Cluster]:
         nodes.add_node(num_cpus=1)
         yield nodes
     finally:
+        ray.shutdown()  # a test that failed while connected must not turn into a teardown error
         nodes.shutdown()
 
 
@@ -156,3 +159,33 @@ def test_resuming_after_losing_the_worker_node(corpus: tuple[Path, dict[str, byt
     assert sorted(first + second) == list(range(PARTS))  # nothing lost, nothing written twice
     assert list(result.engine_info["parts_by_node"]) == [cluster.head_node.node_id]
     assert part_files(tmp_path / "out") == local
+
+
+def test_a_thread_still_calling_ray_does_not_outlive_the_jobs_session(
+        corpus: tuple[Path, dict[str, bytes]], cluster: Cluster, tmp_path: Path) -> None:
+    """Ray Data's executor may still be calling Ray when a job ends; a Ray call without a session starts
+    one (``ray.init()`` from that thread), which would leave this process connected after the job."""
+    source, local = corpus
+    last_part_at: list[float] = []
+    calls: list[object] = []
+
+    def keeps_calling_ray() -> None:
+        while not last_part_at or time.monotonic() < last_part_at[0] + 1.0:
+            calls.append(ray.put(len(calls)))
+            time.sleep(0.05)
+
+    straggler = threading.Thread(target=keeps_calling_ray, daemon=True)
+    written: list[int] = []
+
+    def start_straggler(index: int) -> None:
+        written.append(index)
+        if len(written) == 1:
+            straggler.start()
+        if len(written) == PARTS:
+            last_part_at.append(time.monotonic())
+
+    result = run_embed_job(source, tmp_path / "out", DENSE, part_rows=PART_ROWS, engine="ray", actors=1,
+                           address=cluster.address, progress=False, on_part_written=start_straggler)
+    assert result.parts_written == PARTS and part_files(tmp_path / "out") == local
+    assert not straggler.is_alive() and calls  # the job waited for it, and it ran while the job did
+    assert not ray.is_initialized()

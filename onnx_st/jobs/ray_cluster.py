@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -59,6 +61,40 @@ def connect(ray: ModuleType, address: str | None) -> bool:
     return True
 
 
+DRAIN_SECONDS = 30.0
+"""How long :func:`disconnect` waits for the session's own threads (Ray Data's executor) to end."""
+
+
+def session_threads() -> set[threading.Thread]:
+    """The threads alive now: taken right after :func:`connect`, so that :func:`disconnect` can tell the
+    threads Ray Data started for the job from the ones ``ray.init`` started."""
+    return set(threading.enumerate())
+
+
+def disconnect(ray: ModuleType, started_with: set[threading.Thread], timeout: float = DRAIN_SECONDS) -> None:
+    """Shut down a session :func:`connect` started or joined, after the threads the job added have ended.
+
+    Ray Data's executor gives its scheduling thread two seconds to stop; on a loaded machine it is
+    still calling Ray after that, and any Ray call made without a session starts one again
+    (``ray.init()`` from that thread). Auto-connection is therefore off while the job's threads are
+    waited for (at most ``timeout`` seconds) and until the session is shut down.
+    """
+    hook: Any = importlib.import_module("ray._private.auto_init_hook")
+    saved = hook.enable_auto_connect
+    hook.enable_auto_connect = False
+    try:
+        deadline = time.monotonic() + timeout
+        for thread in set(threading.enumerate()) - started_with:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        stragglers = sorted(t.name for t in set(threading.enumerate()) - started_with if t.is_alive())
+        if stragglers:
+            logger.warning("shutting Ray down while these threads still run: %s", ", ".join(stragglers))
+        ray.shutdown()
+    finally:
+        hook.enable_auto_connect = saved
+
+
 def gcs_address(ray: ModuleType) -> str | None:
     """``HOST:PORT`` of the connected cluster's GCS (``None`` through Ray Client, which does not expose it)."""
     if ray.util.client.ray.is_connected():
@@ -66,4 +102,5 @@ def gcs_address(ray: ModuleType) -> str | None:
     return str(ray.get_runtime_context().gcs_address)
 
 
-__all__ = ["CLUSTER_MODE_ENV", "LOOPBACK", "connect", "gcs_address", "loopback_only"]
+__all__ = ["CLUSTER_MODE_ENV", "DRAIN_SECONDS", "LOOPBACK", "connect", "disconnect", "gcs_address", "loopback_only",
+           "session_threads"]

@@ -32,7 +32,7 @@ from . import deps
 from .badrows import PreparedPart, describe, reason
 from .encode import compute, load_model, output_fields, to_arrow, to_numpy
 from .errors import BadRowsError, JobError
-from .ray_cluster import connect, gcs_address
+from .ray_cluster import connect, disconnect, gcs_address, session_threads
 from .spec import JobOptions, detect_kind
 
 _RAY_LOGGERS = ("ray.data", "ray")
@@ -228,6 +228,7 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
     info: dict[str, Any] = {}
     connect_started = time.perf_counter()
     own_session = connect(ray, address)
+    ray_threads = session_threads()
     info["connect_seconds"] = round(time.perf_counter() - connect_started, 3)
     info["address"] = gcs_address(ray)
     try:
@@ -275,7 +276,7 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
         return info
     finally:
         if own_session:
-            ray.shutdown()
+            disconnect(ray, ray_threads)
 
 
 __all__ = ["EmbedBatches", "assigned_cpus", "run_on_ray"]
