@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OnnxSTError
-from .modules.base import text_length
 
 if TYPE_CHECKING:
     from .model import BaseModel
@@ -124,6 +123,13 @@ def _result(pool: MultiProcessPool) -> tuple[int, Any]:
             raise OnnxSTError(f"{len(dead)} pool worker(s) died: {details}. Stop the pool and start a new one.")
 
 
+def _chunk_size(items: int, workers: int, batch_size: Any) -> int:
+    """About ten chunks per worker, each a whole number of batches (about 5,000 items at most)."""
+    batch = batch_size if isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0 else 1
+    per_chunk = min(math.ceil(items / workers / 10), 5000)
+    return max(batch, math.ceil(per_chunk / batch) * batch)
+
+
 def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, pool: MultiProcessPool | None,
                 devices: Any = None, chunk_size: int | None = None, show_progress_bar: bool | None = None
                 ) -> list[Any]:
@@ -142,9 +148,13 @@ def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, p
     if not isinstance(active, dict) or not {"input", "output", "processes"} <= set(active):
         raise InputError("pool must be the dict start_multi_process_pool() returns")
     try:
-        size = chunk_size or max(1, min(math.ceil(len(items) / len(active["processes"]) / 10), 5000))
-        # Longest first, so that each chunk pads little and the last chunks to finish are the short ones.
-        order = sorted(range(len(items)), key=lambda i: -text_length(items[i]))
+        batch_size = kwargs.get("batch_size", 32)
+        size = chunk_size or _chunk_size(len(items), len(active["processes"]), batch_size)
+        # Longest first by token count, as one process batches them: each chunk then holds whole batches
+        # of similar length (sorting by characters instead left a third more padding in the workers'
+        # batches), and the last chunks to finish are the short ones.
+        lengths = model.pipeline.lengths(items, batch_size, kwargs.get("prompt"), kwargs.get("task"))
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
         starts = range(0, len(items), size)
         for chunk_id, start in enumerate(starts):
             active["input"].put((chunk_id, [items[i] for i in order[start:start + size]], kwargs))

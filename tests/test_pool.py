@@ -55,3 +55,15 @@ def test_worker_failures_reach_the_caller() -> None:
             model.encode(["x"], pool=pool)
     finally:
         model.stop_multi_process_pool(pool)
+
+
+@pytest.mark.parametrize(("items", "workers", "batch", "expected"), [
+    (1000, 2, 32, 64),  # 50 per chunk, rounded up to whole batches
+    (10, 4, 32, 32),  # never below one batch
+    (10**6, 2, 32, 5024),  # about 5,000 items at most, in whole batches
+    (100, 2, 0, 5),  # a bad batch size is the caller's error to raise; chunking still works
+])
+def test_chunks_are_whole_batches(items: int, workers: int, batch: int, expected: int) -> None:
+    from onnx_st.pool import _chunk_size
+
+    assert _chunk_size(items, workers, batch) == expected
