@@ -19,13 +19,10 @@ the ``onnx-st-export`` command. This module imports the exporter only when it ex
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +111,8 @@ def export_folder(model_dir: Path, kind: ModelKind, source: LoadSource) -> Path:
     # a Hub snapshot never changes (its folder is the commit); a local directory can be saved again
     identity = {"format": _CACHE_FORMAT, "source": str(resolved), "kind": kind.name,
                 "files": _fingerprint(resolved) if source.is_local else None}
+    import hashlib  # here, not at import: every cold start would pay for it
+
     digest = hashlib.sha256(json.dumps(identity).encode("utf8")).hexdigest()[:16]
     label = (str(source.name_or_path).rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or "model")
     return export_cache_root(source.cache_folder) / f"{label}-{kind.name}-{digest}"
@@ -173,6 +172,9 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
 def _export_into(target: Path, export: Any) -> None:
     """Run ``export(output_dir)`` into a temporary folder beside ``target``, then move it into place at once."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    import shutil
+    import tempfile
+
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for line in export(work / "model"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -248,6 +247,8 @@ class BaseModel(SentenceTransformersCalls):
             return
         target = Path(path)
         if target.resolve() != self.model_dir.resolve():
+            import shutil
+
             shutil.copytree(self.model_dir, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".cache"))
         data = dict(self.config.raw)
         data.update({"model_type": self.model_kind, "prompts": self.prompts,

@@ -143,7 +143,7 @@ def write_native_layout(target: Path, modules: list[Module]) -> None:
     transformer, dense, mask = modules[0], modules[1], modules[2]
     if not (isinstance(transformer, Transformer) and isinstance(dense, Dense) and isinstance(mask, MultiVectorMask)):
         raise ConfigError(f"Cannot write {[type(m).__name__ for m in modules]} in the native multi-vector layout")
-    backend = Tokenizer.from_str(transformer.tokenizer.backend.to_str())
+    backend = Tokenizer.from_str(transformer.tokenizer.raw_backend.to_str())
     backend.no_padding()
     backend.no_truncation()
     backend.save(str(target / "tokenizer.json"))

@@ -25,12 +25,14 @@ keyword                       command-line flag           environment variable
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # argparse is imported by the CLI, not by every cold start
+    import argparse
 
 from .errors import InputError
 
@@ -298,6 +300,8 @@ def per_model_options(args: argparse.Namespace, names: Sequence[str]) -> dict[st
     Raises:
         InputError: an option of a model not served, or an unknown or malformed option.
     """
+    import argparse
+
     flags = argparse.ArgumentParser(prog="--model-option", add_help=False, exit_on_error=False)
     RuntimeOptions.add_arguments(flags)
     extra: dict[str, list[str]] = {name: [] for name in names}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import queue
 import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -112,6 +111,8 @@ def stop_pool(pool: MultiProcessPool) -> None:
 
 
 def _result(pool: MultiProcessPool) -> tuple[int, Any]:
+    import queue
+
     while True:
         try:
             return pool["output"].get(timeout=_POLL_S)  # type: ignore[no-any-return]

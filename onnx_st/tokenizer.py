@@ -90,8 +90,13 @@ def check_encodable(text: str, what: str) -> None:
 class TextTokenizer:
     """Tokenizes single texts or pairs into padded int64 arrays, the way sentence-transformers does.
 
+    One ``tokenizers.Tokenizer`` without padding or truncation encodes everything; truncation and
+    padding are applied here, so that a call can truncate from its own side and a text of megabytes
+    costs what its kept tokens cost. :attr:`backend` is a copy configured like a Hugging Face
+    tokenizer, made only when asked for (parsing a tokenizer takes a cold start's 15 ms).
+
     Args:
-        tokenizer: a ``tokenizers.Tokenizer``; its padding and truncation settings are replaced.
+        tokenizer: a ``tokenizers.Tokenizer``; its padding and truncation settings are removed.
         max_length: truncation length in tokens (special tokens included); ``None`` for none.
         pad_id, pad_type_id, pad_token: the padding token.
         padding_side, truncation_side: ``"right"`` or ``"left"``.
@@ -101,23 +106,45 @@ class TextTokenizer:
     def __init__(self, tokenizer: Tokenizer, max_length: int | None, *, pad_id: int = 0, pad_type_id: int = 0,
                  pad_token: str = "[PAD]", padding_side: str = "right", truncation_side: str = "right",
                  add_special_tokens: bool = True) -> None:
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
         self._tokenizer = tokenizer
-        self.max_length = max_length
+        self._max_length = max_length
+        self._backend: Tokenizer | None = None
         self.add_special_tokens = add_special_tokens
         self._settings: dict[str, Any] = {"pad_id": pad_id, "pad_type_id": pad_type_id, "pad_token": pad_token,
                                           "padding_side": padding_side, "truncation_side": truncation_side,
                                           "add_special_tokens": add_special_tokens}
         self.special_tokens: dict[str, str] = {}
-        tokenizer.no_padding()
-        tokenizer.enable_padding(direction=padding_side, pad_id=pad_id, pad_type_id=pad_type_id, pad_token=pad_token)
-        if max_length is None:
-            tokenizer.no_truncation()
-        else:
-            tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
         self._special_ids = {i for i, tok in tokenizer.get_added_tokens_decoder().items() if tok.special}
         self._padding = (pad_id, pad_type_id, padding_side)
-        self._raw: Tokenizer | None = None
         self.pad_to_length: int | None = None  # pad every batch to this length (fixed query expansion)
+
+    @property
+    def max_length(self) -> int | None:
+        """Truncation length in tokens, special tokens included (``None``: no truncation)."""
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        self._max_length = value
+        if self._backend is not None:
+            self._configure(self._backend)
+
+    @property
+    def truncation_side(self) -> str:
+        """``right`` or ``left``: where texts over :attr:`max_length` lose tokens (a call may override it)."""
+        return str(self._settings["truncation_side"])
+
+    def _configure(self, tokenizer: Tokenizer) -> None:
+        """Give ``tokenizer`` this tokenizer's padding and truncation."""
+        s = self._settings
+        tokenizer.enable_padding(direction=s["padding_side"], pad_id=s["pad_id"], pad_type_id=s["pad_type_id"],
+                                 pad_token=s["pad_token"], length=self.pad_to_length)
+        if self._max_length is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(self._max_length, strategy="longest_first", direction=s["truncation_side"])
 
     @classmethod
     def from_dir(cls, directory: Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
@@ -160,18 +187,14 @@ class TextTokenizer:
         return result
 
     def derive(self, max_length: int | None, pad_to_length: int | None = None) -> TextTokenizer:
-        """A copy with its own truncation length, padding every batch to ``pad_to_length`` when given.
+        """A tokenizer with its own truncation length, padding every batch to ``pad_to_length`` when given.
 
-        The copy has its own ``tokenizers.Tokenizer``: per-task lengths never change this one.
+        Both share the unconfigured ``tokenizers.Tokenizer`` (lengths live here, not in it), so per-task
+        lengths never change this one and cost no second parse.
         """
-        copy = TextTokenizer(Tokenizer.from_str(self._tokenizer.to_str()), max_length, **self._settings)
+        copy = TextTokenizer(self._tokenizer, max_length, **self._settings)
         copy.special_tokens = dict(self.special_tokens)
         copy.pad_to_length = pad_to_length
-        if pad_to_length is not None:
-            s = self._settings
-            copy._tokenizer.enable_padding(direction=s["padding_side"], pad_id=s["pad_id"],
-                                           pad_type_id=s["pad_type_id"], pad_token=s["pad_token"],
-                                           length=pad_to_length)
         return copy
 
     def register_prefix_token(self, prefix: str) -> None:
@@ -187,6 +210,7 @@ class TextTokenizer:
                 token_id = self._tokenizer.token_to_id(candidate)
                 if token_id is not None:
                     self._special_ids.add(token_id)
+                self._backend = None  # a copy made before lacks the token
             return
 
     def token_id(self, token: str) -> int | None:
@@ -195,8 +219,13 @@ class TextTokenizer:
 
     @property
     def backend(self) -> Tokenizer:
-        """The underlying ``tokenizers.Tokenizer``."""
-        return self._tokenizer
+        """A ``tokenizers.Tokenizer`` with this tokenizer's padding and truncation (a copy made on first use;
+        changing it does not change how this tokenizer encodes)."""
+        if self._backend is None:
+            backend = Tokenizer.from_str(self._tokenizer.to_str())
+            self._configure(backend)
+            self._backend = backend
+        return self._backend
 
     def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
         """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item.
@@ -210,8 +239,8 @@ class TextTokenizer:
 
     def _encode(self, items: list[Any]) -> list[Any]:
         """Encodings of a batch, truncated but not padded."""
-        params = self._tokenizer.truncation
-        direction = _SIDE.get() or (params or {}).get("direction", "right")
+        max_length = self._max_length
+        direction = _SIDE.get() or self.truncation_side
         special = self.add_special_tokens
         pairs = [i for i, t in enumerate(items) if not isinstance(t, str)]
         if pairs and len(pairs) < len(items):  # a batch mixing texts and pairs: each part on its own path
@@ -223,13 +252,12 @@ class TextTokenizer:
                     merged[i] = encoding
             return merged
         if pairs:
-            return encode_pairs(self.raw_backend, items,  # type: ignore[no-any-return]
-                                params["max_length"] if params else None, direction, special)
-        if not params:
-            return self.raw_backend.encode_batch(items, add_special_tokens=special)
-        # truncated on the side of this call (the shared tokenizer is left as it is), long texts on a piece
-        raw = self.raw_backend
-        limit = max(params["max_length"] - (raw.num_special_tokens_to_add(False) if special else 0), 0)
+            return encode_pairs(self._tokenizer, items, max_length, direction, special)  # type: ignore[no-any-return]
+        if max_length is None:
+            return self._tokenizer.encode_batch(items, add_special_tokens=special)
+        # truncated on the side of this call, long texts on a piece
+        raw = self._tokenizer
+        limit = max(max_length - (raw.num_special_tokens_to_add(False) if special else 0), 0)
         encodings = []
         for e, _ in encode_capped(raw, [str(t) for t in items], limit, direction):
             e.truncate(limit, direction=direction)
@@ -238,13 +266,8 @@ class TextTokenizer:
 
     @property
     def raw_backend(self) -> Tokenizer:
-        """A copy of the tokenizer without truncation or padding (made on first use)."""
-        if self._raw is None:
-            raw = Tokenizer.from_str(self._tokenizer.to_str())
-            raw.no_truncation()
-            raw.no_padding()
-            self._raw = raw
-        return self._raw
+        """The ``tokenizers.Tokenizer`` that encodes, without truncation or padding (never reconfigure it)."""
+        return self._tokenizer
 
     def _padded(self, encodings: list[Any]) -> dict[str, np.ndarray]:
         """``input_ids``/``attention_mask``/``token_type_ids`` padded to the longest encoding."""
@@ -265,16 +288,36 @@ class TextTokenizer:
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens a prompt takes at the start of a text, without a trailing special token."""
-        ids = self._tokenizer.encode(prompt).ids
+        encoding = self._tokenizer.encode(prompt, add_special_tokens=False)
+        if self._max_length is not None:
+            encoding.truncate(max(self._max_length - self._tokenizer.num_special_tokens_to_add(False), 0),
+                              direction=self.truncation_side)
+        ids = self._tokenizer.post_process(encoding, None, add_special_tokens=True).ids
         return len(ids) - 1 if ids and ids[-1] in self._special_ids else len(ids)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Token count of each text after truncation, special tokens included."""
-        if not texts:
+        """Token count of each text (or pair) after truncation, special tokens included.
+
+        A pair is counted side by side, each text only up to the length truncation keeps: memory follows
+        what is kept, never the product of the two lengths or a text of megabytes.
+        """
+        items = list(texts)
+        if not items:
             return []
+        raw, length = self._tokenizer, self._max_length
         with foreign_errors(InputError, "Cannot tokenize the input"):
-            encodings = self._tokenizer.encode_batch(list(texts))
-        return [len(e.ids) - e.attention_mask.count(0) for e in encodings]
+            pairs = [i for i, t in enumerate(items) if not isinstance(t, str)]
+            counts = [0] * len(items)
+            for is_pair, idx in ((False, [i for i, t in enumerate(items) if isinstance(t, str)]), (True, pairs)):
+                if not idx:
+                    continue
+                specials = raw.num_special_tokens_to_add(is_pair) if self.add_special_tokens else 0
+                budget = None if length is None else max(length - specials, 0)
+                sides = [[str(items[i][k]) for i in idx] for k in (0, 1)] if is_pair else [[items[i] for i in idx]]
+                side_counts = [[len(e.ids) for e, _ in encode_capped(raw, side, budget, "right")] for side in sides]
+                for i, n in zip(idx, map(sum, zip(*side_counts))):
+                    counts[i] = (n if budget is None else min(n, budget)) + specials
+        return counts
 
     def decode_id(self, token_id: int) -> str:
         """The vocabulary string of one token id."""

@@ -22,6 +22,19 @@ def test_import_pulls_no_heavy_framework() -> None:
     assert out.strip() == "[]"
 
 
+def test_a_cold_start_imports_only_what_encoding_needs() -> None:
+    """Loading a model and encoding one text (a serverless cold start) leaves out what only the CLI,
+    the pool, export on load or the Hub need; each costs a cold start milliseconds."""
+    from .conftest import fixture_dir
+
+    later = ("argparse", "hashlib", "tempfile", "shutil", "queue", "multiprocessing", "huggingface_hub", "onnx")
+    code = ("import sys, onnx_st; m = onnx_st.SentenceTransformer(sys.argv[1]); m.encode(['a text']); "
+            f"print(sorted(m for m in sys.modules if m in {later!r}))")
+    out = subprocess.run([sys.executable, "-c", code, str(fixture_dir("dense-mean"))], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_job_modules_import_pyarrow_and_ray_only_when_a_job_runs() -> None:
     code = ("import sys, onnx_st.jobs.runner, onnx_st.jobs.ray_engine, onnx_st.jobs.readers; "
             f"print([m for m in sys.modules if m.split('.')[0] in {HEAVY!r}])")

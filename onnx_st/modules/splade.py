@@ -265,7 +265,7 @@ def _idf_from_json(file: Path, tokenizer: TextTokenizer) -> np.ndarray:
     if not isinstance(idf, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in idf.values()):
         raise ConfigError(f"{file} must hold a JSON object of token -> finite number")
-    backend = tokenizer.backend
+    backend = tokenizer.raw_backend
     unk = getattr(backend.model, "unk_token", None)
     unk_id = backend.token_to_id(unk) if isinstance(unk, str) else None
     weight = np.zeros(tokenizer.vocab_size, dtype=np.float32)

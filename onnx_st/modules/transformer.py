@@ -169,12 +169,6 @@ class Transformer(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        backend = self.tokenizer.backend
-        if value is None:
-            backend.no_truncation()
-        else:
-            direction = (backend.truncation or {}).get("direction", "right")
-            backend.enable_truncation(value, strategy="longest_first", direction=direction)
         self.tokenizer.max_length = value
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:

@@ -32,7 +32,7 @@ def _text_tokenizer(model: BaseModel) -> TextTokenizer | None:
 
 
 class TokenCounter:
-    """Counts tokens as the model's tokenizer does, before truncation, on a private copy.
+    """Counts tokens as the model's tokenizer does, before truncation (with its unconfigured tokenizer).
 
     Pairs are counted side by side (never as ``tokenizers`` pairs, whose overflow grows with the
     product of the two lengths).
@@ -43,10 +43,11 @@ class TokenCounter:
 
     def __init__(self, model: BaseModel) -> None:
         source = _text_tokenizer(model)
-        backend = source.backend if source is not None else model.tokenizer
         self.tokenizer: Tokenizer | None = None
-        if isinstance(backend, Tokenizer):
-            self.tokenizer = Tokenizer.from_str(backend.to_str())
+        if source is not None:
+            self.tokenizer = source.raw_backend
+        elif isinstance(model.tokenizer, Tokenizer):
+            self.tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
             self.tokenizer.no_truncation()
             self.tokenizer.no_padding()
         self.add_special_tokens = source.add_special_tokens if source is not None else True
