@@ -106,7 +106,8 @@ def test_long_pairs_in_bounded_memory() -> None:
         model = onnx_st.CrossEncoder({str(fixture_dir("cross-1label"))!r})
         text = ("lorem ipsum dolor sit amet consectetur adipiscing elit " * 2500).strip()
         alone = float(model.predict((text[:200], text[:300])))
-        print(json.dumps([model.predict([(text, text), (text[:200], text[:300])]).tolist(), alone]))
+        # batch_size=1: more pairs than a batch, so they are counted and sorted first, in bounded memory too
+        print(json.dumps([model.predict([(text, text), (text[:200], text[:300])], batch_size=1).tolist(), alone]))
     """)
     done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
                           timeout=120, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
