@@ -2,6 +2,7 @@
 
     python -m tools.bench --kind dense|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
+        [--max-run-tokens N|none]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
 Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
@@ -60,10 +61,10 @@ def _reset_peak() -> bool:
 
 
 def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch_size: int,
-           threads: int | None, file_name: str | None) -> dict[str, float]:
+           threads: int | None, file_name: str | None, max_run_tokens: str | None = None) -> dict[str, float]:
     """Measure one engine in this (fresh) process: ``throughput`` or the one-batch memory ``probe``."""
     start = time.perf_counter()
-    call = getattr(load(workload, engine, model, threads, file_name), workload.call)
+    call = getattr(load(workload, engine, model, threads, file_name, max_run_tokens), workload.call)
     call(workload.warmup, batch_size=batch_size)
     result = {"cold_start_s": time.perf_counter() - start}
     if mode == "throughput":
@@ -120,6 +121,7 @@ def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
            "--batch-size", str(args.batch_size)]
     cmd += (["--threads", str(args.threads)] if args.threads else []) + (
         ["--file-name", file_name] if file_name else [])
+    cmd += ["--max-run-tokens", args.max_run_tokens] if args.max_run_tokens else []
     proc = _child(cmd, workload)
     if proc.returncode != 0:
         print(f"# {engine} {mode} did not run: {_last_line(proc.stderr, str(proc.returncode))}", file=sys.stderr)
@@ -232,7 +234,8 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
     modes = ["throughput"] + (["probe"] if workload.probe else [])
     results: Results = {e: {m: [] for m in modes} for e in engines}
     print(f"# {workload.kind}: model {model}; {workload.describe.format(n=n)}, batch {args.batch_size}, "
-          f"{args.rounds} rounds, threads {args.threads or 'all'}", flush=True)
+          f"{args.rounds} rounds, threads {args.threads or 'all'}"
+          + (f", onnx-st runs of at most {args.max_run_tokens} tokens" if args.max_run_tokens else ""), flush=True)
     runnable = [e for e in engines if e not in skipped]
     for round_index in range(args.rounds):
         order = runnable if round_index % 2 == 0 else runnable[::-1]
@@ -260,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", help=f"comma-separated, of {','.join(ENGINES)} (default: all the kind runs)")
     parser.add_argument("--threads", type=int, help="intra-op threads of every engine (default: all cores)")
     parser.add_argument("--file-name", help="ONNX file for onnx-st and st-onnx (default onnx/model.onnx)")
+    parser.add_argument("--max-run-tokens", help="onnx-st's max_batch_tokens: rows x tokens of one ONNX run, "
+                        "or none (default: the library's)")
     parser.add_argument("--files", help="comma-separated ONNX files, each run as one more onnx-st engine "
                         "(e.g. onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx); built into a default model if missing")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -284,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         else:
             print(json.dumps(worker(workload, args.worker, args.mode, args.model, args.texts, args.batch_size,
-                                    args.threads, args.file_name)))
+                                    args.threads, args.file_name, args.max_run_tokens)))
         return 0
     print(machine_line(), flush=True)
     kinds = list(WORKLOADS) if args.kind == "all" else [args.kind]

@@ -35,14 +35,21 @@ class Workload:
     env: Mapping[str, str] = field(default_factory=dict)  # extra environment of the worker processes
 
 
-def load(workload: Workload, engine: str, model: str, threads: int | None, file_name: str | None) -> Any:
-    """Import the engine's library and load the model; the imports are part of the cold start."""
+def load(workload: Workload, engine: str, model: str, threads: int | None, file_name: str | None,
+         max_run_tokens: str | None = None) -> Any:
+    """Import the engine's library and load the model; the imports are part of the cold start.
+
+    ``max_run_tokens`` (onnx-st only): ``max_batch_tokens``, an integer or ``none``; default: the library's.
+    """
     if engine == "onnx-st":
         import onnx_st
 
         options = {"file_name": file_name, "intra_op_num_threads": threads}
         kwargs = {k: v for k, v in options.items() if v}
-        return getattr(onnx_st, workload.class_name)(model, model_kwargs=kwargs or None)
+        extra: dict[str, Any] = {}
+        if max_run_tokens is not None:
+            extra["max_batch_tokens"] = None if max_run_tokens == "none" else int(max_run_tokens)
+        return getattr(onnx_st, workload.class_name)(model, model_kwargs=kwargs or None, **extra)
     if threads:
         import torch
 
