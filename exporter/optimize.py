@@ -8,15 +8,15 @@
 * ``O4``: ``O3`` in float16 with float32 inputs and outputs, for GPUs (``gpu_only`` in its record).
 
 The transformer fusions match attention written out as eager PyTorch attention, so the graph to
-optimize is exported again with ``attn_implementation="eager"`` when the model supports it (the
-SDPA graph of ``onnx/model.onnx`` hides the attention mask where the fusion cannot find it).
+optimize is exported again, with ``attn_implementation="eager"`` when the model supports it (as
+``onnx/model.onnx`` now is; a directory exported before may hold an SDPA graph, which hides the
+attention mask where the fusion cannot find it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from sentence_transformers.base.modules.transformer import Transformer
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from .onnx_export import ONNX_FILE, ONNX_SUBDIR, export_transformer
+from .onnx_export import ONNX_FILE, ONNX_SUBDIR, eager_attention, export_transformer
 
 logger = logging.getLogger(__name__)
 
@@ -72,32 +72,13 @@ def level_file_name(level: str) -> str:
     return f"{ONNX_SUBDIR}/model_{level}.onnx"
 
 
-@contextmanager
-def eager_attention(module: Transformer) -> Iterator[bool]:
-    """Switch the module's Hugging Face model to eager attention within the block; yields whether it could."""
-    model = module.auto_model
-    previous = getattr(model.config, "_attn_implementation", None)
-    try:
-        model.set_attn_implementation("eager")
-        switched = True
-    except Exception as exc:
-        logger.info("eager attention unavailable (%s); optimizing the exported graph as is", exc)
-        switched = False
-    try:
-        yield switched
-    finally:
-        if switched and previous and previous != "eager":
-            model.set_attn_implementation(previous)
-
-
 def fusable_graph(module: Transformer, module_dir: Path, workdir: Path, opset: int = 17) -> tuple[Path, str]:
-    """The float32 graph to optimize and where it came from: an eager-attention export, else ``onnx/model.onnx``."""
-    with eager_attention(module) as eager:
-        if eager:
-            try:
-                return export_transformer(module, workdir, opset=opset), "eager-attention export"
-            except Exception as exc:
-                logger.warning("eager-attention export failed (%s); optimizing onnx/model.onnx", exc)
+    """The float32 graph to optimize and where it came from: a fresh export (eager attention where the
+    model offers it; ``onnx/model.onnx`` may come from an older exporter), else ``onnx/model.onnx``."""
+    try:
+        return export_transformer(module, workdir, opset=opset), "eager-attention export"
+    except Exception as exc:
+        logger.warning("export for optimization failed (%s); optimizing onnx/model.onnx", exc)
     return module_dir / ONNX_SUBDIR / ONNX_FILE, ONNX_FILE
 
 
