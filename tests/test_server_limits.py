@@ -205,3 +205,30 @@ def test_queue_full_is_429() -> None:
 def test_server_still_up(http: httpx.Client) -> None:
     assert http.get("/health").status_code == 200
     assert http.post("/embed", json={"inputs": "still here"}).status_code == 200
+
+
+LOOK_ALIKES = {"bool": [0, 1, 0.0, 1.0, "true", "yes", "1"], "int": [5.0, "5", True]}
+ROUTE_FIELDS = [  # (route, a valid body, its bool fields, its int fields)
+    ("/embed", {"inputs": "a"}, ["truncate", "normalize"], ["dimensions"]),
+    ("/embed_all", {"inputs": ""}, ["truncate"], []),
+    ("/embed_sparse", {"inputs": "a", "model": "sparse"}, ["truncate"], []),
+    ("/rerank", {"query": "q", "texts": ["a"], "model": "cross"}, ["truncate", "raw_scores", "return_text"], []),
+    ("/tokenize", {"inputs": "a"}, ["add_special_tokens"], []),
+    ("/decode", {"ids": [1, 2]}, ["skip_special_tokens"], []),
+    ("/v1/embeddings", {"input": "a", "model": "dense"}, ["truncate"], ["dimensions"]),
+    ("/models/dense", {"inputs": "a"}, ["normalize", "truncate"], ["dimensions"]),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "bools", "ints"), ROUTE_FIELDS, ids=[r[0] for r in ROUTE_FIELDS])
+def test_json_types_are_not_coerced(http: httpx.Client, route: str, body: dict[str, Any], bools: list[str],
+                                    ints: list[str]) -> None:
+    """`0.0` is not `false` and `"5"` is not `5`, as text-embeddings-inference's parser has it."""
+    assert http.post(route, json=body).status_code == 200, route
+    for fields, kind in ((bools, "bool"), (ints, "int")):
+        for field in fields:
+            for value in LOOK_ALIKES[kind]:
+                r = http.post(route, json={**body, field: value})
+                assert r.status_code == 422, (route, field, value, r.status_code)
+    if route == "/decode":
+        assert http.post(route, json={"ids": [1.0, 2]}).status_code == 422

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictInt, model_validator
 
+# Request fields take JSON's own types, as text-embeddings-inference's parser does: `true`, not `1`,
+# `0.0` or `"yes"`; `5`, not `5.0` or `"5"` (pydantic's lax mode would accept and convert those).
 Direction = Literal["Left", "Right", "left", "right"]
 Inputs = str | list[str]
 
@@ -44,11 +46,11 @@ class EmbedRequest(BaseModel):
     """``POST /embed``."""
 
     inputs: Inputs
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
     prompt_name: str | None = _PROMPT
-    normalize: bool = True
-    dimensions: int | None = _DIMENSIONS
+    normalize: StrictBool = True
+    dimensions: StrictInt | None = _DIMENSIONS
     model: str | None = _MODEL
 
 
@@ -56,7 +58,7 @@ class EmbedSparseRequest(BaseModel):
     """``POST /embed_sparse``."""
 
     inputs: Inputs
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
     prompt_name: str | None = _PROMPT
     model: str | None = _MODEL
@@ -67,7 +69,7 @@ class EmbedAllRequest(BaseModel):
     token embeddings). A multi-vector model encodes documents, queries when ``prompt_name`` is ``query``."""
 
     inputs: Inputs
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
     prompt_name: str | None = _PROMPT
     model: str | None = _MODEL
@@ -85,10 +87,10 @@ class RerankRequest(BaseModel):
 
     query: str
     texts: list[str]
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
-    raw_scores: bool = Field(default=False, description="Logits instead of the model's activation (sigmoid)")
-    return_text: bool = False
+    raw_scores: StrictBool = Field(default=False, description="Logits instead of the model's activation (sigmoid)")
+    return_text: StrictBool = False
     model: str | None = _MODEL
 
 
@@ -122,7 +124,7 @@ class SimilarityInput(BaseModel):
 class SimilarityParameters(BaseModel):
     """Options of ``POST /similarity``."""
 
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
     prompt_name: str | None = _PROMPT
 
@@ -139,7 +141,7 @@ class TokenizeRequest(BaseModel):
     """``POST /tokenize``."""
 
     inputs: Inputs
-    add_special_tokens: bool = True
+    add_special_tokens: StrictBool = True
     prompt_name: str | None = None
     model: str | None = _MODEL
 
@@ -161,8 +163,8 @@ class OpenAIRequest(BaseModel):
     model: str | None = _MODEL
     user: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = _DIMENSIONS
-    truncate: bool = Field(default=True, description="Truncate inputs longer than the model's maximum length "
+    dimensions: StrictInt | None = _DIMENSIONS
+    truncate: StrictBool = Field(default=True, description="Truncate inputs longer than the model's maximum length "
                                                      "(default true, so long documents embed as clients send "
                                                      "them); false: 422 for too long an input")
 
@@ -223,20 +225,20 @@ class RankInput(BaseModel):
 class HFParameters(BaseModel):
     """HF route options; each applies where it means something for the model's kind."""
 
-    normalize: bool | None = Field(default=None, description="L2-normalize embeddings (default: as `encode` returns)")
+    normalize: StrictBool | None = Field(default=None, description="L2-normalize embeddings (default: as `encode` returns)")
     prompt_name: str | None = _PROMPT
-    truncate: bool | None = Field(default=None, description="Default true (inputs are truncated as `encode` does)")
+    truncate: StrictBool | None = Field(default=None, description="Default true (inputs are truncated as `encode` does)")
     truncation_direction: Direction = "Right"
-    dimensions: int | None = _DIMENSIONS
-    raw_scores: bool = False
-    return_text: bool = False
+    dimensions: StrictInt | None = _DIMENSIONS
+    raw_scores: StrictBool = False
+    return_text: StrictBool = False
 
 
 class HFOptions(BaseModel):
     """The Inference API's older body options, same as the ``x-use-cache``/``x-wait-for-model`` headers."""
 
-    use_cache: bool | None = None
-    wait_for_model: bool | None = None
+    use_cache: StrictBool | None = None
+    wait_for_model: StrictBool | None = None
 
 
 class HFRequest(BaseModel):
@@ -252,11 +254,11 @@ class HFRequest(BaseModel):
     inputs: str | list[str] | SimilarityInput | RankInput | list[tuple[str, str]]
     parameters: HFParameters | None = None
     options: HFOptions | None = None
-    normalize: bool | None = None
+    normalize: StrictBool | None = None
     prompt_name: str | None = None
-    truncate: bool | None = None
+    truncate: StrictBool | None = None
     truncation_direction: Direction | None = None
-    dimensions: int | None = _DIMENSIONS
+    dimensions: StrictInt | None = _DIMENSIONS
 
     def merged_parameters(self) -> HFParameters:
         """``parameters`` with the top-level options laid over them."""
@@ -270,9 +272,9 @@ class PredictRequest(BaseModel):
     """``POST /predict``: a pair, or a list of pairs, scored by a reranker or classifier."""
 
     inputs: tuple[str, str] | list[tuple[str, str]] | str | list[str]
-    truncate: bool | None = _TRUNCATE
+    truncate: StrictBool | None = _TRUNCATE
     truncation_direction: Direction = "Right"
-    raw_scores: bool = False
+    raw_scores: StrictBool = False
     model: str | None = _MODEL
 
 
@@ -286,8 +288,8 @@ class Prediction(BaseModel):
 class DecodeRequest(BaseModel):
     """``POST /decode``: token ids back to text."""
 
-    ids: list[int] | list[list[int]]
-    skip_special_tokens: bool = True
+    ids: list[StrictInt] | list[list[StrictInt]]
+    skip_special_tokens: StrictBool = True
     model: str | None = _MODEL
 
 
