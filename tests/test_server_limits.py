@@ -217,6 +217,8 @@ ROUTE_FIELDS = [  # (route, a valid body, its bool fields, its int fields)
     ("/decode", {"ids": [1, 2]}, ["skip_special_tokens"], []),
     ("/v1/embeddings", {"input": "a", "model": "dense"}, ["truncate"], ["dimensions"]),
     ("/models/dense", {"inputs": "a"}, ["normalize", "truncate"], ["dimensions"]),
+    ("/v1/rerank", {"query": "q", "documents": ["a"], "model": "cross"}, ["return_documents"],
+     ["top_n", "max_tokens_per_doc"]),
 ]
 
 

@@ -7,32 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from .ops import rank
 from .registry import ModelEntry
 from .routes_openai import ERRORS
+from .schemas import RerankBody
 from .service import check_batch, require_token, serve, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Cohere and Jina rerank"])
-
-
-class Document(BaseModel):
-    """A document as an object (Cohere v1 and Jina accept ``{"text": ...}``)."""
-
-    text: str
-
-
-class RerankBody(BaseModel):
-    """The body Cohere's and Jina's rerank APIs take."""
-
-    query: str
-    documents: list[str | Document]
-    model: str | None = Field(default=None, description="Id of a served reranker (default: the first)")
-    top_n: int | None = Field(default=None, ge=1, description="Return only the best top_n results")
-    return_documents: bool = Field(default=False, description="Include each document's text")
-    max_tokens_per_doc: int | None = Field(default=None, description="Accepted; documents are truncated to the "
-                                                                      "model's maximum length")
 
 
 async def _rerank(body: RerankBody, request: Request) -> Response:

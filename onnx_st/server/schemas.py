@@ -94,6 +94,24 @@ class RerankRequest(BaseModel):
     model: str | None = _MODEL
 
 
+class RerankDocument(BaseModel):
+    """A document as an object (Cohere v1 and Jina accept ``{"text": ...}``)."""
+
+    text: str
+
+
+class RerankBody(BaseModel):
+    """The body Cohere's and Jina's rerank APIs take."""
+
+    query: str
+    documents: list[str | RerankDocument]
+    model: str | None = Field(default=None, description="Id of a served reranker (default: the first)")
+    top_n: StrictInt | None = Field(default=None, ge=1, description="Return only the best top_n results")
+    return_documents: StrictBool = Field(default=False, description="Include each document's text")
+    max_tokens_per_doc: StrictInt | None = Field(default=None, description="Accepted; documents are truncated to the "
+                                                                      "model's maximum length")
+
+
 class Rank(BaseModel):
     """One reranked text: its position in ``texts``, its score and (``return_text``) the text."""
 
