@@ -115,12 +115,13 @@ def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     int8 = records[3].created_by
     metric = "score_correlation" if name.startswith("cross") else "min_cosine"
     assert all(metric in step for step in int8["selection"]["trail"]), int8["selection"]
-    assert int8["source"] == "O2 of the eager-attention export", int8["source"]
+    assert int8["source"] == "O2 (no SkipLayerNormalization) of the eager-attention export", int8["source"]
     assert int8["settings"]["batch_invariant"] is True and int8["settings"]["reduce_range"] is True
     for path in model_dir.rglob("model_qint8_avx2.onnx"):  # fused Attention split: int8 projections, float32 core
         types = _op_types(path)
         assert types.count("MultiHeadAttention") > 0 and "Attention" not in types, types
         assert types.count("MatMulIntegerToFloat") > 0 and "DynamicQuantizeMatMul" not in types, types
+        assert "SkipLayerNormalization" not in types and "LayerNormalization" in types, types
     variants = onnx_st.list_variants(model_dir)
     assert {v.kind for v in variants} == {"fp32", "O2", "O4", "int8"} and all(v.passed for v in variants)
 
