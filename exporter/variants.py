@@ -79,8 +79,9 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
 
     keep(checker.check(BASE_FILE, checker.thresholds("fp32"), created_by={"method": "export"}))
     with tempfile.TemporaryDirectory(prefix="onnx-st-variants-") as tmp:
+        # Only optimization and quantization need the fresh eager-attention graph (fast-load reads model.onnx).
         sources = {module_dir: fusable_graph(module, module_dir, Path(tmp) / str(i))
-                   for i, (module_dir, module) in enumerate(modules)}
+                   for i, (module_dir, module) in enumerate(modules)} if optimize or quantize else {}
         for level in optimize:
             graphs = [optimize_module(module, module_dir, [level], tmp, sources[module_dir])[0]
                       for module_dir, module in modules]

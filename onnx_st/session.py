@@ -85,6 +85,10 @@ class OnnxSession:
             so.inter_op_num_threads = options.inter_op_num_threads
         so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))
         so.enable_mem_pattern = False  # shapes change every batch: the pattern only adds memory
+        profile = os.environ.get("ONNX_ST_ORT_PROFILE")
+        if profile:  # ONNX Runtime's per-operator profile, written when the session ends (tools.profile_ops)
+            so.enable_profiling = True
+            so.profile_file_prefix = profile
         if not options.prepack:
             so.add_session_config_entry("session.disable_prepacking", "1")
         try:

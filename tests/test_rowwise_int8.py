@@ -95,6 +95,18 @@ def test_auto_picks_the_fastest_qualifying_file(int8_dir: Path) -> None:
     assert "lacks the avx512_vnni" in rejected[INT8] and "per batch" in rejected[AVX2]
 
 
+def test_auto_prefers_model_onnx_to_optimization_levels(tmp_path: Path) -> None:
+    """O-levels run no faster than the eager-attention model.onnx on CPU: auto takes them only in its absence."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(fixture_dir("dense-mean"), model_dir)
+    shutil.copyfile(model_dir / "onnx" / "model.onnx", model_dir / "onnx" / "model_O2.onnx")
+    _records(model_dir, onnx__model_O2_dot_onnx={"created_by": {"method": "optimize", "level": "O2"}})
+    choice = choose_file(model_dir, families=[])
+    assert choice.file_name == "onnx/model.onnx", choice.summary()
+    (model_dir / "onnx" / "model.onnx").rename(model_dir / "onnx" / "source.onnx")
+    assert choose_file(model_dir, families=[]).file_name == "onnx/model_O2.onnx"
+
+
 def test_auto_skips_files_that_missed_or_lack_records(int8_dir: Path) -> None:
     _records(int8_dir, onnx__model_qint8_avx512_vnni_dot_onnx=_int8_record(True, passed=False))
     choice = choose_file(int8_dir, families=["avx512_vnni"])

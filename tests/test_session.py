@@ -114,3 +114,25 @@ def test_threads_and_prepack_options_give_the_same_output(tmp_path: Path) -> Non
     default = OnnxSession(path, RuntimeOptions()).run("pooled", feeds)
     tuned = OnnxSession(path, RuntimeOptions(intra_op_num_threads=1, inter_op_num_threads=1, prepack=False))
     np.testing.assert_array_equal(tuned.run("pooled", feeds), default)
+
+
+def test_ort_profile_is_written_when_the_session_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ONNX_ST_ORT_PROFILE`` turns on ONNX Runtime's profiler; ``tools.profile_ops`` reads what it writes."""
+    import gc
+
+    from tools.profile_ops import operator_times
+
+    path = _save(tmp_path / "model", _graph())
+    monkeypatch.setenv("ONNX_ST_ORT_PROFILE", str(tmp_path / "ort"))
+    session = OnnxSession(path, RuntimeOptions())
+    ids = np.array([[1, 2, 3]], dtype=np.int64)
+    for _ in range(3):
+        session.run("pooled", {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    del session
+    gc.collect()
+    profiles = list(tmp_path.glob("ort*.json"))
+    assert len(profiles) == 1, profiles
+    kernels, runs = operator_times(profiles[0])
+    assert set(kernels) >= {"Gather", "ReduceMax"} and runs > 0, (kernels, runs)
+    monkeypatch.delenv("ONNX_ST_ORT_PROFILE")
+    assert not OnnxSession(path, RuntimeOptions())._session.get_session_options().enable_profiling
