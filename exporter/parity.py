@@ -149,7 +149,7 @@ class ParityChecker:
         self.model = model if model is not None else load_model(str(self.model_dir))
         self.kind: ResolvedKind = model_kind(self.model)
         # Drawn after sentence_transformers is imported: the corpus reads stdlib docstrings that imports can alter.
-        self.inputs: list[Any] = (list(sample_pairs(n_texts)) if self.kind == "cross" else benchmark_sentences(n_texts))
+        self.inputs = sample_inputs(self.kind, n_texts)
         digest = hashlib.sha256(json.dumps(self.inputs, ensure_ascii=False).encode("utf8")).hexdigest()[:16]
         self.sample = {"source": "sample_pairs" if self.kind == "cross" else "benchmark_sentences",
                        "n": n_texts, "sha256_16": digest}
@@ -169,22 +169,8 @@ class ParityChecker:
     def check(self, file_name: str, thresholds: Mapping[str, float], *, gpu_only: bool = False,
               provider: str | None = None, created_by: Mapping[str, Any] | None = None) -> ParityRecord:
         """Compare ``file_name`` (relative to each Transformer folder) with the reference."""
-        import onnx_st
-
         chosen = provider or _default_provider(gpu_only)
-        kwargs: dict[str, Any] = {"file_name": file_name, "provider": chosen}
-        if self.kind == "dense":
-            actual = onnx_st.SentenceTransformer(str(self.model_dir), model_kwargs=kwargs).encode(
-                self.inputs, batch_size=BATCH_SIZE)
-        elif self.kind == "sparse":
-            actual = onnx_st.SparseEncoder(str(self.model_dir), model_kwargs=kwargs).encode(
-                self.inputs, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
-        elif self.kind == "multi-vector":  # every document token vector is one row
-            actual = np.concatenate(onnx_st.MultiVectorEncoder(str(self.model_dir), model_kwargs=kwargs)
-                                    .encode_document(self.inputs, batch_size=BATCH_SIZE))
-        else:
-            actual = onnx_st.CrossEncoder(str(self.model_dir), model_kwargs=kwargs).predict(
-                self.inputs, batch_size=BATCH_SIZE)
+        actual = onnx_st_outputs(self.model_dir, self.kind, self.inputs, {"file_name": file_name, "provider": chosen})
         metrics = compare(self.reference, actual)
         origin = {"tool": "onnx-st-export", **dict(created_by or {}), "sample": self.sample, "versions": _versions()}
         return ParityRecord(file_name=file_name, texts=len(self.inputs), thresholds=dict(thresholds),
@@ -196,6 +182,32 @@ def _default_provider(gpu_only: bool) -> str:
 
     return "CUDAExecutionProvider" if gpu_only and "CUDAExecutionProvider" in ort.get_available_providers() \
         else "CPUExecutionProvider"
+
+
+def sample_inputs(kind: ResolvedKind, n: int, *, seed: int = 0) -> list[Any]:
+    """The sample a model kind is judged on: (query, document) pairs for rerankers, sentences otherwise."""
+    return list(sample_pairs(n, seed=seed)) if kind == "cross" else benchmark_sentences(n, seed=seed)
+
+
+def onnx_st_outputs(model_dir: str | Path, kind: ResolvedKind, inputs: Sequence[Any],
+                    model_kwargs: Mapping[str, Any]) -> np.ndarray:
+    """onnx-st's outputs on ``inputs`` as one array, comparable with :func:`_st_outputs`.
+
+    Embeddings (dense), vocabulary-wide vectors (sparse), scores (cross), or every document token
+    vector as one row (multi-vector).
+    """
+    import onnx_st
+
+    path, kwargs, texts = str(model_dir), dict(model_kwargs), list(inputs)
+    if kind == "dense":
+        return onnx_st.SentenceTransformer(path, model_kwargs=kwargs).encode(texts, batch_size=BATCH_SIZE)
+    if kind == "sparse":
+        return onnx_st.SparseEncoder(path, model_kwargs=kwargs).encode(
+            texts, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
+    if kind == "multi-vector":
+        return np.concatenate(onnx_st.MultiVectorEncoder(path, model_kwargs=kwargs)
+                              .encode_document(texts, batch_size=BATCH_SIZE))
+    return onnx_st.CrossEncoder(path, model_kwargs=kwargs).predict(texts, batch_size=BATCH_SIZE)
 
 
 def _st_outputs(model: BaseModel, kind: ResolvedKind, inputs: Sequence[Any]) -> np.ndarray:
@@ -225,5 +237,17 @@ def write_records(onnx_dir: str | Path, records: Sequence[ParityRecord]) -> Path
     return path
 
 
-__all__ = ["CROSS_THRESHOLDS", "PARITY_FILE", "PARITY_KINDS", "THRESHOLDS", "ParityChecker", "ParityRecord", "compare",
-           "parity_path", "thresholds_for", "write_records"]
+__all__ = [
+    "CROSS_THRESHOLDS",
+    "PARITY_FILE",
+    "PARITY_KINDS",
+    "THRESHOLDS",
+    "ParityChecker",
+    "ParityRecord",
+    "compare",
+    "onnx_st_outputs",
+    "parity_path",
+    "sample_inputs",
+    "thresholds_for",
+    "write_records",
+]

@@ -18,11 +18,19 @@ import numpy as np
 from sentence_transformers.base.modules.transformer import Transformer
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from .corpus import benchmark_sentences, sample_pairs
-from .export import iter_transformer_modules, load_model
+from .export import ResolvedKind, iter_transformer_modules, load_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
 from .optimize import LEVELS, fusable_graph, optimize_module, quantization_source
-from .parity import BATCH_SIZE, DEFAULT_TEXTS, ParityChecker, ParityRecord, compare, write_records
+from .parity import (
+    BATCH_SIZE,
+    DEFAULT_TEXTS,
+    ParityChecker,
+    ParityRecord,
+    compare,
+    onnx_st_outputs,
+    sample_inputs,
+    write_records,
+)
 from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions, selection_targets
 
 logger = logging.getLogger(__name__)
@@ -128,23 +136,13 @@ def resolve_families(quantize: Sequence[str]) -> list[str]:
 class _Selector:
     """Scores a candidate file against ``onnx/model.onnx`` (onnx-st, float32) on the selection sample."""
 
-    def __init__(self, model_dir: Path, kind: str) -> None:
+    def __init__(self, model_dir: Path, kind: ResolvedKind) -> None:
         self.model_dir, self.kind = model_dir, kind
-        self.inputs: list[Any] = (list(sample_pairs(SELECTION_TEXTS, seed=1)) if kind == "cross"
-                                  else benchmark_sentences(SELECTION_TEXTS, seed=1))
+        self.inputs = sample_inputs(kind, SELECTION_TEXTS, seed=1)
         self.reference = self.outputs(BASE_FILE)
 
     def outputs(self, file_name: str) -> np.ndarray:
-        import onnx_st
-
-        kwargs = {"file_name": file_name}
-        path = str(self.model_dir)
-        if self.kind == "dense":
-            return onnx_st.SentenceTransformer(path, model_kwargs=kwargs).encode(self.inputs, batch_size=BATCH_SIZE)
-        if self.kind == "sparse":
-            return onnx_st.SparseEncoder(path, model_kwargs=kwargs).encode(
-                self.inputs, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
-        return onnx_st.CrossEncoder(path, model_kwargs=kwargs).predict(self.inputs, batch_size=BATCH_SIZE)
+        return onnx_st_outputs(self.model_dir, self.kind, self.inputs, {"file_name": file_name})
 
     def score(self, file_name: str) -> Mapping[str, float | None]:
         return compare(self.reference, self.outputs(file_name))

@@ -101,7 +101,8 @@ def test_cli_variants_only_arguments() -> None:
         assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("name", ["dense-mean", "dense-router", "sparse-max-relu", "cross-3labels"])
+@pytest.mark.parametrize("name", ["dense-mean", "dense-router", "sparse-max-relu", "cross-3labels",
+                                  "multi-vector-basic"])
 def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     model_dir = tmp_path / name
     shutil.copytree(fixture_dir(name), model_dir)
