@@ -18,7 +18,9 @@ output projection of the feed-forward block, fed by GELU, in BERT-style models).
 ranked by the outlier ratio ``max|x| / rms(x)`` of their input on sample texts; with
 ``exclude="auto"`` the most outlying ones are kept in float32, a few at a time, until the file
 meets the int8 cosine targets (with a margin) on a selection sample, which is separate from the
-sample of the parity record.
+sample of the parity record. When no step meets them, the search runs again with the embedding table
+in float32: int8 table rows move every token's input, which per-token outputs (multi-vector) feel
+most.
 """
 
 from __future__ import annotations
@@ -76,27 +78,26 @@ def family_file_name(family: str) -> str:
 
 def quantize_graph(source: Path, target: Path, family: str, exclude: Sequence[str] = (),
                    per_channel: bool = True, reduce_range: bool | None = None,
-                   activations: str = "row") -> dict[str, Any]:
+                   activations: str = "row", embeddings: bool = True) -> dict[str, Any]:
     """Write the dynamic int8 ``target`` of float32 ``source``; returns the settings used.
 
     ``activations="row"`` (default) quantizes each token row with its own scale
     (:mod:`exporter.rowwise`): a text's output does not depend on the rest of its batch.
     ``"tensor"`` is ONNX Runtime's ``quantize_dynamic`` (one scale per batch, batch-dependent).
     ``reduce_range`` defaults to the family's need (:data:`REDUCED_RANGE_FAMILIES`).
+    ``embeddings=False`` keeps the embedding table float32 (row-wise files only).
     """
     if reduce_range is None:
         reduce_range = family in REDUCED_RANGE_FAMILIES
     if activations == "row":
-        return _quantize_rows(source, target, family, exclude, reduce_range)
+        return _quantize_rows(source, target, family, exclude, reduce_range, embeddings)
     if activations != "tensor":
         raise ValueError(f"activations must be 'row' or 'tensor', got {activations!r}")
     return _quantize_dynamic(source, target, family, list(exclude), QUANTIZED_OP_TYPES, per_channel, reduce_range)
 
 
 def _quantize_rows(source: Path, target: Path, family: str, exclude: Sequence[str],
-                   reduce_range: bool) -> dict[str, Any]:
-    import tempfile
-
+                   reduce_range: bool, embeddings: bool = True) -> dict[str, Any]:
     from .rowwise import quantize_rows, split_attention
 
     model = onnx.load(str(source))
@@ -106,17 +107,29 @@ def _quantize_rows(source: Path, target: Path, family: str, exclude: Sequence[st
     skipped = [f"{name}/{part}_proj/MatMul" if name in attention else name
                for name in exclude for part in ("qkv" if name in attention else "q")]
     quantized = quantize_rows(model, exclude=skipped, reduce_range=reduce_range)
+    table: list[str] = []
+    if not embeddings:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(model, str(target))
+    else:
+        table = _quantize_embeddings(model, target, family)
+    return {"family": family, "format": "row-wise MatMulIntegerToFloat",
+            "activations": "QUInt8 (dynamic, per token row, zero point 128)", "batch_invariant": True,
+            "weights": "QInt8 (symmetric, per output column)", "per_channel": True, "reduce_range": reduce_range,
+            "op_types": ["MatMul", *table], "quantized_matmuls": len(quantized),
+            "embeddings": "int8" if table else "float32", "excluded_nodes": list(exclude)}
+
+
+def _quantize_embeddings(model: onnx.ModelProto, target: Path, family: str) -> list[str]:
+    """Write ``model`` to ``target`` with int8 embedding tables; returns the quantized operator types."""
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="onnx-st-rowq-") as tmp:
         rewritten = Path(tmp) / "rows.onnx"
         onnx.save(model, str(rewritten))
         # Embedding tables: int8 weights only (dequantized per looked-up row), batch-invariant as well.
-        embeddings = _quantize_dynamic(rewritten, target, family, [], ("Gather", "EmbedLayerNormalization"),
-                                       True, False)
-    return {"family": family, "format": "row-wise MatMulIntegerToFloat",
-            "activations": "QUInt8 (dynamic, per token row, zero point 128)", "batch_invariant": True,
-            "weights": "QInt8 (symmetric, per output column)", "per_channel": True, "reduce_range": reduce_range,
-            "op_types": ["MatMul", *embeddings["op_types"]], "quantized_matmuls": len(quantized),
-            "excluded_nodes": list(exclude)}
+        done = _quantize_dynamic(rewritten, target, family, [], ("Gather", "EmbedLayerNormalization"), True, False)
+    return list(done["op_types"])
 
 
 def _quantize_dynamic(source: Path, target: Path, family: str, exclude: list[str], op_types: Sequence[str],

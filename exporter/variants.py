@@ -31,7 +31,15 @@ from .parity import (
     sample_inputs,
     write_records,
 )
-from .quantize import FAMILIES, family_file_name, outlier_ranking, quantize_graph, search_exclusions, selection_targets
+from .quantize import (
+    FAMILIES,
+    family_file_name,
+    meets,
+    outlier_ranking,
+    quantize_graph,
+    search_exclusions,
+    selection_targets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,17 +169,24 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
     rankings = {d: [name for name, _ in outlier_ranking(sources[d][0], selector.feeds(m))] if exclude == "auto" else []
                 for d, m in modules}
     settings: dict[Path, dict[str, Any]] = {}
+    embeddings = True
 
     def write(k: int) -> None:
         for module_dir, _ in modules:
             settings[module_dir] = quantize_graph(sources[module_dir][0], module_dir / file_name, family,
-                                                  exclude=rankings[module_dir][:k])
+                                                  exclude=rankings[module_dir][:k], embeddings=embeddings)
 
     limit = min((len(r) for r in rankings.values()), default=0)
     chosen, trail = 0, list[dict[str, Any]]()
     if exclude == "auto":
-        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit,
-                                          selection_targets(checker.kind))
+        targets = selection_targets(checker.kind)
+        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit, targets)
+        trail = [{**step, "embeddings": "int8"} for step in trail]
+        if not meets(trail[-1], targets):
+            # The int8 embedding table moves every token (per-token outputs feel it most): float32 table, search again.
+            embeddings = False
+            chosen, table_trail = search_exclusions(write, lambda: selector.score(file_name), limit, targets)
+            trail += [{**step, "embeddings": "float32"} for step in table_trail]
     else:
         write(0)
     first = settings[modules[0][0]]

@@ -127,6 +127,22 @@ def test_tiny_models_pipeline(name: str, tmp_path: Path) -> None:
     assert {v.kind for v in variants} == {"fp32", "O2", "O4", "int8"} and all(v.passed for v in variants)
 
 
+def test_int8_keeps_a_float32_embedding_table_when_int8_misses_its_targets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Targets no int8 file meets: the search runs again with the embedding table in float32, and says so."""
+    import exporter.quantize
+
+    monkeypatch.setattr(exporter.quantize, "SELECTION_TARGETS", {"mean_cosine": 1.5, "min_cosine": 1.5})
+    model_dir = tmp_path / "model"
+    shutil.copytree(fixture_dir("multi-vector-basic"), model_dir)
+    record = make_variants(model_dir, quantize=["avx512_vnni"], parity_texts=24, echo=lambda _: None)[-1]
+    trail = record.created_by["selection"]["trail"]
+    assert {step["embeddings"] for step in trail} == {"int8", "float32"}, trail
+    assert trail[-1]["embeddings"] == "float32" and record.created_by["settings"]["embeddings"] == "float32"
+    types = _op_types(model_dir / "onnx" / "model_qint8_avx512_vnni.onnx")
+    assert "QEmbedLayerNormalization" not in types and "DynamicQuantizeLinear" not in types, types
+
+
 @pytest.mark.real
 def test_minilm_variants_meet_thresholds(minilm_onnx_dir: Path, tmp_path: Path) -> None:
     model_dir = tmp_path / "minilm"
