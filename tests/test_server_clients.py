@@ -1,4 +1,4 @@
-"""The server as real clients call it: huggingface_hub's InferenceClient, openai, LangChain, Cohere-style rerank."""
+"""The server as real clients call it: huggingface_hub's InferenceClient, openai, LangChain, Cohere's SDK, tei-client."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import cohere
 import httpx
 import numpy as np
 import pytest
@@ -110,6 +111,23 @@ def test_cohere_and_jina_rerank(url: str, ref: dict[str, Any]) -> None:
             assert [x["document"]["text"] for x in results] == [e["text"] for e in expected]
         r = c.post("/v1/rerank", json={"model": "dense", "query": "q", "documents": ["d"]})
         assert r.status_code == 424 and r.json()["error"]["message"]
+
+
+def test_cohere_sdk_rerank_v1_and_v2(url: str, ref: dict[str, Any]) -> None:
+    """Cohere's own SDK against /v1/rerank (Client) and /v2/rerank (ClientV2), errors included."""
+    expected = ref["cross"].rank(SEED_SOURCE, SEED_SENTENCES, return_documents=True)[:2]
+    v2 = cohere.ClientV2(api_key="unused", base_url=url)
+    results = v2.rerank(model="cross", query=SEED_SOURCE, documents=SEED_SENTENCES, top_n=2).results
+    assert [x.index for x in results] == [e["corpus_id"] for e in expected]
+    np.testing.assert_allclose([x.relevance_score for x in results], [e["score"] for e in expected], atol=1e-5)
+    v1 = cohere.Client(api_key="unused", base_url=url)
+    results_v1 = v1.rerank(model="cross", query=SEED_SOURCE, documents=SEED_SENTENCES, top_n=2,
+                           return_documents=True).results
+    assert [x.index for x in results_v1] == [e["corpus_id"] for e in expected]
+    assert [x.document.text for x in results_v1 if x.document] == [e["text"] for e in expected]
+    with pytest.raises(cohere.core.ApiError) as err:
+        v2.rerank(model="dense", query="q", documents=["d"])
+    assert err.value.status_code == 424
 
 
 def test_tei_client_on_each_model_endpoint_of_a_multi_model_server(url: str, ref: dict[str, Any]) -> None:
