@@ -151,7 +151,7 @@ class ParityChecker:
         # Drawn after sentence_transformers is imported: the corpus reads stdlib docstrings that imports can alter.
         self.inputs = sample_inputs(self.kind, n_texts)
         digest = hashlib.sha256(json.dumps(self.inputs, ensure_ascii=False).encode("utf8")).hexdigest()[:16]
-        self.sample = {"source": "sample_pairs" if self.kind == "cross" else "benchmark_sentences",
+        self.sample = {"source": sample_source(self.kind),
                        "n": n_texts, "sha256_16": digest}
         self._reference: np.ndarray | None = None
 
@@ -186,7 +186,12 @@ def _default_provider(gpu_only: bool) -> str:
 
 def sample_inputs(kind: ResolvedKind, n: int, *, seed: int = 0) -> list[Any]:
     """The sample a model kind is judged on: (query, document) pairs for rerankers, sentences otherwise."""
-    return list(sample_pairs(n, seed=seed)) if kind == "cross" else benchmark_sentences(n, seed=seed)
+    return list(sample_pairs(n, seed=seed)) if sample_source(kind) == "sample_pairs" else benchmark_sentences(n, seed=seed)
+
+
+def sample_source(kind: ResolvedKind) -> str:
+    """The :mod:`exporter.corpus` function a kind's sample is drawn from, as parity records name it."""
+    return "sample_pairs" if kind == "cross" else "benchmark_sentences"
 
 
 def onnx_st_outputs(model_dir: str | Path, kind: ResolvedKind, inputs: Sequence[Any],

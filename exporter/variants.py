@@ -169,26 +169,29 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
     rankings = {d: [name for name, _ in outlier_ranking(sources[d][0], selector.feeds(m))] if exclude == "auto" else []
                 for d, m in modules}
     settings: dict[Path, dict[str, Any]] = {}
-    embeddings = True
 
-    def write(k: int) -> None:
-        for module_dir, _ in modules:
-            settings[module_dir] = quantize_graph(sources[module_dir][0], module_dir / file_name, family,
-                                                  exclude=rankings[module_dir][:k], embeddings=embeddings)
+    def writer(embeddings: bool) -> Callable[[int], None]:
+        def write(k: int) -> None:
+            for module_dir, _ in modules:
+                settings[module_dir] = quantize_graph(sources[module_dir][0], module_dir / file_name, family,
+                                                      exclude=rankings[module_dir][:k], embeddings=embeddings)
+        return write
+
+    def search(embeddings: bool) -> tuple[int, list[dict[str, Any]]]:
+        k, steps = search_exclusions(writer(embeddings), lambda: selector.score(file_name), limit, targets)
+        return k, [{**step, "embeddings": "int8" if embeddings else "float32"} for step in steps]
 
     limit = min((len(r) for r in rankings.values()), default=0)
+    targets = selection_targets(checker.kind)
     chosen, trail = 0, list[dict[str, Any]]()
     if exclude == "auto":
-        targets = selection_targets(checker.kind)
-        chosen, trail = search_exclusions(write, lambda: selector.score(file_name), limit, targets)
-        trail = [{**step, "embeddings": "int8"} for step in trail]
+        chosen, trail = search(embeddings=True)
         if not meets(trail[-1], targets):
             # The int8 embedding table moves every token (per-token outputs feel it most): float32 table, search again.
-            embeddings = False
-            chosen, table_trail = search_exclusions(write, lambda: selector.score(file_name), limit, targets)
-            trail += [{**step, "embeddings": "float32"} for step in table_trail]
+            chosen, table_trail = search(embeddings=False)
+            trail += table_trail
     else:
-        write(0)
+        writer(embeddings=True)(0)
     first = settings[modules[0][0]]
     return checker.check(file_name, checker.thresholds("int8"), created_by={
         "method": "quantize", "source": sources[modules[0][0]][1], "settings": first,
