@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,14 @@ def _cpuinfo() -> str:
         return Path("/proc/cpuinfo").read_text("utf8", errors="replace")
     except OSError:
         return ""
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity mask on Linux), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:

@@ -52,6 +52,7 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
     if kwargs or device is not None:
         built = RuntimeOptions.from_kwargs(device=device, **kwargs)
         changes: dict[str, Any] = {"file_name": built.file_name, "prepack": built.prepack,
+                                   "parallel_runs": built.parallel_runs if "parallel_runs" in kwargs else None,
                                    "intra_op_num_threads": built.intra_op_num_threads,
                                    "inter_op_num_threads": built.inter_op_num_threads}
         if any(k in kwargs for k in ("provider", "providers", "provider_options")) or device is not None:
@@ -110,7 +111,7 @@ class BaseModel(SentenceTransformersCalls):
                                              self.dense_input_name))
         modules = load_modules(self.model_dir, ctx)
         self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx),
-                                 task_feature=self.task_feature)
+                                 task_feature=self.task_feature, parallel_runs=self.options.parallel_runs)
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -181,6 +182,7 @@ class BaseModel(SentenceTransformersCalls):
         """Replace run budgets in ``self.options`` and hand the new options to every module (declared
         :meth:`Module.apply_options`: a Router and a fused head pass them on to what they hold)."""
         self.options = replace(self.options, **changes)
+        self.pipeline.parallel_runs = self.options.parallel_runs
         for module in self.pipeline.modules:
             module.apply_options(self.options)
 

@@ -57,7 +57,8 @@ class MultiVectorEncoder(BaseModel):
         self.layout = LegacyLayout()
         super().__init__(model_name_or_path, **kwargs)
         if self.layout.kind == "pylate":
-            self.pipeline = Pipeline([*self.modules, *token_level_tail(self.layout)], task_feature=True)
+            self.pipeline = Pipeline([*self.modules, *token_level_tail(self.layout)], task_feature=True,
+                                     parallel_runs=self.options.parallel_runs)
         self.prompts = self._merge_prompts({**legacy_prompts(self.layout, self.config.prompts), **(user_prompts or {})})
         self._similarity_fn_name = "maxsim"
         self._saved_similarity: str | None = None  # written by save_pretrained, null until chosen

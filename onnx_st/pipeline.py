@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -12,6 +14,9 @@ from .errors import ConfigError, InputError
 from .modules import Features, InputModule, Module
 from .modules.base import text_length
 from .modules.router import Router
+
+if TYPE_CHECKING:  # concurrent.futures' threads (and queue) are imported when runs go parallel
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 logger = logging.getLogger("onnx_st")
@@ -22,7 +27,7 @@ def default_show_progress_bar() -> bool:
     return logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
 
-def _progress(iterable: Sequence[int], show: bool, total: int) -> Iterator[int] | Sequence[int]:
+def _progress(iterable: Iterator[T], show: bool, total: int) -> Iterator[T]:
     if not show:
         return iterable
     try:
@@ -33,14 +38,19 @@ def _progress(iterable: Sequence[int], show: bool, total: int) -> Iterator[int] 
 
 
 class Pipeline:
-    """The input module (tokenizer side) followed by the other modules."""
+    """The input module (tokenizer side) followed by the other modules.
 
-    def __init__(self, modules: Sequence[Module], *, task_feature: bool = False) -> None:
+    ``parallel_runs`` batches of one :meth:`map_batches` call are in flight at once (threads sharing the
+    modules and their ONNX session; see :mod:`onnx_st.options`).
+    """
+
+    def __init__(self, modules: Sequence[Module], *, task_feature: bool = False, parallel_runs: int = 1) -> None:
         if not modules or not isinstance(modules[0], InputModule):
             raise ConfigError("The first module must tokenize its input (Transformer, StaticEmbedding, Router)")
         self.modules = list(modules)
         self.input_module: InputModule = modules[0]  # type: ignore[assignment]
         self.task_feature = task_feature
+        self.parallel_runs = parallel_runs
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
                    modality: Any = None) -> Features:
@@ -79,6 +89,9 @@ class Pipeline:
                     show_progress_bar: bool | None = None, modality: Any = None) -> list[T]:
         """Run ``items`` in batches of similar length and return ``collect``'s per-item results in input order.
 
+        With ``parallel_runs`` above 1, that many batches are computed at once; results, their order and
+        the first error raised are the same as one after the other.
+
         Raises:
             InputError: ``batch_size`` below 1.
         """
@@ -87,10 +100,37 @@ class Pipeline:
         order = np.argsort([-n for n in self.lengths(items, batch_size, prompt, task)], kind="stable")
         show = default_show_progress_bar() if show_progress_bar is None else bool(show_progress_bar)
         starts = range(0, len(items), batch_size)
-        results: list[Any] = [None] * len(items)
-        for start in _progress(starts, show, len(starts)):
+
+        def batch(start: int) -> tuple[np.ndarray, Sequence[T]]:
             idx = order[start:start + batch_size]
-            outputs = collect(self([items[i] for i in idx], prompt=prompt, task=task, modality=modality))
+            return idx, collect(self([items[i] for i in idx], prompt=prompt, task=task, modality=modality))
+
+        results: list[Any] = [None] * len(items)
+        for idx, outputs in _progress(self._batches(starts, batch), show, len(starts)):
             for i, out in zip(idx, outputs):
                 results[i] = out
         return results
+
+    def _batches(self, starts: range, batch: Callable[[int], T]) -> Iterator[T]:
+        """``batch(start)`` of each start, in order; up to :attr:`parallel_runs` computed at once, each in a
+        copy of the caller's context (a call's truncation side travels with it)."""
+        workers = min(self.parallel_runs, len(starts))
+        if workers <= 1:
+            yield from map(batch, starts)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="onnx-st-run")
+        pending: deque[Future[T]] = deque()
+        ahead = iter(starts)
+        try:
+            while True:
+                for start in ahead:
+                    pending.append(pool.submit(contextvars.copy_context().run, batch, start))
+                    if len(pending) == workers:
+                        break
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:  # an error or an abandoned call: batches not started never start
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -9,11 +9,11 @@ split between the workers.
 from __future__ import annotations
 
 import math
-import os
 import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .cpu import cpu_count
 from .errors import InputError, OnnxSTError
 
 if TYPE_CHECKING:
@@ -23,13 +23,6 @@ MultiProcessPool = dict[str, Any]
 """``{"input": Queue, "output": Queue, "processes": [Process, ...]}``."""
 
 _POLL_S = 1.0
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _worker(model_cls: type[BaseModel], model_dir: str, init_kwargs: dict[str, Any], device: str,
@@ -80,7 +73,7 @@ def start_pool(model: BaseModel, target_devices: list[str] | None = None) -> Mul
         raise InputError(f"target_devices must be a non-empty list of device strings, got {target_devices!r}")
     options = model.options
     if options.intra_op_num_threads is None:
-        options = replace(options, intra_op_num_threads=max(1, _cpu_count() // len(devices)))
+        options = replace(options, intra_op_num_threads=max(1, cpu_count() // len(devices) // options.parallel_runs))
     init_kwargs = {**model._init_kwargs, "options": options}
     import multiprocessing  # on first use: importing it at start-up aliases __main__ as __mp_main__
 

@@ -80,7 +80,7 @@ class OnnxSession:
 
         providers = check_providers(options.providers)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = options.intra_op_num_threads or 0
+        so.intra_op_num_threads = options.run_threads()
         if options.inter_op_num_threads:
             so.inter_op_num_threads = options.inter_op_num_threads
         so.log_severity_level = int(os.environ.get("ONNX_ST_ORT_LOG_LEVEL", "3"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,3 +123,73 @@ def test_the_first_module_must_tokenize() -> None:
         Pipeline([SumCodes()])
     with pytest.raises(ConfigError, match="first module"):
         Pipeline([])
+
+
+class Recorder(Module):
+    """Counts the batches in flight (at most ``parallel_runs``) and fails on one text when told."""
+
+    module_input_name = "input_ids"
+
+    def __init__(self, fail_on: int | None = None, delay: float = 0.01) -> None:
+        self.lock = threading.Lock()
+        self.active = self.most = self.started = 0
+        self.fail_on, self.delay = fail_on, delay
+
+    def forward(self, features: Features) -> Features:
+        with self.lock:
+            self.active += 1
+            self.started += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(self.delay)
+            if self.fail_on is not None and self.fail_on in features["attention_mask"].sum(1):
+                raise InputError(f"a text of {self.fail_on} characters")
+            return features
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+WORDS = [("w" * (1 + i % 13)) + str(i) for i in range(64)]
+
+
+@pytest.mark.parametrize("parallel_runs", [1, 2, 4, 64])
+def test_parallel_batches_give_the_same_results_with_at_most_parallel_runs_in_flight(parallel_runs: int) -> None:
+    recorder = Recorder()
+    pipeline = Pipeline([CharCodes(), recorder, SumCodes()], parallel_runs=parallel_runs)
+    rows = pipeline.map_batches(WORDS, lambda f: list(f["sentence_embedding"]), batch_size=3)
+    np.testing.assert_array_equal(np.stack(rows), _expected(WORDS))
+    assert recorder.started == -(-len(WORDS) // 3)
+    assert recorder.most <= parallel_runs
+    if parallel_runs > 1:
+        assert recorder.most > 1  # the batches did overlap
+
+
+def test_a_failing_batch_raises_its_error_and_later_batches_never_start() -> None:
+    # the longest texts come first: the first batch fails, at most parallel_runs - 1 others had started
+    recorder = Recorder(fail_on=len(max(WORDS, key=len)), delay=0.05)
+    pipeline = Pipeline([CharCodes(), recorder, SumCodes()], parallel_runs=2)
+    with pytest.raises(InputError, match="characters"):
+        pipeline.map_batches(WORDS, lambda f: list(f["sentence_embedding"]), batch_size=2)
+    assert recorder.started <= 3
+    assert recorder.active == 0  # nothing still runs after the call returned
+
+
+def test_parallel_batches_see_the_callers_context() -> None:
+    side: contextvars.ContextVar[str] = contextvars.ContextVar("side", default="right")
+    seen: list[str] = []
+
+    class Side(Module):
+        module_input_name = "input_ids"
+
+        def forward(self, features: Features) -> Features:
+            seen.append(side.get())
+            return features
+
+    pipeline = Pipeline([CharCodes(), Side(), SumCodes()], parallel_runs=3)
+    token = side.set("left")
+    try:
+        pipeline.map_batches(WORDS, lambda f: list(f["sentence_embedding"]), batch_size=4)
+    finally:
+        side.reset(token)
+    assert seen == ["left"] * 16

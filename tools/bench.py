@@ -2,7 +2,7 @@
 
     python -m tools.bench --kind dense|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
-        [--max-run-tokens N|none]
+        [--max-run-tokens N|none] [--parallel-runs 1,2]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
 Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
@@ -11,6 +11,8 @@ kind uses its default, built once and cached: dense all-MiniLM-L6-v2, long all-m
 200-600-token texts, sparse splade-tiny, cross the
 MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``)
 (:mod:`tools.bench_workloads`); ``--kind all`` runs them all on their defaults.
+``--parallel-runs 1,2`` runs every ``onnx-st`` engine once per value of ``parallel_runs`` (batches
+of one call in flight at once, each on ``cores / N`` threads), labelled ``@N`` above 1.
 ``--files`` adds one ``onnx-st`` engine per named ONNX file (variants of :mod:`exporter.variants`);
 files missing from a default model are built into it first (with parity records on 2,000 texts),
 and the table shows each file's parity record next to its speed.
@@ -61,10 +63,11 @@ def _reset_peak() -> bool:
 
 
 def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch_size: int,
-           threads: int | None, file_name: str | None, max_run_tokens: str | None = None) -> dict[str, float]:
+           threads: int | None, file_name: str | None, max_run_tokens: str | None = None,
+           parallel_runs: int = 1) -> dict[str, float]:
     """Measure one engine in this (fresh) process: ``throughput`` or the one-batch memory ``probe``."""
     start = time.perf_counter()
-    call = getattr(load(workload, engine, model, threads, file_name, max_run_tokens), workload.call)
+    call = getattr(load(workload, engine, model, threads, file_name, max_run_tokens, parallel_runs), workload.call)
     call(workload.warmup, batch_size=batch_size)
     result = {"cold_start_s": time.perf_counter() - start}
     if mode == "throughput":
@@ -98,18 +101,25 @@ def _last_line(text: str, default: str) -> str:
 
 
 def split_engine(engine: str) -> tuple[str, str | None]:
-    """``"onnx-st:onnx/model_O2.onnx"`` -> ``("onnx-st", "onnx/model_O2.onnx")``; plain names have no file."""
-    base, _, file_name = engine.partition(":")
+    """``"onnx-st:onnx/model_O2.onnx@2"`` -> ``("onnx-st", "onnx/model_O2.onnx")``; plain names have no file."""
+    base, _, file_name = engine.split("@")[0].partition(":")
     return base, file_name or None
+
+
+def engine_runs(engine: str) -> int:
+    """The ``parallel_runs`` of an engine: the number after ``@``, else 1."""
+    _, at, runs = engine.partition("@")
+    return int(runs) if at else 1
 
 
 def engine_label(engine: str) -> str:
     """Short table name: ``onnx-st O2`` for ``onnx-st:onnx/model_O2.onnx``."""
     base, file_name = split_engine(engine)
+    runs = f" @{engine_runs(engine)}" if engine_runs(engine) > 1 else ""
     if not file_name:
-        return base
+        return base + runs
     stem = Path(file_name).stem
-    return f"{base} {stem.removeprefix('model_') if stem != 'model' else 'fp32'}"
+    return f"{base} {stem.removeprefix('model_') if stem != 'model' else 'fp32'}{runs}"
 
 
 def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
@@ -122,6 +132,7 @@ def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
     cmd += (["--threads", str(args.threads)] if args.threads else []) + (
         ["--file-name", file_name] if file_name else [])
     cmd += ["--max-run-tokens", args.max_run_tokens] if args.max_run_tokens else []
+    cmd += ["--parallel-runs", str(engine_runs(engine))] if engine_runs(engine) > 1 else []
     proc = _child(cmd, workload)
     if proc.returncode != 0:
         print(f"# {engine} {mode} did not run: {_last_line(proc.stderr, str(proc.returncode))}", file=sys.stderr)
@@ -227,6 +238,9 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
             raise SystemExit(f"{model} has no {missing}: build them with onnx-st-export --variants-only")
         at = engines.index("onnx-st") + 1 if "onnx-st" in engines else 0
         engines[at:at] = [f"onnx-st:{f}" for f in files]
+    runs = sorted({int(r) for r in str(args.parallel_runs).split(",") if r})
+    if runs != [1]:
+        engines = [f"{e}@{r}" if r > 1 else e for e in engines for r in (runs if e.startswith("onnx-st") else [1])]
     skipped = {}
     if "st-onnx" in engines and importlib.util.find_spec("optimum") is None:
         skipped["st-onnx"] = "optimum is not installed (pip install 'optimum[onnxruntime]')"
@@ -235,7 +249,8 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
     results: Results = {e: {m: [] for m in modes} for e in engines}
     print(f"# {workload.kind}: model {model}; {workload.describe.format(n=n)}, batch {args.batch_size}, "
           f"{args.rounds} rounds, threads {args.threads or 'all'}"
-          + (f", onnx-st runs of at most {args.max_run_tokens} tokens" if args.max_run_tokens else ""), flush=True)
+          + (f", onnx-st runs of at most {args.max_run_tokens} tokens" if args.max_run_tokens else "")
+          + (f", onnx-st parallel runs {args.parallel_runs}" if str(args.parallel_runs) != "1" else ""), flush=True)
     runnable = [e for e in engines if e not in skipped]
     for round_index in range(args.rounds):
         order = runnable if round_index % 2 == 0 else runnable[::-1]
@@ -265,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--file-name", help="ONNX file for onnx-st and st-onnx (default onnx/model.onnx)")
     parser.add_argument("--max-run-tokens", help="onnx-st's max_batch_tokens: rows x tokens of one ONNX run, "
                         "or none (default: the library's)")
+    parser.add_argument("--parallel-runs", default="1", help="comma-separated parallel_runs values: every onnx-st "
+                        "engine runs once per value (default 1)")
     parser.add_argument("--files", help="comma-separated ONNX files, each run as one more onnx-st engine "
                         "(e.g. onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx); built into a default model if missing")
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
@@ -289,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         else:
             print(json.dumps(worker(workload, args.worker, args.mode, args.model, args.texts, args.batch_size,
-                                    args.threads, args.file_name, args.max_run_tokens)))
+                                    args.threads, args.file_name, args.max_run_tokens,
+                                    int(args.parallel_runs))))
         return 0
     print(machine_line(), flush=True)
     kinds = list(WORKLOADS) if args.kind == "all" else [args.kind]

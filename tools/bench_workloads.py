@@ -36,15 +36,17 @@ class Workload:
 
 
 def load(workload: Workload, engine: str, model: str, threads: int | None, file_name: str | None,
-         max_run_tokens: str | None = None) -> Any:
+         max_run_tokens: str | None = None, parallel_runs: int = 1) -> Any:
     """Import the engine's library and load the model; the imports are part of the cold start.
 
     ``max_run_tokens`` (onnx-st only): ``max_batch_tokens``, an integer or ``none``; default: the library's.
+    ``parallel_runs`` (onnx-st only): batches in flight at once.
     """
     if engine == "onnx-st":
         import onnx_st
 
-        options = {"file_name": file_name, "intra_op_num_threads": threads}
+        options = {"file_name": file_name, "intra_op_num_threads": threads,
+                   "parallel_runs": parallel_runs if parallel_runs > 1 else None}
         kwargs = {k: v for k, v in options.items() if v}
         extra: dict[str, Any] = {}
         if max_run_tokens is not None:
@@ -73,6 +75,17 @@ def _dense_texts(n: int) -> list[Any]:
     from exporter.corpus import benchmark_sentences
 
     return list(benchmark_sentences(n))
+
+
+def _sentence_texts(n: int) -> list[Any]:
+    import random
+
+    from exporter.corpus import sample_texts, stdlib_sentences
+
+    sentences = stdlib_sentences()
+    if n <= len(sentences):  # distinct sentences, as many as there are
+        return random.Random(3).sample(sentences, n)
+    return list(sample_texts(n, seed=3, long_fraction=0.0))
 
 
 def _long_texts(n: int) -> list[Any]:
@@ -178,6 +191,10 @@ WORKLOADS: dict[str, Workload] = {
         kind="dense", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
         describe="{n} texts of 4-120 words", engines=ENGINES,
         warmup=["The first sentence warms nothing up."], inputs=_dense_texts, default_model=_minilm),
+    "sentences": Workload(  # the texts of issue 15's table: single docstring sentences, about 35 tokens
+        kind="sentences", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
+        describe="{n} single docstring sentences (about 35 tokens)", engines=ENGINES,
+        warmup=["The first sentence warms nothing up."], inputs=_sentence_texts, default_model=_minilm),
     "long": Workload(  # sentence-transformers' docs warn that ONNX can lose to torch on long inputs
         kind="long", class_name="SentenceTransformer", call="encode", unit="texts", default_n=128,
         describe="{n} texts of 150-450 words (about 200-600 tokens, truncated at 384)", engines=ENGINES,
