@@ -99,3 +99,31 @@ def test_embed_job_with_parallel_runs_writes_the_same_rows(tmp_path: Path) -> No
                  "--threads", "2"]) == 0
     assert output(tmp_path / "one").equals(output(tmp_path / "two"))
     assert main(["embed", common[0], str(tmp_path / "bad"), *common[1:], "--parallel-runs", "0"]) == 2
+
+
+def test_served_with_parallel_runs_answers_as_the_library() -> None:
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .server_helpers import wait_healthy
+    from .test_server_cli import _free_port
+
+    path = fixture_dir("dense-mean")
+    texts = _texts("dense-mean") * 2  # several batches of the server's encode
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "onnx_st", "serve", str(path), "--port", str(port),
+                             "--parallel-runs", "2", "--max-client-batch-size", str(len(texts)),
+                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(proc, url)
+        with httpx.Client(base_url=url, trust_env=False, timeout=60) as c:
+            reply = c.post("/embed", json={"inputs": texts, "normalize": True, "truncate": True})
+        assert reply.status_code == 200, reply.text
+        want = SentenceTransformer(str(path)).encode(texts, normalize_embeddings=True)
+        np.testing.assert_allclose(np.array(reply.json(), dtype=np.float32), want, atol=1e-6)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -64,12 +64,15 @@ def test_model_options_per_model() -> None:
     dense, cross = str(fixture_dir("dense-mean")), str(fixture_dir("cross-1label"))
     args = build_parser().parse_args(["serve", f"a={dense}", f"b={cross}", "--threads", "2",
                                       "--model-option", "a:file-name=onnx/model_qint8_avx2.onnx",
-                                      "--model-option", "b:max_run_tokens=none", "--model-option", "b:threads=1"])
+                                      "--model-option", "b:max_run_tokens=none", "--model-option", "b:threads=1",
+                                      "--parallel-runs", "2", "--model-option", "b:parallel-runs=1"])
     options = model_options(args, ["a", "b"])
     assert (options["a"].file_name, options["a"].intra_op_num_threads) == ("onnx/model_qint8_avx2.onnx", 2)
+    assert (options["a"].parallel_runs, options["b"].parallel_runs) == (2, 1)
     assert (options["b"].file_name, options["b"].intra_op_num_threads, options["b"].max_batch_tokens) == \
         (None, 1, None)
-    for bad in ("c:threads=1", "a:threads", "a:colour=red", "a:threads=many"):
+    for bad in ("c:threads=1", "a:threads", "a:colour=red", "a:threads=many", "a:parallel-runs=0",
+                "a:parallel-runs=65"):
         with pytest.raises(InputError):
             model_options(build_parser().parse_args(["serve", dense, "--model-option", bad]), ["a"])
 
