@@ -195,7 +195,14 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
 
 
 def _token_embeddings(features: Features) -> list[np.ndarray]:
-    """Per-text token embeddings up to the last attended position."""
+    """Per-text token embeddings up to the last attended position.
+
+    Raises:
+        InputError: the model has no token embeddings (a ``StaticEmbedding`` pools as it embeds).
+    """
+    if "token_embeddings" not in features:
+        raise InputError("output_value='token_embeddings': this model's first module gives no token embeddings "
+                         "(a StaticEmbedding returns sentence embeddings only)")
     out = []
     for tokens, mask in zip(features["token_embeddings"], features["attention_mask"]):
         nonzero = np.flatnonzero(mask)

@@ -158,6 +158,15 @@ def test_static_embedding_max_seq_length() -> None:
     assert onnx_st.SentenceTransformer(path).max_seq_length == st.SentenceTransformer(path).max_seq_length == math.inf
 
 
+def test_static_embedding_has_no_token_embeddings() -> None:
+    """sentence-transformers fails with a bare KeyError; onnx-st says why, from its own error tree."""
+    path = str(fixture_dir("dense-static"))
+    with pytest.raises(KeyError):
+        st.SentenceTransformer(path).encode(["a text"], output_value="token_embeddings")
+    with pytest.raises(InputError, match="StaticEmbedding"):
+        onnx_st.SentenceTransformer(path).encode(["a text"], output_value="token_embeddings")
+
+
 def test_cross_encoder_activation_arguments(cross: tuple[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
