@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..options import RuntimeOptions
 from . import deps
 from .runner import JobResult, run_embed_job
 
@@ -70,16 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--part-rows", type=int, help="rows per part (default: texts / 16)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster (default 2)")
+    parser.add_argument("--file-name", help="ONNX file of every run (default onnx/model.onnx)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
 
     pa, pq, ray = deps.pyarrow(), deps.parquet(), deps.ray()
     texts, origin = bench_texts(args.texts, args.texts_file)
     part_rows = args.part_rows or max(1, args.texts // 16)
-    common: dict[str, Any] = {"batch_size": args.batch_size, "part_rows": part_rows, "progress": False}
+    common: dict[str, Any] = {"batch_size": args.batch_size, "part_rows": part_rows, "progress": False,
+                              "file_name": args.file_name}
     header = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
               "load_average_start": load_average(), "texts": len(texts), "origin": origin,
-              "part_rows": part_rows, "batch_size": args.batch_size, "model": args.model}
+              "part_rows": part_rows, "batch_size": args.batch_size, "model": args.model,
+              "file_name": args.file_name or "onnx/model.onnx"}
     print(json.dumps(header), flush=True)
     rows: list[dict[str, Any]] = []
     overhead: dict[str, float] = {}
@@ -92,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         local = run_embed_job(source, work / "local", args.model, **common)
         rows.append(_row("single process", local, "ONNX Runtime default threads"))
+        print(json.dumps(rows[-1]), flush=True)
+        parallel = run_embed_job(source, work / "parallel", args.model, runtime=RuntimeOptions(parallel_runs=2), **common)
+        same = _same_output(work / "parallel", work / "local")
+        rows.append(_row("single process, 2 parallel runs", parallel,
+                         "output identical to single process" if same else "OUTPUT DIFFERS"))
         print(json.dumps(rows[-1]), flush=True)
         tiny_local = run_embed_job(tiny, work / "tiny-local", args.model, **common)
 
@@ -116,9 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     header["load_average_end"] = load_average()
     print(f"\n{header['machine']}; load average {header['load_average_start']} at start, "
           f"{header['load_average_end']} at end; {len(texts)} texts ({origin}), parts of {part_rows} rows")
-    print(f"{'run':<28} {'texts/s':>8} {'seconds':>8}  note")
+    print(f"{'run':<32} {'texts/s':>8} {'seconds':>8}  note")
     for row in rows:
-        print(f"{row['run']:<28} {row['texts_per_s']:>8} {row['seconds']:>8}  {row['note']}")
+        print(f"{row['run']:<32} {row['texts_per_s']:>8} {row['seconds']:>8}  {row['note']}")
     print(f"Ray fixed costs: cluster start {overhead['ray_cluster_start_s']} s; a one-part job takes "
           f"{overhead['ray_first_job_overhead_s']} s more on Ray than on one process on a new cluster, "
           f"{overhead['ray_next_job_overhead_s']} s on the next job (actor start, model load, scheduling)")
