@@ -1,13 +1,14 @@
 """Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
-    python -m tools.bench --kind dense|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
+    python -m tools.bench --kind dense|sentences|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
         [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
         [--max-run-tokens N|none] [--parallel-runs 1,2]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
 Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
 ``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
-kind uses its default, built once and cached: dense all-MiniLM-L6-v2, long all-mpnet-base-v2 on
+kind uses its default, built once and cached: dense all-MiniLM-L6-v2 (``sentences``: the same model on
+single docstring sentences, 34 tokens on average), long all-mpnet-base-v2 on
 200-600-token texts, sparse splade-tiny, cross the
 MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``)
 (:mod:`tools.bench_workloads`); ``--kind all`` runs them all on their defaults.
