@@ -120,6 +120,9 @@ def test_actor_threads_follow_its_cpus() -> None:
 
     assert ray.get(probe.remote(None)) == (2, 2)
     assert assigned_cpus(3.0) == 3  # the driver has no CPU assignment: the fallback
+    # parallel runs share the actor's CPUs: each run gets its part as intra-op threads
+    shared = EmbedBatches(str(DENSE), num_cpus=4, runtime={"parallel_runs": 2})
+    assert (shared.threads, shared.model.options.intra_op_num_threads, shared.model.pipeline.parallel_runs) == (4, 2, 2)
     with pytest.raises(BadRowsError, match="1 bad row"):
         EmbedBatches(str(DENSE))(pa.table({"id": [1, 2], "text": ["a", None]}))
     batch = EmbedBatches(str(fixture_dir("cross-3labels")), num_cpus=1)(

@@ -3,8 +3,8 @@
     python -m tools.ort_ceiling --kind sentences --files onnx/model.onnx,onnx/model_qint8_avx512_vnni.onnx
     python -m tools.ort_ceiling --kernels
 
-The first form tokenizes the workload's inputs with onnx-st (sorted, batched and cut into runs as
-``encode`` does), then times only the ONNX Runtime runs, back to back: what the file could reach if
+The first form records the feeds of every ONNX run of one ``encode`` (onnx-st's own sorting,
+batching and run cutting), then times only those runs, back to back: what the file could reach if
 tokenizing, pooling and Python cost nothing. The second times single operators on this CPU: a
 float32 MatMul, an int8 ``MatMulIntegerToFloat`` (u8 x s8, the int8 files' product) and
 ``MultiHeadAttention`` with a key-padding mask on short and long rows. Not a test.
@@ -24,21 +24,25 @@ from tools.bench import machine_line
 from tools.bench_workloads import WORKLOADS
 
 
-def workload_runs(model: Any, texts: Sequence[Any], batch_size: int) -> list[dict[str, np.ndarray]]:
-    """The feeds of every ONNX run ``model.encode(texts, batch_size=...)`` makes, in order."""
+def workload_runs(model: Any, call: Callable[[], object]) -> list[dict[str, np.ndarray]]:
+    """The feeds of every ONNX run ``call`` makes through the model's first Transformer, in order."""
     from onnx_st.modules.transformer import Transformer
 
     transformer = model.modules[0]
     if not isinstance(transformer, Transformer):
         raise SystemExit("the model's first module is not a Transformer")
-    pipeline = model.pipeline
-    order = np.argsort([-n for n in pipeline.lengths(texts, batch_size)], kind="stable")
-    runs = []
-    for start in range(0, len(texts), batch_size):
-        features = pipeline.preprocess([texts[i] for i in order[start:start + batch_size]])
-        rows, seq_len = features["input_ids"].shape[:2]
-        for lo, hi in transformer.row_runs(rows, seq_len):
-            runs.append({name: np.ascontiguousarray(features[name][lo:hi]) for name in transformer.session.input_names})
+    session, runs = transformer.session, []
+    original = session.run
+
+    def record(output: str, feeds: Any) -> np.ndarray:
+        runs.append({name: np.ascontiguousarray(feeds[name]) for name in session.input_names})
+        return original(output, feeds)
+
+    session.run = record  # type: ignore[method-assign]
+    try:
+        call()
+    finally:
+        del session.run  # the class's method again
     return runs
 
 
@@ -63,7 +67,8 @@ def ceiling(kind: str, files: Sequence[str], n: int, batch_size: int, rounds: in
     print(f"# {kind}: {model_dir}; {workload.describe.format(n=n)}, batch {batch_size}, best of {rounds}")
     for file_name in files:
         model = getattr(onnx_st, workload.class_name)(model_dir, model_kwargs={"file_name": file_name})
-        runs = workload_runs(model, texts, batch_size)
+        encode = getattr(model, workload.call)
+        runs = workload_runs(model, lambda encode=encode: encode(texts, batch_size=batch_size))  # type: ignore[misc]
         session = model.modules[0].session._session
 
         def all_runs(session: Any = session, runs: list[dict[str, np.ndarray]] = runs) -> None:
@@ -72,7 +77,7 @@ def ceiling(kind: str, files: Sequence[str], n: int, batch_size: int, rounds: in
 
         seconds = _rate(all_runs, rounds)
         start = time.perf_counter()
-        getattr(model, workload.call)(texts, batch_size=batch_size)
+        encode(texts, batch_size=batch_size)
         whole = time.perf_counter() - start
         print(f"{file_name:<40} ONNX Runtime alone {n / seconds:8.1f} {workload.unit}/s over {len(runs)} runs; "
               f"whole {workload.call} {n / whole:8.1f}")

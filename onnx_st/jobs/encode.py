@@ -25,12 +25,11 @@ OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name
 
 def load_model(model_dir: str | Path, kind: Kind, *, file_name: str | None = None,
                threads: int | None = None, runtime: RuntimeOptions | None = None) -> BaseModel:
-    """Load ``model_dir`` as ``kind`` with ``runtime`` options; ``file_name`` and ``threads`` (the cores the
-    model may use: intra-op threads shared by its ``parallel_runs``, inter-op 1) override them."""
+    """Load ``model_dir`` as ``kind`` with ``runtime`` options; ``file_name`` and ``threads`` (intra-op
+    threads of each run, inter-op 1) override them."""
     options = (runtime or RuntimeOptions()).with_overrides(file_name=file_name)
     if threads is not None:
-        per_run = max(1, int(threads) // options.parallel_runs)
-        options = options.with_overrides(intra_op_num_threads=per_run, inter_op_num_threads=1)
+        options = options.with_overrides(intra_op_num_threads=int(threads), inter_op_num_threads=1)
     return get_kind(kind).front_class.from_dir(model_dir, options=options)
 
 

@@ -87,8 +87,10 @@ class EmbedBatches:
         self.id_column = id_column
         self.on_bad_row = on_bad_row
         self.threads = assigned_cpus(num_cpus)
-        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=self.threads,
-                                runtime=RuntimeOptions.from_dict(runtime) if runtime else None)
+        options = RuntimeOptions.from_dict(runtime) if runtime else RuntimeOptions()
+        # the actor's CPUs, shared by its parallel runs (no assignment: ONNX Runtime's default threads)
+        per_run = None if self.threads is None else max(1, self.threads // options.parallel_runs)
+        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=per_run, runtime=options)
         self.fields = output_fields(self.model, self.options.kind)
 
     @property
