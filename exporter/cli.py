@@ -15,7 +15,7 @@ from pathlib import Path
 
 from onnx_st.kinds import KINDS
 
-DEFAULT_ATOL = 1e-3
+from .limits import DEFAULT_ATOL
 
 
 def build_parser() -> argparse.ArgumentParser:

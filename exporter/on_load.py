@@ -4,7 +4,8 @@
 plain sentence-transformers layout with ``onnx/model.onnx`` next to every Transformer, compares
 every graph with PyTorch (:func:`exporter.verify_export`) and keeps the parity record of
 ``onnx/model.onnx`` (onnx-st against sentence-transformers end to end) in ``onnx/parity.json``.
-The runtime imports this module only when it exports (see :mod:`onnx_st.export_on_load`).
+The runtime loads it only when it exports, through the ``onnx_st.export_hooks`` entry point
+(see :mod:`onnx_st.export_hook`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from onnx_st.errors import OnnxModelError
 from onnx_st.kinds import get_kind
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from .cli import DEFAULT_ATOL
 from .export import export_model
+from .limits import DEFAULT_ATOL
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR
 from .parity import PARITY_KINDS, ParityChecker, write_records
 from .verify import verify_export

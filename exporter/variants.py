@@ -209,8 +209,8 @@ def _fast_load(file_name: str, modules: Sequence[tuple[Path, Transformer]], chec
     """Write the fast-load copy of ``file_name`` in every Transformer folder; check it like its source."""
     import onnxruntime
 
+    from onnx_st import list_variants
     from onnx_st.fastload import write_fast_load
-    from onnx_st.variants import list_variants
 
     target = fast_load_file_name(file_name)
     for module_dir, _ in modules:

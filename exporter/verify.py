@@ -11,6 +11,7 @@ from sentence_transformers.base.modules.transformer import Transformer
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .export import iter_transformer_modules, load_model, model_kind
+from .limits import DEFAULT_ATOL
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, masked_max_abs_diff, sample_features
 
 SAMPLE_TEXTS: tuple[str, ...] = (
@@ -57,7 +58,7 @@ class VerifyReport:
         """Largest difference over all graphs (0.0 when nothing was exported)."""
         return max((check.max_abs_diff for check in self.checks), default=0.0)
 
-    def passed(self, atol: float = 1e-3) -> bool:
+    def passed(self, atol: float = DEFAULT_ATOL) -> bool:
         """Whether every graph is within ``atol`` of PyTorch."""
         return self.max_abs_diff <= atol
 

@@ -1,5 +1,5 @@
 """``python -m onnx_st``."""
 
-from .cli import main
+from onnx_st.cli import main
 
 raise SystemExit(main())

@@ -10,23 +10,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, ModelNotFoundError, OnnxSTError
-from .kinds import KINDS
-from .options import RuntimeOptions, per_model_options
+from onnx_st.errors import InputError, ModelNotFoundError, OnnxSTError
+from onnx_st.kinds import KINDS
+from onnx_st.options import RuntimeOptions, per_model_options
 
 if TYPE_CHECKING:
-    from .model import BaseModel
+    from onnx_st.base.model import BaseModel
 
 
 def _load(args: argparse.Namespace) -> BaseModel:
     """The model of ``args.model`` with the front class of its kind and the runtime flags."""
-    from .kinds import load_model
+    from onnx_st.kinds import load_model
 
     return load_model(args.model, args.kind, options=RuntimeOptions.from_args(args), local_files_only=args.offline)
 
 
 def _kind(model: BaseModel) -> str:
-    from .kinds import kind_of_class
+    from onnx_st.kinds import kind_of_class
 
     return kind_of_class(type(model)).name
 
@@ -68,9 +68,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .kinds import detect_kind
-    from .session import list_onnx_files
-    from .variants import list_variants
+    from onnx_st._runtime.session import list_onnx_files
+    from onnx_st._runtime.variants import list_variants
+    from onnx_st.kinds import detect_kind
 
     model = _load(args)
     detection = detect_kind(model.model_dir)
@@ -98,10 +98,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_variants(args: argparse.Namespace) -> int:
-    from .cpu import cpu_header
-    from .errors import ModelNotFoundError
-    from .hub import resolve_model_dir
-    from .variants import choose_file, list_variants
+    from onnx_st._runtime.variants import choose_file, list_variants
+    from onnx_st.cpu import cpu_header
+    from onnx_st.errors import ModelNotFoundError
+    from onnx_st.hub import resolve_model_dir
 
     root = resolve_model_dir(args.model, local_files_only=args.offline)
     variants = list_variants(root)
@@ -126,7 +126,7 @@ def _cmd_variants(args: argparse.Namespace) -> int:
 
 
 def _cmd_providers(args: argparse.Namespace) -> int:
-    from .session import available_providers
+    from onnx_st._runtime.session import available_providers
 
     print("\n".join(available_providers()))
     return 0
@@ -153,11 +153,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .server import create_app
+        from onnx_st.server import create_app
     except ImportError as exc:
         print(f"onnx-st serve needs the server extra (pip install 'onnx-st[server]'): {exc}", file=sys.stderr)
         return 2
-    from .server.registry import load_model
+    from onnx_st.server.registry import load_model
 
     paths = serve_models(args.models, args.model_id)
     runtime = per_model_options(args, list(paths))
@@ -177,9 +177,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from .jobs.badrows import describe
-    from .jobs.runner import run_embed_job
-    from .jobs.writer import REJECTED
+    from onnx_st.jobs.badrows import describe
+    from onnx_st.jobs.runner import run_embed_job
+    from onnx_st.jobs.writer import REJECTED
 
     try:
         result = run_embed_job(
@@ -202,7 +202,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_lambda_package(args: argparse.Namespace) -> int:
-    from .lambda_package import IMAGE_LIMIT_MIB, ZIP_LIMIT_MIB, build_package, default_platforms
+    from onnx_st.serverless.package import IMAGE_LIMIT_MIB, ZIP_LIMIT_MIB, build_package, default_platforms
 
     limit = IMAGE_LIMIT_MIB if args.image else ZIP_LIMIT_MIB
     pip_args = [a for link in args.find_links or () for a in ("--find-links", link)]

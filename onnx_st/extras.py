@@ -17,7 +17,7 @@ import importlib.util
 from collections.abc import Sequence
 from types import ModuleType
 
-from .errors import MissingExtraError
+from onnx_st.errors import MissingExtraError
 
 
 def install_command(extra: str) -> str:

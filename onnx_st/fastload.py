@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from .errors import OnnxModelError
+from onnx_st.errors import OnnxModelError
 
 FastLoadLevel = Literal["basic", "extended"]
 DATA_SUFFIX = "_data"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import read_json, read_json_value
-from .errors import ModelNotFoundError, OnnxSTError
-from .session import DEFAULT_FILE_NAMES
+from onnx_st._runtime.config import read_json, read_json_value
+from onnx_st._runtime.session import DEFAULT_FILE_NAMES
+from onnx_st.errors import ModelNotFoundError, OnnxSTError
 
 # configs, tokenizer files and small module files; never torch weights of the transformer itself
 _CONFIG_PATTERNS = ["*.json", "**/*.json", "*.txt", "**/*.txt", "*.model", "**/*.model"]
@@ -21,7 +21,7 @@ def _looks_like_path(name: str) -> bool:
 
 def _onnx_patterns(snapshot: Path, file_name: str | None) -> list[str]:
     """Patterns for the ONNX file of every Transformer folder named by modules.json / router_config.json."""
-    if file_name == "auto":  # the choice needs every file and the parity records (onnx_st.variants.choose_file)
+    if file_name == "auto":  # the choice needs every file and the parity records (onnx_st._runtime.variants.choose_file)
         names = ["onnx/*.onnx", "onnx/parity.json", *DEFAULT_FILE_NAMES]
     else:
         names = [file_name] if file_name else list(DEFAULT_FILE_NAMES)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ConfigError, InputError, foreign_errors
+from onnx_st.errors import ConfigError, InputError, foreign_errors
 
 if TYPE_CHECKING:
-    from .model import BaseModel
+    from onnx_st.base.model import BaseModel
 
 KindName = Literal["dense", "sparse", "cross", "multi-vector"]
 ConfigSource = Callable[[str], Any]
@@ -70,13 +70,13 @@ class ModelKind:
         return self.name
 
 
-DENSE = ModelKind("dense", "SentenceTransformer", "onnx_st.dense:SentenceTransformer", "dense embeddings",
+DENSE = ModelKind("dense", "SentenceTransformer", "onnx_st.dense.sentence_transformer:SentenceTransformer", "dense embeddings",
                   ("text",), ("embedding",), "feature-extraction", ("embed", "similarity"))
-SPARSE = ModelKind("sparse", "SparseEncoder", "onnx_st.sparse:SparseEncoder", "sparse (SPLADE) embeddings",
+SPARSE = ModelKind("sparse", "SparseEncoder", "onnx_st.sparse.sparse_encoder:SparseEncoder", "sparse (SPLADE) embeddings",
                    ("text",), ("indices", "values"), "fill-mask", ("embed_sparse", "similarity"))
-CROSS = ModelKind("cross", "CrossEncoder", "onnx_st.cross:CrossEncoder", "reranker scores of text pairs",
+CROSS = ModelKind("cross", "CrossEncoder", "onnx_st.cross.cross_encoder:CrossEncoder", "reranker scores of text pairs",
                   ("query", "document"), ("score",), "sequence-classification", ("predict", "rerank", "similarity"))
-MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_vector:MultiVectorEncoder",
+MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_vector.multi_vector_encoder:MultiVectorEncoder",
                          "one vector per token (late interaction, MaxSim)", ("text",), ("embeddings",),
                          "feature-extraction", ("embed_all", "similarity"))
 
@@ -128,7 +128,7 @@ class KindDetection:
 
 
 def _local_source(root: Path) -> ConfigSource:
-    from .config import inside, read_json_value
+    from onnx_st._runtime.config import inside, read_json_value
 
     def read(name: str) -> Any:
         path = inside(root, name, "file", root / "modules.json")
@@ -255,7 +255,7 @@ def load_model(model: str | Path, kind: str | ModelKind = "auto", **kwargs: Any)
         >>> model = load_model("reranker-onnx")  # a CrossEncoder
     """
     if kind == "auto":
-        from .hub import resolve_model_dir
+        from onnx_st.hub import resolve_model_dir
 
         local = Path(model).expanduser()
         if not local.is_dir():

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from onnx_st.errors import InputError
 
 DEFAULT_CHUNK_ELEMENTS = 16_000_000  # float32 similarities held at once: 64 MB
 EMPTY_DOCUMENT_SCORE = -1e9  # a document without any token vector (sentence-transformers' value)

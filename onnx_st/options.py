@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # argparse is imported by the CLI, not by every cold start
     import argparse
 
-from .errors import InputError
+from onnx_st.errors import InputError
 
 ProviderSpec = str | tuple[str, dict[str, Any]]
 CPU = "CPUExecutionProvider"
@@ -185,7 +185,7 @@ class RuntimeOptions:
         if self.intra_op_num_threads:
             return self.intra_op_num_threads
         if self.parallel_runs > 1:
-            from .cpu import cpu_count
+            from onnx_st.cpu import cpu_count
 
             return max(1, cpu_count() // self.parallel_runs)
         return 0
@@ -319,7 +319,7 @@ MODEL_KWARGS = ("provider", "providers", "provider_options", "file_name", "intra
                 "inter_op_num_threads", "prepack", "parallel_runs")
 """The ``model_kwargs`` keys of the ONNX Runtime session (as sentence-transformers' ONNX backend)."""
 LOAD_KWARGS = ("export",)
-"""The ``model_kwargs`` keys that steer loading, not the session: ``export`` (see :mod:`onnx_st.export_on_load`)."""
+"""The ``model_kwargs`` keys that steer loading, not the session: ``export`` (see :mod:`onnx_st.export_hook`)."""
 
 
 def per_model_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, RuntimeOptions]:

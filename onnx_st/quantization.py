@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import InputError
+from onnx_st.errors import InputError
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .similarity import cos_sim, is_sparse, normalize_embeddings
+from onnx_st.errors import InputError
+from onnx_st.similarity import cos_sim, is_sparse, normalize_embeddings
 
 Score = Callable[[Any, Any], np.ndarray]
 

@@ -13,10 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from . import functional as F
-from .errors import InputError
-from .sparse_ops import check_max_active_dims, sparse_similarity, sparse_similarity_pairwise
-from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
+from onnx_st import functional as F
+from onnx_st.errors import InputError
+from onnx_st.sparse_embeddings import (
+    SparseEmbeddings,
+    SparseVector,
+    as_sparse,
+    check_max_active_dims,
+    sparse_similarity,
+    sparse_similarity_pairwise,
+)
 
 Similarity = Callable[[Any, Any], np.ndarray]
 

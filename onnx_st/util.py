@@ -11,16 +11,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import InputError
-from .quantization import quantize_embeddings
-from .retrieval import (
+from onnx_st.errors import InputError
+from onnx_st.quantization import quantize_embeddings
+from onnx_st.retrieval import (
     community_detection,
     information_retrieval,
     paraphrase_mining,
     paraphrase_mining_embeddings,
     semantic_search,
 )
-from .similarity import (
+from onnx_st.similarity import (
     SimilarityFunction,
     cos_sim,
     dot_score,

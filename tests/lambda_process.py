@@ -23,7 +23,7 @@ def main() -> None:
     events = json.loads(events_file.read_text())
     start = time.perf_counter()
     from onnx_st.server import lambda_handler
-    from onnx_st.server.lambda_handler import handler
+    from onnx_st.serverless.handler import handler
 
     loaded_at_import = bool(lambda_handler._runtime)
     responses = [handler(event, None) for event in events]

@@ -20,7 +20,7 @@ import pytest
 from huggingface_hub.utils import filter_repo_objects
 
 from onnx_st.errors import InputError, ModelLoadError, ModelNotFoundError
-from onnx_st.export_on_load import EXPORT_CACHE_ENV, missing_onnx_files, split_export
+from onnx_st.export_hook import EXPORT_CACHE_ENV, missing_onnx_files, split_export
 from onnx_st.hub import _TORCH_WEIGHTS
 from onnx_st.kinds import detect_kind, get_kind
 from onnx_st.modules.base import walk
@@ -77,7 +77,7 @@ def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, mo
     source = without_onnx(name, tmp_path / "src")
     kind = detect_kind(source).kind
     assert missing_onnx_files(source, None)
-    with caplog.at_level(logging.INFO, logger="onnx_st.export_on_load"):
+    with caplog.at_level(logging.INFO, logger="onnx_st.export_hook"):
         model = kind.front_class(str(source), backend="onnx")
     assert model.model_dir.parent == tmp_path / "exports"
     assert "exporting" in caplog.text and "save_pretrained" in caplog.text
@@ -96,7 +96,7 @@ def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, mo
         assert record["passed"] is True and record["created_by"]["method"] == "export on load"
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="onnx_st.export_on_load"):
+    with caplog.at_level(logging.INFO, logger="onnx_st.export_hook"):
         again = kind.front_class(str(source))
     assert again.model_dir == model.model_dir and "earlier load" in caplog.text, "a second load reuses the export"
 

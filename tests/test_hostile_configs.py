@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
 
 import onnx_st
-from onnx_st.config import inside
+from onnx_st._runtime.config import inside
 from onnx_st.errors import ConfigError, OnnxSTError
 from onnx_st.functional import ACTIVATIONS
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxSTError
-from onnx_st.lambda_package import build_package, default_platforms, dockerfile, prune, runtime_requirements
 from onnx_st.options import RuntimeOptions
-from onnx_st.package_model import copy_model_dir
-from onnx_st.server.lambda_handler import settings_from_env
+from onnx_st.serverless.handler import settings_from_env
+from onnx_st.serverless.package import build_package, default_platforms, dockerfile, prune, runtime_requirements
+from onnx_st.serverless.package_model import copy_model_dir
 
 from .conftest import fixture_dir, fixture_expected, fixture_inputs
 
@@ -162,7 +162,7 @@ def test_platforms_and_settings() -> None:
         default_platforms("three")
     image = dockerfile("3.12", "onnx/model_qint8_avx2.onnx")
     assert image.startswith("FROM public.ecr.aws/lambda/python:3.12\n") and image.endswith(
-        'ONNX_ST_FILE_NAME=onnx/model_qint8_avx2.onnx\nCMD ["onnx_st.server.lambda_handler.handler"]\n')
+        'ONNX_ST_FILE_NAME=onnx/model_qint8_avx2.onnx\nCMD ["onnx_st.serverless.handler.handler"]\n')
     settings = settings_from_env({"ONNX_ST_MODEL_DIR": "/var/task/model", "ONNX_ST_FILE_NAME": "onnx/m.onnx",
                                   "ONNX_ST_THREADS": "2", "ONNX_ST_PREPACK": "0"})
     assert settings.model_id == "model" and settings.runtime == RuntimeOptions(

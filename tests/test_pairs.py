@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-import onnx_st.pairs as pairs_module
-from onnx_st.pairs import count_tokens
-from onnx_st.tokenizer import TextTokenizer, truncating_from
+import onnx_st._runtime.pairs as pairs_module
+from onnx_st._runtime.pairs import count_tokens
+from onnx_st._runtime.tokenizer import TextTokenizer, truncating_from
 
 from .conftest import ROOT, fixture_dir
 

@@ -14,7 +14,7 @@ import pytest
 
 import onnx_st
 from onnx_st import CrossEncoder, MultiVectorEncoder, SentenceTransformer, SparseEncoder
-from onnx_st.tokenizer import truncating_from
+from onnx_st._runtime.tokenizer import truncating_from
 
 from .conftest import fixture_dir, fixture_inputs, fixture_names
 

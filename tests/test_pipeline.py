@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from onnx_st.base.pipeline import Pipeline
 from onnx_st.errors import ConfigError, InputError
 from onnx_st.modules import Features, InputModule, Module
-from onnx_st.pipeline import Pipeline
 
 
 class CharCodes(InputModule):

@@ -64,6 +64,6 @@ def test_worker_failures_reach_the_caller() -> None:
     (100, 2, 0, 5),  # a bad batch size is the caller's error to raise; chunking still works
 ])
 def test_chunks_are_whole_batches(items: int, workers: int, batch: int, expected: int) -> None:
-    from onnx_st.pool import _chunk_size
+    from onnx_st.base.pool import _chunk_size
 
     assert _chunk_size(items, workers, batch) == expected

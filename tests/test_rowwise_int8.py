@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import onnx_st
+from onnx_st._runtime.variants import choose_file
 from onnx_st.errors import ModelNotFoundError
-from onnx_st.variants import choose_file
 
 from .conftest import fixture_dir
 

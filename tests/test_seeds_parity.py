@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnx_st.export_on_load import EXPORT_CACHE_ENV
+from onnx_st.export_hook import EXPORT_CACHE_ENV
 
 from .test_export_on_load import RUNTIME_ONLY
 from .test_hub import make_hub_cache

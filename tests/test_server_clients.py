@@ -135,7 +135,7 @@ def test_tei_client_on_each_model_endpoint_of_a_multi_model_server(url: str, ref
     embed_all, tokenize/decode, rerank and classify (several labels)."""
     from tei_client import HttpClient, ModelType
 
-    from onnx_st.config import HFConfig
+    from onnx_st._runtime.config import HFConfig
 
     dense, cross, cross3 = ref["dense"], ref["cross"], ref["cross3"]
     client = HttpClient(f"{url}/models/dense", trust_env=False)

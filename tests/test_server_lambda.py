@@ -13,7 +13,7 @@ import pytest
 
 from onnx_st import SentenceTransformer
 from onnx_st.errors import ConfigError
-from onnx_st.server import lambda_handler
+from onnx_st.serverless import handler as lambda_handler
 
 from .conftest import fixture_dir
 from .server_helpers import SEED_PAYLOAD, SEED_SENTENCES, SEED_SOURCE
@@ -140,3 +140,15 @@ def test_missing_model_dir(monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_load_on_init(env: dict[str, str], expected: bool) -> None:
     assert lambda_handler.load_on_init(env) is expected
+
+
+def test_documented_handler_paths_are_one_function():
+    """The handler path earlier releases documented keeps working beside its new home."""
+    import importlib
+
+    from onnx_st.server.lambda_handler import handler as old_path
+    from onnx_st.serverless.package import HANDLER
+
+    module, name = HANDLER.rsplit(".", 1)
+    assert getattr(importlib.import_module(module), name) is lambda_handler.handler
+    assert old_path is lambda_handler.handler

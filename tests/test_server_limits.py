@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from onnx_st import SentenceTransformer
+from onnx_st._runtime.tokenizer import truncating_from
 from onnx_st.server import load_model
 from onnx_st.server.inference import TokenCounter
-from onnx_st.tokenizer import truncating_from
 
 from .conftest import fixture_dir
 from .server_helpers import SEED_SENTENCES, SEED_SOURCE, client, fixture_models, live_server

@@ -9,9 +9,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from onnx_st._runtime.session import (
+    OnnxSession,
+    available_providers,
+    check_providers,
+    list_onnx_files,
+    resolve_onnx_file,
+)
 from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError
 from onnx_st.options import RuntimeOptions
-from onnx_st.session import OnnxSession, available_providers, check_providers, list_onnx_files, resolve_onnx_file
 
 WIDTH = 4
 

@@ -178,7 +178,7 @@ def parity_column(model: str, engine: str) -> str:
     base, file_name = split_engine(engine)
     if base != "onnx-st":
         return ""
-    from onnx_st.variants import list_variants
+    from onnx_st import list_variants
 
     wanted = file_name or "onnx/model.onnx"
     record = next((v.parity for v in list_variants(model) if v.file_name == wanted and v.parity), None)

@@ -71,7 +71,7 @@ def worker(engine: str, model: str, file_name: str | None, prepack: bool, thread
                 raise RuntimeError("the handler did not answer 200")
 
         def import_handler() -> None:
-            from onnx_st.server.lambda_handler import handler
+            from onnx_st.serverless.handler import handler
 
             state["handler"] = handler
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import deps
-from .errors import BadRowsError
-from .readers import MISSING, RawPart
-from .spec import JobOptions
+from onnx_st.jobs import deps
+from onnx_st.jobs.errors import BadRowsError
+from onnx_st.jobs.readers import MISSING, RawPart
+from onnx_st.jobs.spec import JobOptions
 
 REPORT_IDS = 10
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..extras import import_extra as _require
+from onnx_st.extras import import_extra as _require
 
 
 def pyarrow() -> ModuleType:

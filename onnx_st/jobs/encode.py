@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from ..kinds import KINDS, get_kind
-from ..model import BaseModel
-from ..options import RuntimeOptions
-from . import deps
-from .spec import JobOptions, Kind
+from onnx_st.base.model import BaseModel
+from onnx_st.jobs import deps
+from onnx_st.jobs.spec import JobOptions, Kind
+from onnx_st.kinds import KINDS, get_kind
+from onnx_st.options import RuntimeOptions
 
 OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name, kind in KINDS.items()}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError, MissingExtraError, OnnxSTError
+from onnx_st.errors import InputError, MissingExtraError, OnnxSTError
 
 __all__ = ["BadRowsError", "JobError", "MissingExtraError", "ResumeMismatchError"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import deps
-from .errors import JobError
+from onnx_st.jobs import deps
+from onnx_st.jobs.errors import JobError
 
 _INT_TEXT = re.compile(r"-?(0|[1-9][0-9]*)")
 INT64 = (-(2**63), 2**63 - 1)

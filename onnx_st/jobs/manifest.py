@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import JobError, ResumeMismatchError
+from onnx_st.jobs.errors import JobError, ResumeMismatchError
 
 MANIFEST = "_manifest.json"
 FORMAT = "onnx-st-embed/1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import deps
+from onnx_st.jobs import deps
 
 
 class Progress:

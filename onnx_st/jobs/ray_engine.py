@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ..options import RuntimeOptions
-from . import deps
-from .badrows import PreparedPart, describe, reason
-from .encode import compute, load_model, output_fields, to_arrow, to_numpy
-from .errors import BadRowsError, JobError
-from .ray_cluster import connect, disconnect, gcs_address, session_threads
-from .spec import JobOptions, detect_kind
+from onnx_st.jobs import deps
+from onnx_st.jobs.badrows import PreparedPart, describe, reason
+from onnx_st.jobs.encode import compute, load_model, output_fields, to_arrow, to_numpy
+from onnx_st.jobs.errors import BadRowsError, JobError
+from onnx_st.jobs.ray_cluster import connect, disconnect, gcs_address, session_threads
+from onnx_st.jobs.spec import JobOptions, detect_kind
+from onnx_st.options import RuntimeOptions
 
 _RAY_LOGGERS = ("ray.data", "ray")
 _NODE_COLUMN = "_node"

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError, ModelNotFoundError, foreign_errors
-from ..options import RuntimeOptions
-from . import manifest
-from .badrows import PreparedPart, fail_on, screen
-from .encode import OUTPUT_COLUMNS, encode_table, load_model, output_fields
-from .errors import BadRowsError, JobError
-from .progress import Progress
-from .readers import open_reader
-from .spec import BadRowPolicy, JobOptions, Kind, detect_kind
-from .writer import OutputDir
+from onnx_st.errors import InputError, ModelNotFoundError, foreign_errors
+from onnx_st.jobs import manifest
+from onnx_st.jobs.badrows import PreparedPart, fail_on, screen
+from onnx_st.jobs.encode import OUTPUT_COLUMNS, encode_table, load_model, output_fields
+from onnx_st.jobs.errors import BadRowsError, JobError
+from onnx_st.jobs.progress import Progress
+from onnx_st.jobs.readers import open_reader
+from onnx_st.jobs.spec import BadRowPolicy, JobOptions, Kind, detect_kind
+from onnx_st.jobs.writer import OutputDir
+from onnx_st.options import RuntimeOptions
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = ("local", "ray")
@@ -209,7 +209,7 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
             result.engine_info = run_local(feed, write, model_dir=model_path, options=options, threads=threads,
                                            runtime=runtime)
         else:
-            from .ray_engine import run_on_ray
+            from onnx_st.jobs.ray_engine import run_on_ray
 
             result.engine_info = run_on_ray(feed, write, model_dir=model_path, options=options, address=address,
                                             actors=actors, cpus_per_actor=cpus_per_actor, runtime=runtime)

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import kinds
-from ..errors import InputError
-from ..kinds import KindName
+from onnx_st import kinds
+from onnx_st.errors import InputError
+from onnx_st.kinds import KindName
 
 Kind = KindName
 KINDS: tuple[str, ...] = tuple(kinds.KINDS)

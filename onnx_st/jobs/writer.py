@@ -20,10 +20,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import foreign_errors
-from . import deps
-from .errors import JobError
-from .manifest import MANIFEST
+from onnx_st.errors import foreign_errors
+from onnx_st.jobs import deps
+from onnx_st.jobs.errors import JobError
+from onnx_st.jobs.manifest import MANIFEST
 
 PART_PATTERN = re.compile(r"part-(\d{5,})\.parquet")
 REJECTED = "_rejected.jsonl"

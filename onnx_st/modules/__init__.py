@@ -11,18 +11,18 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import inside, read_modules
-from ..errors import ConfigError, OnnxModelError, UnsupportedModuleError, foreign_errors
-from .base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension, walk
-from .dense import Dense
-from .multi_vector_mask import MultiVectorMask
-from .normalize import Normalize
-from .pooling import Pooling
-from .router import Router
-from .splade import SparseStaticEmbedding, SpladeMLM, SpladePooling, fuse_splade
-from .static import StaticEmbedding
-from .token_pooling import HierarchicalTokenPooling
-from .transformer import Transformer
+from onnx_st._runtime.config import inside, read_modules
+from onnx_st.errors import ConfigError, OnnxModelError, UnsupportedModuleError, foreign_errors
+from onnx_st.modules.base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension, walk
+from onnx_st.modules.dense import Dense
+from onnx_st.modules.multi_vector_mask import MultiVectorMask
+from onnx_st.modules.normalize import Normalize
+from onnx_st.modules.pooling import Pooling
+from onnx_st.modules.router import Router
+from onnx_st.modules.splade import SparseStaticEmbedding, SpladeMLM, SpladePooling, fuse_splade
+from onnx_st.modules.static import StaticEmbedding
+from onnx_st.modules.token_pooling import HierarchicalTokenPooling
+from onnx_st.modules.transformer import Transformer
 
 __all__ = ["Dense", "Features", "InputModule", "LoadContext", "Module", "Normalize", "Pooling", "Router",
            "SparseStaticEmbedding", "SpladeMLM", "SpladePooling", "StaticEmbedding", "Transformer", "assemble",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..options import RuntimeOptions
-from ..tokenizer import TextTokenizer
+from onnx_st._runtime.tokenizer import TextTokenizer
+from onnx_st.options import RuntimeOptions
 
 Features = dict[str, Any]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import config_bool, config_int, config_str, read_module_config
-from ..errors import ConfigError, InputError, ModelNotFoundError, OnnxModelError
-from ..functional import activation
-from ..weights import load_safetensors
-from .base import Features, LoadContext, Module
+from onnx_st._runtime.config import config_bool, config_int, config_str, read_module_config
+from onnx_st._runtime.weights import load_safetensors
+from onnx_st.errors import ConfigError, InputError, ModelNotFoundError, OnnxModelError
+from onnx_st.functional import activation
+from onnx_st.modules.base import Features, LoadContext, Module
 
 
 class Dense(Module):

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import read_module_config
-from ..errors import ConfigError
-from ..tokenizer import TextTokenizer
-from .base import Features, LoadContext, Module
+from onnx_st._runtime.config import read_module_config
+from onnx_st._runtime.tokenizer import TextTokenizer
+from onnx_st.errors import ConfigError
+from onnx_st.modules.base import Features, LoadContext, Module
 
 logger = logging.getLogger("onnx_st")
 CONFIG_KEYS = ("skiplist_words", "skiplist_tasks", "keep_only_token_ids")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import config_str, read_module_config
-from ..functional import normalize
-from .base import Features, LoadContext, Module
+from onnx_st._runtime.config import config_str, read_module_config
+from onnx_st.functional import normalize
+from onnx_st.modules.base import Features, LoadContext, Module
 
 
 class Normalize(Module):

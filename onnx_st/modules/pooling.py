@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import config_bool, read_module_config
-from ..errors import ConfigError, OnnxModelError
-from ..functional import POOLING_MODES, exclude_prompt, pool
-from .base import Features, LoadContext, Module
+from onnx_st._runtime.config import config_bool, read_module_config
+from onnx_st.errors import ConfigError, OnnxModelError
+from onnx_st.functional import POOLING_MODES, exclude_prompt, pool
+from onnx_st.modules.base import Features, LoadContext, Module
 
 _LEGACY_KEYS = {
     "pooling_mode_cls_token": "cls",

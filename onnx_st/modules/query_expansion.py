@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from onnx_st.errors import ConfigError
 
 STRATEGIES = ("fixed", "min")
 _KEYS = {"strategy", "attend", "token", "length"}

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..compat import has_max_seq_length_setter
-from ..config import config_bool, config_dict, config_str, read_json
-from ..errors import ConfigError, InputError
-from .base import Features, InputModule, LoadContext, Module, embedding_dimension, text_length
+from onnx_st._runtime.config import config_bool, config_dict, config_str, read_json
+from onnx_st._runtime.inputs import has_max_seq_length_setter
+from onnx_st.errors import ConfigError, InputError
+from onnx_st.modules.base import Features, InputModule, LoadContext, Module, embedding_dimension, text_length
 
 logger = logging.getLogger("onnx_st")
 ModuleLoader = Callable[[str, Path, LoadContext], Module]

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import config_int, config_str, inside, read_json_value, read_module_config
-from ..errors import ConfigError, ModelNotFoundError, OnnxModelError
-from ..options import DEFAULT_LOGITS_BUDGET_MIB, RuntimeOptions
-from ..tokenizer import TextTokenizer
-from ..weights import load_safetensors
-from .base import Features, InputModule, LoadContext, Module, with_prompt
-from .transformer import Transformer
+from onnx_st._runtime.config import config_int, config_str, inside, read_json_value, read_module_config
+from onnx_st._runtime.tokenizer import TextTokenizer
+from onnx_st._runtime.weights import load_safetensors
+from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxModelError
+from onnx_st.modules.base import Features, InputModule, LoadContext, Module, with_prompt
+from onnx_st.modules.transformer import Transformer
+from onnx_st.options import DEFAULT_LOGITS_BUDGET_MIB, RuntimeOptions
 
 POOLING_STRATEGIES = ("max", "sum")
 ACTIVATIONS = ("relu", "log1p_relu")

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..errors import ConfigError, ModelNotFoundError, foreign_errors
-from ..tokenizer import TextTokenizer
-from ..weights import load_safetensors
-from .base import Features, InputModule, LoadContext, with_prompt
+from onnx_st._runtime.tokenizer import TextTokenizer
+from onnx_st._runtime.weights import load_safetensors
+from onnx_st.errors import ConfigError, ModelNotFoundError, foreign_errors
+from onnx_st.modules.base import Features, InputModule, LoadContext, with_prompt
 
 
 def fold_model2vec(tensors: dict[str, np.ndarray]) -> np.ndarray:

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import read_module_config
-from ..errors import ConfigError
-from ..functional import normalize
-from .base import Features, LoadContext, Module
+from onnx_st._runtime.config import read_module_config
+from onnx_st.errors import ConfigError
+from onnx_st.functional import normalize
+from onnx_st.modules.base import Features, LoadContext, Module
 
 
 def _ward_labels(vectors: np.ndarray, num_clusters: int) -> np.ndarray:

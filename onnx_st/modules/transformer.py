@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import HFConfig, TransformerConfig
-from ..errors import ConfigError, OnnxModelError
-from ..options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
-from ..session import OnnxSession, resolve_onnx_file
-from ..tokenizer import TextTokenizer
-from .base import Features, InputModule, LoadContext, with_prompt
-from .query_expansion import QueryExpansion
+from onnx_st._runtime.config import HFConfig, TransformerConfig
+from onnx_st._runtime.session import OnnxSession, resolve_onnx_file
+from onnx_st._runtime.tokenizer import TextTokenizer
+from onnx_st.errors import ConfigError, OnnxModelError
+from onnx_st.modules.base import Features, InputModule, LoadContext, with_prompt
+from onnx_st.modules.query_expansion import QueryExpansion
+from onnx_st.options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 
 _OUTPUT_NAMES = {
     "feature-extraction": ("last_hidden_state", "token_embeddings"),

@@ -12,21 +12,21 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
-from ..model import BaseModel
-from ..options import RuntimeOptions
-from .cache import ResultCache
-from .errors import ApiError, error_response, install_handlers, json_response
-from .metrics import Metrics
-from .registry import Loader, ModelRegistry
-from .routes_hf import router as hf_router
-from .routes_openai import router as openai_router
-from .routes_rerank import router as rerank_router
-from .routes_root import router as root_router
-from .routes_tei import ERRORS
-from .routes_tei import router as tei_router
-from .schemas import ErrorResponse
-from .service import ServerState, Settings, require_token, state
+from onnx_st import __version__
+from onnx_st.base.model import BaseModel
+from onnx_st.options import RuntimeOptions
+from onnx_st.server.cache import ResultCache
+from onnx_st.server.errors import ApiError, error_response, install_handlers, json_response
+from onnx_st.server.metrics import Metrics
+from onnx_st.server.registry import Loader, ModelRegistry
+from onnx_st.server.routes_hf import router as hf_router
+from onnx_st.server.routes_openai import router as openai_router
+from onnx_st.server.routes_rerank import router as rerank_router
+from onnx_st.server.routes_root import router as root_router
+from onnx_st.server.routes_tei import ERRORS
+from onnx_st.server.routes_tei import router as tei_router
+from onnx_st.server.schemas import ErrorResponse
+from onnx_st.server.service import ServerState, Settings, require_token, state
 
 
 class PayloadTooLarge(HTTPException):

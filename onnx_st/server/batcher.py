@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import BaseModel
-from .errors import ApiError
-from .inference import Operation
-from .metrics import Metrics
+from onnx_st.base.model import BaseModel
+from onnx_st.server.errors import ApiError
+from onnx_st.server.inference import Operation
+from onnx_st.server.metrics import Metrics
 
 
 @dataclass

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ..errors import InputError, OnnxSTError
+from onnx_st.errors import InputError, OnnxSTError
 
 logger = logging.getLogger("onnx_st.server")
 

@@ -3,7 +3,7 @@
 An operation is a frozen, hashable dataclass: requests with equal operations (same kind of call,
 same options) are merged into one model call by the batcher, which calls ``op.run(model, items)``
 in its worker thread. The truncation side is an option of the operation, applied for that call
-only (:func:`onnx_st.tokenizer.truncating_from`); the shared tokenizer is never changed.
+only (:func:`onnx_st._runtime.tokenizer.truncating_from`); the shared tokenizer is never changed.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..model import BaseModel
-from ..pairs import count_tokens, encode_capped
-from ..tokenizer import TextTokenizer, truncating_from
-from .errors import ApiError
+from onnx_st._runtime.pairs import count_tokens, encode_capped
+from onnx_st._runtime.tokenizer import TextTokenizer, truncating_from
+from onnx_st.base.model import BaseModel
+from onnx_st.server.errors import ApiError
 
 Item = str | tuple[str, str]
 Side = Literal["right", "left"]
@@ -143,7 +143,7 @@ class EmbedTokens(Operation):
     direction: Side = "right"
 
     def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
-        from ..multi_vector import MultiVectorEncoder
+        from onnx_st.multi_vector.multi_vector_encoder import MultiVectorEncoder
 
         if isinstance(model, MultiVectorEncoder):  # queries for the ``query`` prompt, else documents
             encode = model.encode_query if self.prompt_name == "query" else model.encode_document

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..sparse_types import SparseVector
-from .batcher import MicroBatcher
-from .errors import ApiError
-from .inference import (
+from onnx_st.server.batcher import MicroBatcher
+from onnx_st.server.errors import ApiError
+from onnx_st.server.inference import (
     Embed,
     EmbedSparse,
     EmbedTokens,
@@ -22,7 +21,8 @@ from .inference import (
     prompt_text,
     side,
 )
-from .registry import ModelEntry
+from onnx_st.server.registry import ModelEntry
+from onnx_st.sparse_embeddings import SparseVector
 
 _INLINE_CHARS = 2048
 

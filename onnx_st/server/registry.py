@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import kinds
-from ..kinds import ModelKind, detect_kind, kind_of_class
-from ..model import BaseModel
-from ..options import RuntimeOptions
-from .batcher import MicroBatcher
-from .errors import ApiError
-from .inference import TokenCounter
-from .metrics import Metrics
+from onnx_st import kinds
+from onnx_st.base.model import BaseModel
+from onnx_st.kinds import ModelKind, detect_kind, kind_of_class
+from onnx_st.options import RuntimeOptions
+from onnx_st.server.batcher import MicroBatcher
+from onnx_st.server.errors import ApiError
+from onnx_st.server.inference import TokenCounter
+from onnx_st.server.metrics import Metrics
 
 logger = logging.getLogger("onnx_st.server")
 

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from .errors import ApiError
-from .ops import (
+from onnx_st.server.errors import ApiError
+from onnx_st.server.ops import (
     embed_rows,
     pair_scores,
     rank,
@@ -17,10 +17,10 @@ from .ops import (
     sparse_rows,
     token_rows,
 )
-from .registry import ModelEntry
-from .routes_tei import ERRORS
-from .schemas import HFRequest, HFResponse, RankInput, SimilarityInput
-from .service import check_batch, require_token, serve, state
+from onnx_st.server.registry import ModelEntry
+from onnx_st.server.routes_tei import ERRORS
+from onnx_st.server.schemas import HFRequest, HFResponse, RankInput, SimilarityInput
+from onnx_st.server.service import check_batch, require_token, serve, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Hugging Face Inference API"])
 

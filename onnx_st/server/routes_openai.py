@@ -9,10 +9,10 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from .ops import embed_rows
-from .registry import ModelEntry
-from .schemas import OpenAIErrorResponse, OpenAIRequest, OpenAIResponse
-from .service import check_batch, require_token, serve, state
+from onnx_st.server.ops import embed_rows
+from onnx_st.server.registry import ModelEntry
+from onnx_st.server.schemas import OpenAIErrorResponse, OpenAIRequest, OpenAIResponse
+from onnx_st.server.service import check_batch, require_token, serve, state
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": OpenAIErrorResponse} for code in
                                            (400, 401, 404, 413, 422, 424, 429, 503)}

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from .ops import rank
-from .registry import ModelEntry
-from .routes_openai import ERRORS
-from .schemas import RerankBody
-from .service import check_batch, require_token, serve, state
+from onnx_st.server.ops import rank
+from onnx_st.server.registry import ModelEntry
+from onnx_st.server.routes_openai import ERRORS
+from onnx_st.server.schemas import RerankBody
+from onnx_st.server.service import check_batch, require_token, serve, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Cohere and Jina rerank"])
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from .errors import ApiError
-from .routes_tei import (
+from onnx_st.server.errors import ApiError
+from onnx_st.server.routes_tei import (
     ERRORS,
     decode,
     embed,
@@ -29,7 +29,7 @@ from .routes_tei import (
     similarity,
     tokenize,
 )
-from .schemas import (
+from onnx_st.server.schemas import (
     DecodeRequest,
     EmbedAllRequest,
     EmbedRequest,
@@ -39,7 +39,7 @@ from .schemas import (
     SimilarityRequest,
     TokenizeRequest,
 )
-from .service import require_token, state
+from onnx_st.server.service import require_token, state
 
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS, tags=["Text Embeddings Inference"])
 

@@ -8,13 +8,22 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from .. import __version__
-from ..modules import Pooling
-from .errors import ApiError, json_bytes, json_response
-from .inference import check_prompt
-from .ops import embed_rows, labels_of, pair_scores, rank, similarity_scores, sparse_json, sparse_rows, token_rows
-from .registry import ModelEntry
-from .schemas import (
+from onnx_st import __version__
+from onnx_st.modules import Pooling
+from onnx_st.server.errors import ApiError, json_bytes, json_response
+from onnx_st.server.inference import check_prompt
+from onnx_st.server.ops import (
+    embed_rows,
+    labels_of,
+    pair_scores,
+    rank,
+    similarity_scores,
+    sparse_json,
+    sparse_rows,
+    token_rows,
+)
+from onnx_st.server.registry import ModelEntry
+from onnx_st.server.schemas import (
     DecodeRequest,
     EmbedAllRequest,
     EmbedRequest,
@@ -31,7 +40,7 @@ from .schemas import (
     SparseValue,
     TokenizeRequest,
 )
-from .service import check_batch, header_flag, require_token, serve, state
+from onnx_st.server.service import check_batch, header_flag, require_token, serve, state
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in (

@@ -13,10 +13,10 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .cache import ResultCache, cache_key
-from .errors import ApiError, json_bytes
-from .metrics import Metrics
-from .registry import ModelEntry, ModelRegistry
+from onnx_st.server.cache import ResultCache, cache_key
+from onnx_st.server.errors import ApiError, json_bytes
+from onnx_st.server.metrics import Metrics
+from onnx_st.server.registry import ModelEntry, ModelRegistry
 
 T = TypeVar("T")
 Compute = Callable[[ModelEntry], Awaitable[tuple[Any, int]]]

@@ -1,6 +1,6 @@
 """Server benchmark: requests/s and p50/p99 latency under concurrent clients, beside offline ``encode``.
 
-    python -m onnx_st.server.bench --model DIR [--seconds 3] [--clients 1 8 64] [--sizes 1 32]
+    python -m tools.server_bench --model DIR [--seconds 3] [--clients 1 8 64] [--sizes 1 32]
 
 The last cell is a flood: ``--flooders`` clients send 32 long texts each and give up after
 ``--give-up-s`` while one client sends one-text requests, whose p50/p99 it prints.
@@ -160,7 +160,7 @@ def cpu_description() -> str:
 
 def offline(model_dir: Path, seconds: float) -> dict[str, float]:
     """Sentences/s of ``encode`` one sentence per call and 32 per call."""
-    from ..dense import SentenceTransformer
+    from onnx_st.dense.sentence_transformer import SentenceTransformer
 
     model = SentenceTransformer(str(model_dir))
     out = {}
@@ -176,7 +176,7 @@ def offline(model_dir: Path, seconds: float) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table (``--json`` for machine-readable output)."""
-    parser = argparse.ArgumentParser(prog="python -m onnx_st.server.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.server_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, type=Path, help="a dense model directory")
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")

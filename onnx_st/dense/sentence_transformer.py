@@ -8,16 +8,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .config import HFConfig
-from .errors import InputError
-from .functional import PAIRWISE, SIMILARITY, normalize
-from .model import BaseModel
-from .modules import Features, LoadContext, Module, embedding_dimension
-from .modules.pooling import Pooling
-from .modules.transformer import Transformer
-from .pool import MultiProcessPool, run_in_pool
-from .quantization import check_precision, quantize_embeddings
-from .similarity_name import SimilarityNamed, check_similarity_fn_name
+from onnx_st._runtime.config import HFConfig
+from onnx_st._runtime.similarity_name import SimilarityNamed, check_similarity_fn_name
+from onnx_st.base.model import BaseModel
+from onnx_st.base.pool import MultiProcessPool, run_in_pool
+from onnx_st.errors import InputError
+from onnx_st.functional import PAIRWISE, SIMILARITY, normalize
+from onnx_st.modules import Features, LoadContext, Module, embedding_dimension
+from onnx_st.modules.pooling import Pooling
+from onnx_st.modules.transformer import Transformer
+from onnx_st.quantization import check_precision, quantize_embeddings
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 

@@ -1,6 +1,6 @@
 """Benchmark of ``onnx-st embed``: texts/s on one process and on Ray with 1 and 2 actors, and Ray's overhead.
 
-    python -m onnx_st.jobs.bench --model DIR --texts 4000 [--part-rows 250] [--json out.json]
+    python -m tools.jobs_bench --model DIR --texts 4000 [--part-rows 250] [--json out.json]
 
 All runs embed the same Parquet input (texts of 4-120 words from ``exporter.corpus`` when importable,
 else the lines of ``--texts-file``) into fresh output directories and check that the outputs are
@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..options import RuntimeOptions
-from . import deps
-from .runner import JobResult, run_embed_job
+from onnx_st import RuntimeOptions
+from onnx_st.jobs import deps
+from onnx_st.jobs.runner import JobResult, run_embed_job
 
 
 def load_average() -> str:
@@ -64,7 +64,7 @@ def _same_output(a: Path, b: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a table (and JSON with ``--json``)."""
-    parser = argparse.ArgumentParser(prog="python -m onnx_st.jobs.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.jobs_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--texts-file", help="one text per line (default: exporter.corpus)")

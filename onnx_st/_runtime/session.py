@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import inside
-from .errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError, foreign_errors
-from .options import ProviderSpec, RuntimeOptions
+from onnx_st._runtime.config import inside
+from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxModelError, ProviderError, foreign_errors
+from onnx_st.options import ProviderSpec, RuntimeOptions
 
 DEFAULT_FILE_NAMES = ("onnx/model.onnx", "model.onnx")
 _NUMPY_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
@@ -27,7 +27,7 @@ def list_onnx_files(directory: Path) -> list[str]:
 def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
     """Pick the ONNX file of a Transformer directory: ``file_name``, else ``onnx/model.onnx``, else ``model.onnx``.
 
-    ``file_name="auto"`` picks the fastest file this CPU may use (:func:`onnx_st.variants.choose_file`,
+    ``file_name="auto"`` picks the fastest file this CPU may use (:func:`onnx_st._runtime.variants.choose_file`,
     which logs which file and why).
 
     Raises:
@@ -35,7 +35,7 @@ def resolve_onnx_file(directory: Path, file_name: str | None = None) -> Path:
         ModelNotFoundError: the file is missing; the message lists the ONNX files present.
     """
     if file_name == "auto":
-        from .variants import choose_file
+        from onnx_st._runtime.variants import choose_file
 
         return directory / choose_file(directory).file_name
     candidates = (file_name,) if file_name else DEFAULT_FILE_NAMES

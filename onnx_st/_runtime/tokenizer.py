@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, normalizers
 
-from .config import SIDES, HFConfig, config_str, read_json
-from .errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
-from .pairs import encode_capped, encode_pairs
+from onnx_st._runtime.config import SIDES, HFConfig, config_str, read_json
+from onnx_st._runtime.pairs import encode_capped, encode_pairs
+from onnx_st.errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
 
 _HUGE = 10**20
 _SIDE: ContextVar[str | None] = ContextVar("onnx_st_truncation_side", default=None)
@@ -230,7 +230,7 @@ class TextTokenizer:
     def __call__(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
         """Tokenize a batch (strings or ``(a, b)`` pairs), padded to its longest item.
 
-        Pairs are truncated longest-first in memory linear in their length (:mod:`onnx_st.pairs`);
+        Pairs are truncated longest-first in memory linear in their length (:mod:`onnx_st._runtime.pairs`);
         within :func:`truncating_from`, both truncate from the side it names.
         """
         items = list(texts)

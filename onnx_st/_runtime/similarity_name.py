@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import SIMILARITY_FN_NAMES
-from .errors import InputError
+from onnx_st._runtime.config import SIMILARITY_FN_NAMES
+from onnx_st.errors import InputError
 
 
 def check_similarity_fn_name(name: Any) -> str:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .modules import Features, InputModule, Module
-from .modules.base import text_length
-from .modules.router import Router
+from onnx_st.errors import ConfigError, InputError
+from onnx_st.modules import Features, InputModule, Module
+from onnx_st.modules.base import text_length
+from onnx_st.modules.router import Router
 
 if TYPE_CHECKING:  # concurrent.futures' threads (and queue) are imported when runs go parallel
     from concurrent.futures import Future

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from onnx_st.errors import InputError
 
 logger = logging.getLogger("onnx_st")
 
@@ -19,7 +19,7 @@ accepted and ignored (the ONNX graph, tokenizer.json and config files already fi
 
 IGNORED_MODEL_KWARGS = frozenset({"torch_dtype", "dtype", "attn_implementation", "device_map", "low_cpu_mem_usage"})
 """``model_kwargs`` keys of the torch backend: accepted and ignored (``export`` is handled by
-:mod:`onnx_st.export_on_load`)."""
+:mod:`onnx_st.export_hook`)."""
 
 _TEXT_KEYS = frozenset({"text", "common"})
 _HONOURED = frozenset({"max_length", "truncation"})

@@ -9,16 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from .config import HFConfig
-from .errors import ConfigError, InputError, UnsupportedModuleError
-from .model import BaseModel
-from .modules import Features, InputModule, LoadContext, Module, embedding_dimension
-from .modules.router import Router
-from .modules.splade import SpladeMLM, SpladePooling
-from .modules.transformer import Transformer
-from .pool import MultiProcessPool, run_in_pool
-from .similarity_name import SimilarityNamed, check_similarity_fn_name
-from .sparse_ops import (
+from onnx_st._runtime.config import HFConfig
+from onnx_st._runtime.similarity_name import SimilarityNamed, check_similarity_fn_name
+from onnx_st.base.model import BaseModel
+from onnx_st.base.pool import MultiProcessPool, run_in_pool
+from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
+from onnx_st.modules import Features, InputModule, LoadContext, Module, embedding_dimension
+from onnx_st.modules.router import Router
+from onnx_st.modules.splade import SpladeMLM, SpladePooling
+from onnx_st.modules.transformer import Transformer
+from onnx_st.sparse_embeddings import (
+    SparseEmbeddings,
+    SparseVector,
+    as_sparse,
     check_max_active_dims,
     dense_rows_to_sparse,
     intersection,
@@ -27,7 +30,6 @@ from .sparse_ops import (
     sparsity,
     top_tokens,
 )
-from .sparse_types import SparseEmbeddings, SparseVector, as_sparse
 
 Row = tuple[np.ndarray, np.ndarray]
 logger = logging.getLogger("onnx_st")

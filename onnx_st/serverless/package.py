@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from .errors import ConfigError, OnnxSTError
-from .fastload import DATA_SUFFIX, write_fast_load
-from .package_model import copy_model_dir
+from onnx_st.errors import ConfigError, OnnxSTError
+from onnx_st.fastload import DATA_SUFFIX, write_fast_load
+from onnx_st.serverless.package_model import copy_model_dir
 
 ZIP_LIMIT_MIB = 250  # unzipped .zip deployment package, layers included
 IMAGE_LIMIT_MIB = 10 * 1024
 MODEL_FOLDER = "model"
-HANDLER = "onnx_st.server.lambda_handler.handler"
+HANDLER = "onnx_st.serverless.handler.handler"
 DROPPED = "huggingface_hub"  # the one runtime requirement a function never uses: it loads from a directory
 KEPT_EXTRAS = {"server": ("fastapi",)}  # uvicorn is the HTTP server of `onnx-st serve`, not of a function
 

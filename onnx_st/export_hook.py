@@ -3,7 +3,8 @@
 As sentence-transformers' ONNX backend does, loading a directory or Hub repo whose Transformer has
 no ``onnx/model.onnx`` exports it, when the ``export`` extra (torch, sentence-transformers) is
 installed; ``model_kwargs={"export": True}`` exports afresh even when the file exists and
-``{"export": False}`` never exports. The export runs :mod:`exporter.on_load` (the steps of
+``{"export": False}`` never exports. The export runs the hook an exporter registers in the
+``onnx_st.export_hooks`` entry-point group (onnx-st's own: ``exporter.on_load``, the steps of
 ``onnx-st-export``: graph check against PyTorch, parity record in ``onnx/parity.json``) into a cache
 folder, never into the source nor a Hub snapshot, so a second load reuses it:
 
@@ -14,28 +15,33 @@ folder, never into the source nor a Hub snapshot, so a second load reuses it:
 ``model.save_pretrained(DIR)`` copies the exported directory: ``DIR`` reloads with
 ``local_files_only=True`` on a runtime-only install. Without the extra, the load fails with a
 :class:`~onnx_st.errors.ModelNotFoundError` naming the file looked for, the install command and
-the ``onnx-st-export`` command. This module imports the exporter only when it exports.
+the ``onnx-st-export`` command. This module is the runtime's one seam to the exporter: it loads the
+hook only when it exports, and imports nothing of the exporter by name.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, MissingExtraError, ModelLoadError, ModelNotFoundError, OnnxSTError
-from .extras import install_command
-from .hub import resolve_model_dir
-from .kinds import ModelKind, transformer_folders
-from .session import resolve_onnx_file
+from onnx_st._runtime.session import resolve_onnx_file
+from onnx_st.errors import InputError, MissingExtraError, ModelLoadError, ModelNotFoundError, OnnxSTError
+from onnx_st.extras import install_command
+from onnx_st.hub import resolve_model_dir
+from onnx_st.kinds import ModelKind, transformer_folders
 
 logger = logging.getLogger(__name__)
 
 EXPORT_CACHE_ENV = "ONNX_ST_EXPORT_CACHE"
+EXPORT_HOOK_GROUP = "onnx_st.export_hooks"
+"""The entry-point group of the export hook: ``export_for_load(source_dir, output_dir, kind_name)``
+writes the exported directory and returns (or yields) the lines it reports. onnx-st's own exporter
+registers ``exporter.on_load:export_for_load`` there; the runtime never imports the exporter otherwise."""
 EXPORTED_FILE = "onnx/model.onnx"
 """The file the exporter writes into every Transformer folder."""
 _CACHE_FORMAT = 1  # bump when the exported layout changes
@@ -143,7 +149,7 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
         return target
     what = f"No ONNX file {', '.join(missing)} in {model_dir}" if missing else f"Exporting {model_dir} afresh"
     try:
-        on_load = importlib.import_module("exporter.on_load")
+        export_for_load = load_export_hook()
     except ImportError as exc:
         install = "" if isinstance(exc, MissingExtraError) else f" Install it with: {install_command('export')}."
         raise ModelNotFoundError(
@@ -157,7 +163,7 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
                                           token=source.token, file_name=file_name, weights=True)
     logger.warning("%s: exporting the %s model to ONNX with the onnx-st exporter into %s", what, kind.name, target)
     try:
-        _export_into(target, lambda out: on_load.export_for_load(export_source, out, kind.name))
+        _export_into(target, lambda out: export_for_load(export_source, out, kind.name))
     except OnnxSTError:
         raise
     except Exception as exc:  # torch, transformers, onnx: keep the cause, name the way out
@@ -167,6 +173,25 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
                    "no export: model.save_pretrained(DIR), then load DIR (it loads with local_files_only=True "
                    "and without the export extra).", source.name_or_path, target)
     return target
+
+
+ExportHook = Callable[[Path, Path, str], Iterable[str]]
+
+
+def load_export_hook() -> ExportHook:
+    """The installed export hook (the first of :data:`EXPORT_HOOK_GROUP`).
+
+    Raises:
+        ImportError: no exporter is installed, or it lacks its dependencies (then a
+            :class:`~onnx_st.errors.MissingExtraError` naming the extra).
+    """
+    from importlib.metadata import entry_points
+
+    hooks = sorted(entry_points(group=EXPORT_HOOK_GROUP), key=lambda e: e.name)
+    if not hooks:
+        raise ImportError(f"no exporter is installed (no entry point in the group {EXPORT_HOOK_GROUP!r})")
+    hook: ExportHook = hooks[0].load()
+    return hook
 
 
 def _export_into(target: Path, export: Any) -> None:

@@ -13,11 +13,11 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .cpu import cpu_count
-from .errors import InputError, OnnxSTError
+from onnx_st.cpu import cpu_count
+from onnx_st.errors import InputError, OnnxSTError
 
 if TYPE_CHECKING:
-    from .model import BaseModel
+    from onnx_st.base.model import BaseModel
 
 MultiProcessPool = dict[str, Any]
 """``{"input": Queue, "output": Queue, "processes": [Process, ...]}``."""

@@ -8,15 +8,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .config import MULTI_VECTOR_SIMILARITY_FN_NAMES
-from .errors import InputError
-from .functional import normalize
-from .maxsim import maxsim, maxsim_pairwise
-from .model import BaseModel
-from .modules import Features, LoadContext, Module, embedding_dimension
-from .modules.multi_vector_mask import MultiVectorMask
-from .modules.token_pooling import HierarchicalTokenPooling
-from .multi_vector_legacy import (
+from onnx_st._runtime.config import MULTI_VECTOR_SIMILARITY_FN_NAMES
+from onnx_st.base.model import BaseModel
+from onnx_st.base.pipeline import Pipeline
+from onnx_st.errors import InputError
+from onnx_st.functional import normalize
+from onnx_st.maxsim import maxsim, maxsim_pairwise
+from onnx_st.modules import Features, LoadContext, Module, embedding_dimension
+from onnx_st.modules.multi_vector_mask import MultiVectorMask
+from onnx_st.modules.token_pooling import HierarchicalTokenPooling
+from onnx_st.multi_vector.legacy import (
     LegacyLayout,
     legacy_modules,
     legacy_prompts,
@@ -24,7 +25,6 @@ from .multi_vector_legacy import (
     token_level_tail,
     write_native_layout,
 )
-from .pipeline import Pipeline
 
 OutputValue = Literal["token_embeddings"] | None
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .config import HFConfig
-from .errors import ConfigError, InputError, UnsupportedModuleError
-from .functional import ACTIVATIONS, activation, softmax
-from .model import BaseModel
-from .modules import Features, LoadContext, Module
-from .modules.transformer import Transformer
-from .pool import MultiProcessPool, run_in_pool
+from onnx_st._runtime.config import HFConfig
+from onnx_st.base.model import BaseModel
+from onnx_st.base.pool import MultiProcessPool, run_in_pool
+from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
+from onnx_st.functional import ACTIVATIONS, activation, softmax
+from onnx_st.modules import Features, LoadContext, Module
+from onnx_st.modules.transformer import Transformer
 
 logger = logging.getLogger("onnx_st")
 

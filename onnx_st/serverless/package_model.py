@@ -12,9 +12,9 @@ import fnmatch
 import shutil
 from pathlib import Path
 
-from .errors import ModelNotFoundError
-from .fastload import DATA_SUFFIX
-from .session import resolve_onnx_file
+from onnx_st._runtime.session import resolve_onnx_file
+from onnx_st.errors import ModelNotFoundError
+from onnx_st.fastload import DATA_SUFFIX
 
 # files of a Transformer folder (the one holding the ONNX graph) that inference never opens
 _UNREAD = {

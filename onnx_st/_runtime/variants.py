@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import read_json
-from .cpu import int8_families
-from .errors import ConfigError, ModelNotFoundError
+from onnx_st._runtime.config import read_json
+from onnx_st.cpu import int8_families
+from onnx_st.errors import ConfigError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, ModelNotFoundError
+from onnx_st.errors import ConfigError, ModelNotFoundError
 
 _HEADER_LIMIT = 100 * 2**20
 

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from .config import MODEL_CONFIG_FILE, HFConfig, config_int, config_str, read_json
-from .errors import ConfigError, ModelNotFoundError
-from .modules import LoadContext, Module
-from .modules.dense import Dense
-from .modules.multi_vector_mask import MultiVectorMask
-from .modules.normalize import Normalize
-from .modules.transformer import Transformer
-from .weights import load_safetensors
+from onnx_st._runtime.config import MODEL_CONFIG_FILE, HFConfig, config_int, config_str, read_json
+from onnx_st._runtime.weights import load_safetensors
+from onnx_st.errors import ConfigError, ModelNotFoundError
+from onnx_st.modules import LoadContext, Module
+from onnx_st.modules.dense import Dense
+from onnx_st.modules.multi_vector_mask import MultiVectorMask
+from onnx_st.modules.normalize import Normalize
+from onnx_st.modules.transformer import Transformer
 
 _PYLATE_KNOBS = ("query_length", "document_length", "query_expansion")
 _PYLATE_MARKERS = (*_PYLATE_KNOBS, "do_query_expansion", "attend_to_expansion_tokens", "attend_to_mask_tokens",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError, ModelNotFoundError
+from onnx_st.errors import ConfigError, ModelNotFoundError
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from tokenizers import Encoding, Tokenizer
 
-from .errors import InputError
+from onnx_st.errors import InputError
 
 
 def longest_first_lengths(n_a: int, n_b: int, limit: int) -> tuple[int, int]:

@@ -1,0 +1,5 @@
+"""What the four model classes share: loading, calling conventions, the pipeline of modules, pools."""
+
+from onnx_st.base.model import BaseModel
+
+__all__ = ["BaseModel"]
