@@ -43,6 +43,9 @@ class ModelKind:
         output_columns: the columns an ``onnx-st embed`` job writes.
         graph_output: the exporter's transformer task (the ONNX graph's output).
         server_operations: the server's operations for this kind (see ``onnx_st.server``).
+        scores_pairs: the model scores ``(query, document)`` pairs instead of embedding texts.
+        normalizes: a job's ``normalize`` applies (L2-normalized vectors).
+        sample_source: the exporter's sample of this kind (``benchmark_sentences``, or ``sample_pairs``).
     """
 
     name: KindName
@@ -53,6 +56,9 @@ class ModelKind:
     output_columns: tuple[str, ...]
     graph_output: str
     server_operations: tuple[str, ...]
+    scores_pairs: bool = False
+    normalizes: bool = False
+    sample_source: str = "benchmark_sentences"
 
     @property
     def class_name(self) -> str:
@@ -71,14 +77,15 @@ class ModelKind:
 
 
 DENSE = ModelKind("dense", "SentenceTransformer", "onnx_st.dense.sentence_transformer:SentenceTransformer", "dense embeddings",
-                  ("text",), ("embedding",), "feature-extraction", ("embed", "similarity"))
+                  ("text",), ("embedding",), "feature-extraction", ("embed", "similarity"), normalizes=True)
 SPARSE = ModelKind("sparse", "SparseEncoder", "onnx_st.sparse.sparse_encoder:SparseEncoder", "sparse (SPLADE) embeddings",
                    ("text",), ("indices", "values"), "fill-mask", ("embed_sparse", "similarity"))
 CROSS = ModelKind("cross", "CrossEncoder", "onnx_st.cross.cross_encoder:CrossEncoder", "reranker scores of text pairs",
-                  ("query", "document"), ("score",), "sequence-classification", ("predict", "rerank", "similarity"))
+                  ("query", "document"), ("score",), "sequence-classification", ("predict", "rerank", "similarity"),
+                  scores_pairs=True, sample_source="sample_pairs")
 MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_vector.multi_vector_encoder:MultiVectorEncoder",
                          "one vector per token (late interaction, MaxSim)", ("text",), ("embeddings",),
-                         "feature-extraction", ("embed_all", "similarity"))
+                         "feature-extraction", ("embed_all", "similarity"), normalizes=True)
 
 KINDS: dict[str, ModelKind] = {k.name: k for k in (DENSE, SPARSE, CROSS, MULTI_VECTOR)}
 """Every kind by its name."""
@@ -248,11 +255,11 @@ def check_kind(model_dir: Path, cls: type[BaseModel]) -> None:
                       f"{found.evidence}), not a {wanted.model_type}: load it with onnx_st.{found.kind.class_name}")
 
 
-def load_model(model: str | Path, kind: str | ModelKind = "auto", **kwargs: Any) -> BaseModel:
+def load_by_kind(model: str | Path, kind: str | ModelKind = "auto", **kwargs: Any) -> BaseModel:
     """Load a model with the front class of its kind (``auto``: :func:`detect_kind` on the local directory).
 
     Example:
-        >>> model = load_model("reranker-onnx")  # a CrossEncoder
+        >>> model = load_by_kind("reranker-onnx")  # a CrossEncoder
     """
     if kind == "auto":
         from onnx_st.hub import resolve_model_dir

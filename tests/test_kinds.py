@@ -67,7 +67,7 @@ def test_every_surface_agrees_on_the_kind(name: str, tmp_path: Path) -> None:
         assert _cli_info(path)["kind"] == expected
         registry = ModelRegistry({"m": path})
         assert registry.entries["m"].kind.name == expected
-        model = kinds.load_model(path)
+        model = kinds.load_by_kind(path)
         assert type(model) is FRONT_CLASSES[expected]
 
 
