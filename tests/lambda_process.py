@@ -22,7 +22,7 @@ def main() -> None:
     sys.path.insert(0, str(package))
     events = json.loads(events_file.read_text())
     start = time.perf_counter()
-    from onnx_st.server import lambda_handler
+    from onnx_st.serverless import handler as lambda_handler
     from onnx_st.serverless.handler import handler
 
     loaded_at_import = bool(lambda_handler._runtime)

@@ -188,3 +188,27 @@ def test_directories_load_without_the_hub_client(tmp_path: Path) -> None:
             "try:\n    onnx_st.SentenceTransformer('org/absent-model')\nexcept ModelNotFoundError as e:\n    print(e)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "needs huggingface_hub" in proc.stdout
+
+
+def test_cli_with_a_relative_output_leaves_out_what_it_says(wheels: Path, tmp_path: Path) -> None:
+    """The README's form, `onnx-st lambda-package MODEL build/fn`: a relative output folder is pruned like an
+    absolute one, nothing printed as left out is in it, and the printed total is the size on disk."""
+    cmd = [sys.executable, "-m", "onnx_st", "lambda-package", str(fixture_dir("dense-mean")), "build/fn",
+           "--python-version", PYTHON, *[a for p in PLATFORMS for a in ("--platform", p)],
+           "--find-links", str(wheels), "--no-index"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "build" / "fn"
+    left_out = [line.split(" ", 2)[2].split(": ", 1)[0] for line in proc.stdout.splitlines()
+                if line.startswith("left out ")]
+    assert "onnx_st/jobs" in left_out and {"huggingface_hub", "hf_xet"} <= {n.replace("-", "_") for n in left_out}
+    for name in left_out:
+        if " -> " in name:  # a requirement edge not followed, not a folder
+            continue
+        for form in {name, name.replace("-", "_")}:  # a distribution's name, or its import package's
+            assert not list(out.glob(form)), f"{name} is printed as left out but is in the package"
+            assert not list(out.glob(f"{form}-*.dist-info")), f"{name}'s metadata is in the package"
+    on_disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+    total = next(line for line in proc.stdout.splitlines() if line.startswith("unzipped total"))
+    assert float(total.split()[2]) == pytest.approx(on_disk / 2**20, abs=0.051)
+    assert (out / "onnx_st" / "serverless" / "handler.py").is_file() and (out / "onnx_st" / "__init__.py").is_file()

@@ -148,6 +148,7 @@ def _marker_applies(marker: str, python_version: str) -> bool:
 
 def prune(target: Path, roots: Sequence[str], python_version: str) -> dict[str, str]:
     """Remove distributions and folders the handler never imports; returns what went and why."""
+    target = target.expanduser().resolve()  # compared with resolved file paths below
     installed = _installed(target)
     keep: set[str] = set()
     todo = [_name(r) for r in roots]
@@ -219,6 +220,7 @@ def build_package(model_dir: Path, output: Path, *, file_name: str | None = None
     """
     import onnxruntime
 
+    output = Path(output).expanduser().resolve()  # one absolute path for every check and copy below
     if output.exists():
         if not overwrite:
             raise OnnxSTError(f"{output} exists; pass overwrite=True (--overwrite) to replace it")
@@ -231,7 +233,7 @@ def build_package(model_dir: Path, output: Path, *, file_name: str | None = None
     model_files, report.left_out = copy_model_dir(model_dir, output / MODEL_FOLDER, file_name)
     _pip_install(output, requirements, python_version, platforms or default_platforms(python_version), pip_args, run)
     report.left_out.update(prune(output, [_name(r) for r in requirements], python_version))
-    source = Path(__file__).resolve().parent
+    source = Path(__file__).resolve().parents[1]  # the onnx_st package (this file is onnx_st/serverless/package.py)
     shutil.copytree(source, output / "onnx_st", ignore=shutil.ignore_patterns("__pycache__", "jobs"))
     report.left_out["onnx_st/jobs"] = "corpus embedding jobs (`onnx-st embed`), never imported by the handler"
     _bytecode(output, python_version)
