@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from onnx_st._runtime.session import resolve_onnx_file
+from onnx_st._runtime.variants import AUTO, choose_file
 from onnx_st.errors import InputError, MissingExtraError, ModelLoadError, ModelNotFoundError, OnnxSTError
 from onnx_st.extras import install_command
 from onnx_st.hub import resolve_model_dir
-from onnx_st.kinds import ModelKind, transformer_folders
+from onnx_st.kinds import ModelKind
+from onnx_st.model_dir import ModelDir
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +80,17 @@ def split_export(model_kwargs: dict[str, Any] | None) -> tuple[dict[str, Any] | 
     return rest, export
 
 
-def missing_onnx_files(model_dir: Path, file_name: str | None) -> list[str]:
+def missing_onnx_files(model_dir: Path | ModelDir, file_name: str | None) -> list[str]:
     """The ONNX files (relative to ``model_dir``) that the Transformer folders lack."""
+    files = ModelDir.of(model_dir)
     missing = []
-    for folder in transformer_folders(model_dir):
+    for folder in files.transformer_folders:
+        directory = files.path / folder if folder else files.path
         try:
-            resolve_onnx_file(model_dir / folder, file_name)
+            if file_name == AUTO:  # the parity records as the directory was read
+                choose_file(directory, records=files.parity(folder))
+            else:
+                resolve_onnx_file(directory, file_name)
         except ModelNotFoundError:
             missing.append(f"{folder}/{file_name or EXPORTED_FILE}".lstrip("/"))
     return missing
@@ -124,9 +131,9 @@ def export_folder(model_dir: Path, kind: ModelKind, source: LoadSource) -> Path:
     return export_cache_root(source.cache_folder) / f"{label}-{kind.name}-{digest}"
 
 
-def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name: str | None,
-                export: bool | None) -> Path:
-    """The directory to load: ``model_dir`` itself, or an export of it when its ONNX file is missing.
+def ensure_onnx(model_files: ModelDir, kind: ModelKind, source: LoadSource, file_name: str | None,
+                export: bool | None) -> ModelDir:
+    """The directory to load: ``model_files`` itself, or an export of it when its ONNX file is missing.
 
     Raises:
         ModelNotFoundError: the file is missing and the ``export`` extra is not installed.
@@ -134,11 +141,12 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
         OnnxModelError: the export differs from PyTorch.
         ModelLoadError: the export failed (the cause is chained).
     """
-    if export is False or not transformer_folders(model_dir):
-        return model_dir
-    missing = missing_onnx_files(model_dir, file_name)
+    model_dir = model_files.path
+    if export is False or not model_files.transformer_folders:
+        return model_files
+    missing = missing_onnx_files(model_files, file_name)
     if export is None and (not missing or file_name not in (None, EXPORTED_FILE)):
-        return model_dir  # present, or a named variant the exporter does not write (the load names the files)
+        return model_files  # present, or a named variant the exporter does not write (the load names the files)
     if file_name not in (None, EXPORTED_FILE):
         raise InputError(f"model_kwargs export=True writes {EXPORTED_FILE}, not {file_name!r}: pass "
                          f"file_name={EXPORTED_FILE!r} or none")
@@ -146,7 +154,7 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
     if export is None and target.is_dir():
         logger.info("No ONNX file %s in %s: loading the export made on an earlier load, %s",
                     ", ".join(missing), model_dir, target)
-        return target
+        return ModelDir.read(target)
     what = f"No ONNX file {', '.join(missing)} in {model_dir}" if missing else f"Exporting {model_dir} afresh"
     try:
         export_for_load = load_export_hook()
@@ -172,7 +180,7 @@ def ensure_onnx(model_dir: Path, kind: ModelKind, source: LoadSource, file_name:
     logger.warning("Exported %s to ONNX in %s. Saving the model keeps the ONNX files, so that later starts need "
                    "no export: model.save_pretrained(DIR), then load DIR (it loads with local_files_only=True "
                    "and without the export extra).", source.name_or_path, target)
-    return target
+    return ModelDir.read(target)
 
 
 ExportHook = Callable[[Path, Path, str], Iterable[str]]

@@ -24,6 +24,7 @@ from onnx_st.errors import ConfigError, InputError, foreign_errors
 
 if TYPE_CHECKING:
     from onnx_st.base.model import BaseModel
+    from onnx_st.model_dir import ModelDir
 
 KindName = Literal["dense", "sparse", "cross", "multi-vector"]
 ConfigSource = Callable[[str], Any]
@@ -96,7 +97,6 @@ _PACKAGES = {"sparse_encoder": SPARSE, "cross_encoder": CROSS, "multi_vector_enc
 _SPARSE_MODULES = ("SpladePooling", "SparseStaticEmbedding", "MLMTransformer")
 _MULTI_VECTOR_MODULES = ("MultiVectorMask", "HierarchicalTokenPooling")
 _TRANSFORMER_CONFIG = "sentence_bert_config.json"
-_GRAPH_MODULES = ("Transformer", "MLMTransformer")  # the modules that run an ONNX graph
 
 
 def get_kind(name: str | ModelKind) -> ModelKind:
@@ -134,36 +134,7 @@ class KindDetection:
     alternatives: tuple[ModelKind, ...] = ()
 
 
-def _local_source(root: Path) -> ConfigSource:
-    from onnx_st._runtime.config import inside, read_json_value
-
-    def read(name: str) -> Any:
-        path = inside(root, name, "file", root / "modules.json")
-        return read_json_value(path) if path.is_file() else None
-    return read
-
-
-def _module_types(read: ConfigSource) -> list[tuple[str, str]]:
-    """``(type, path)`` of every module of ``modules.json``, Router routes included."""
-    modules = read("modules.json")
-    if not isinstance(modules, list):
-        return []
-    found: list[tuple[str, str]] = []
-    for entry in modules:
-        if not isinstance(entry, dict):
-            continue
-        type_name, path = str(entry.get("type", "")), str(entry.get("path", ""))
-        found.append((type_name, path))
-        if type_name.endswith(".Router"):
-            prefix = f"{path}/" if path else ""
-            router = read(f"{prefix}router_config.json") or read(f"{prefix}config.json")
-            types = router.get("types") if isinstance(router, dict) else None
-            if isinstance(types, dict):
-                found.extend((str(t), f"{prefix}{folder}") for folder, t in types.items())
-    return found
-
-
-def _from_modules(read: ConfigSource, types: list[tuple[str, str]]) -> KindDetection:
+def _from_modules(files: ModelDir, types: tuple[tuple[str, str], ...]) -> KindDetection:
     names = [t.rsplit(".", 1)[-1] for t, _ in types]
     for type_name, _ in types:
         parts = type_name.split(".")
@@ -178,7 +149,7 @@ def _from_modules(read: ConfigSource, types: list[tuple[str, str]]) -> KindDetec
             return KindDetection(MULTI_VECTOR, f"modules.json has a {name} module")
     for type_name, path in types:
         if type_name.rsplit(".", 1)[-1] == "Transformer":
-            config = read(f"{path}/{_TRANSFORMER_CONFIG}" if path else _TRANSFORMER_CONFIG)
+            config = files.json(f"{path}/{_TRANSFORMER_CONFIG}" if path else _TRANSFORMER_CONFIG)
             task = config.get("transformer_task") if isinstance(config, dict) else None
             if task == "sequence-classification" and len(types) == 1:
                 return KindDetection(CROSS, f"{_TRANSFORMER_CONFIG} transformer_task {task!r}")
@@ -187,35 +158,45 @@ def _from_modules(read: ConfigSource, types: list[tuple[str, str]]) -> KindDetec
     return KindDetection(DENSE, f"modules.json modules {names}")
 
 
-def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
-    """Recognise the kind of a model directory (or of any source of its JSON files).
+def _model_dir(source: str | Path | ConfigSource | ModelDir) -> ModelDir:
+    from onnx_st.model_dir import ModelDir
+
+    if isinstance(source, ModelDir):
+        return source
+    if isinstance(source, (str, Path)):
+        return ModelDir.read(source)
+    return ModelDir.from_listing(None, source)
+
+
+def detect_kind(source: str | Path | ConfigSource | ModelDir) -> KindDetection:
+    """Recognise the kind of a model directory (a path, a :class:`~onnx_st.model_dir.ModelDir`, or any
+    source of its JSON files).
 
     In order: ``config_sentence_transformers.json`` ``model_type``; the modules of ``modules.json``
     (Router routes included); ColBERT's ``artifact.metadata``; the ``architectures`` of ``config.json``.
 
     Raises:
-        ConfigError: an unknown ``model_type``, or a directory none of those files describe.
+        ConfigError: an unknown ``model_type``, a malformed ``modules.json`` or Router config, or a
+            directory none of those files describe.
     """
-    read = _local_source(Path(source).expanduser()) if isinstance(source, (str, Path)) else source
+    files = _model_dir(source)
     looked = "config_sentence_transformers.json, modules.json, artifact.metadata, config.json"
-    saved = read("config_sentence_transformers.json")
-    model_type = saved.get("model_type") if isinstance(saved, dict) else None
+    model_type = files.saved_model_type
     if model_type is not None:
         if not isinstance(model_type, str) or model_type not in _SAVED_MODEL_TYPES:
             raise ConfigError(f"config_sentence_transformers.json: model_type {model_type!r} is not one of "
                               f"{sorted(_SAVED_MODEL_TYPES)}")
         return KindDetection(_SAVED_MODEL_TYPES[model_type], f"config_sentence_transformers.json model_type "
                                                          f"{model_type!r}")
-    types = _module_types(read)
+    types = files.module_types
     if types:
-        return _from_modules(read, types)
-    if read("artifact.metadata") is not None:
+        return _from_modules(files, types)
+    if files.has_artifact_metadata:
         return KindDetection(MULTI_VECTOR, "artifact.metadata (a Stanford ColBERT checkpoint)")
-    hf = read("config.json")
-    if not isinstance(hf, dict):
+    archs = files.architectures
+    if archs is None:
         raise ConfigError(f"Cannot tell the model kind: none of {looked} describes a model "
                           "(expected a sentence-transformers directory or a Hugging Face model with config.json)")
-    archs = [str(a) for a in (hf.get("architectures") or []) if isinstance(a, str)]
     if "HF_ColBERT" in archs:
         return KindDetection(MULTI_VECTOR, "config.json architectures ['HF_ColBERT'] (a Stanford ColBERT checkpoint)")
     if any(a.endswith("ForSequenceClassification") for a in archs):
@@ -227,31 +208,28 @@ def detect_kind(source: str | Path | ConfigSource) -> KindDetection:
                          certain=False, alternatives=(MULTI_VECTOR,))
 
 
-def transformer_folders(model_dir: str | Path) -> list[str]:
+def transformer_folders(model_dir: str | Path | ModelDir) -> list[str]:
     """Folders of the modules that run an ONNX graph, relative to the model root (``""``: the root).
 
     Router routes included; a directory without ``modules.json`` (a bare Hugging Face model, a legacy
-    cross-encoder) is one Transformer in its root.
+    cross-encoder) is one Transformer in its root (see :attr:`onnx_st.model_dir.ModelDir.transformer_folders`).
     """
-    root = Path(model_dir).expanduser()
-    if not (root / "modules.json").is_file():
-        return [""]
-    types = _module_types(_local_source(root))
-    return list(dict.fromkeys(path for type_name, path in types if type_name.rsplit(".", 1)[-1] in _GRAPH_MODULES))
+    return list(_model_dir(model_dir).transformer_folders)
 
 
-def check_kind(model_dir: Path, cls: type[BaseModel]) -> None:
+def check_kind(model_dir: Path | ModelDir, cls: type[BaseModel]) -> None:
     """Refuse a directory whose files say it is another kind than ``cls`` loads.
 
     Raises:
         ConfigError: naming the directory's kind, the evidence and the class to use instead.
     """
+    files = _model_dir(model_dir)
     wanted = kind_of_class(cls)
-    with foreign_errors(ConfigError, f"Cannot tell the model kind of {model_dir}"):
-        found = detect_kind(model_dir)
+    with foreign_errors(ConfigError, f"Cannot tell the model kind of {files.path}"):
+        found = detect_kind(files)
     if found.kind is wanted or not found.certain:
         return
-    raise ConfigError(f"{model_dir} is a {found.kind.model_type} model ({found.kind.description}; "
+    raise ConfigError(f"{files.path} is a {found.kind.model_type} model ({found.kind.description}; "
                       f"{found.evidence}), not a {wanted.model_type}: load it with onnx_st.{found.kind.class_name}")
 
 

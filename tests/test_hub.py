@@ -11,7 +11,8 @@ from huggingface_hub.utils import filter_repo_objects
 
 import onnx_st
 from onnx_st.errors import ModelNotFoundError
-from onnx_st.hub import _CONFIG_PATTERNS, _MODULE_WEIGHTS, _onnx_patterns, resolve_model_dir
+from onnx_st.hub import _CONFIG_PATTERNS, _MODULE_WEIGHTS, onnx_patterns, resolve_model_dir
+from onnx_st.model_dir import ModelDir
 
 from .conftest import fixture_dir, fixture_expected, fixture_inputs
 
@@ -66,12 +67,12 @@ def test_only_needed_files_are_fetched(tmp_path: Path) -> None:
                   "2_Dense/config.json", "2_Dense/model.safetensors", "2_Dense/pytorch_model.bin",
                   "1_Pooling/config.json", "README.md"]
     first = set(filter_repo_objects(repo_files, allow_patterns=_CONFIG_PATTERNS))
-    second = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, None) + _MODULE_WEIGHTS))
+    second = set(filter_repo_objects(repo_files, allow_patterns=onnx_patterns(ModelDir.read(snapshot), None) + _MODULE_WEIGHTS))
     fetched = first | second
     assert {"onnx/model.onnx", "2_Dense/model.safetensors", "tokenizer.json", "modules.json"} <= fetched
     assert not fetched & {"model.safetensors", "pytorch_model.bin", "2_Dense/pytorch_model.bin",
                           "onnx/model_O4.onnx", "onnx/model_qint8_avx2.onnx", "openvino/model.xml"}
-    chosen = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, "onnx/model_O4.onnx")))
+    chosen = set(filter_repo_objects(repo_files, allow_patterns=onnx_patterns(ModelDir.read(snapshot), "onnx/model_O4.onnx")))
     assert chosen == {"onnx/model_O4.onnx"}
 
 
@@ -80,6 +81,6 @@ def test_auto_fetches_every_onnx_file_and_the_parity_records(tmp_path: Path) -> 
     snapshot = make_hub_cache(tmp_path, "acme/tiny-auto", fixture_dir("dense-mean"))
     repo_files = ["onnx/model.onnx", "onnx/model_O2.onnx", "onnx/model_qint8_avx2.onnx", "onnx/parity.json",
                   "onnx/model_fast.onnx_data", "model.safetensors", "openvino/model.xml"]
-    chosen = set(filter_repo_objects(repo_files, allow_patterns=_onnx_patterns(snapshot, "auto")))
+    chosen = set(filter_repo_objects(repo_files, allow_patterns=onnx_patterns(ModelDir.read(snapshot), "auto")))
     assert chosen == {"onnx/model.onnx", "onnx/model_O2.onnx", "onnx/model_qint8_avx2.onnx", "onnx/parity.json",
                       "onnx/model_fast.onnx_data"}

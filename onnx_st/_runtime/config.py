@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,16 +48,75 @@ def read_json_value(path: Path, *, required: bool = True, default: Any = None) -
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
         raise ConfigError(f"{path} is not valid JSON: {type(exc).__name__}: {exc}"[:500]) from exc
 MULTI_VECTOR_SIMILARITY_FN_NAMES = ("maxsim", "meanmaxsim")
+_ABSENT: Any = object()
+_CACHED_BYTES = 2**20  # configs are a few KB; a tokenizer.json or an IDF file is read by one reader only
+
+
+class JsonFiles:
+    """Parsed JSON files of one model directory by path, each read once (see :class:`onnx_st.model_dir.ModelDir`).
+
+    While :meth:`active`, :func:`read_json` (every config reader of a load) reads through this cache.
+    Files over 1 MiB are read but not kept.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[Path, Any] = {}
+
+    def value(self, path: Path, *, required: bool = True, default: Any = None,
+              read: Callable[[], Any] | None = None) -> Any:
+        """The parsed file at ``path`` (``read()`` when given instead of the file; ``None`` from it: absent).
+
+        Raises:
+            ModelNotFoundError: ``required`` and the file does not exist.
+            ConfigError: the file is too large, too deeply nested, not UTF-8 or not valid JSON.
+        """
+        value = self._values.get(path, _ABSENT)
+        if value is _ABSENT and path not in self._values:
+            if read is not None:
+                value = read()
+                value = _ABSENT if value is None else value
+            else:
+                value = read_json_value(path, required=False, default=_ABSENT)
+            if value is _ABSENT or read is not None or _small(path):
+                self._values[path] = value
+        if value is _ABSENT:
+            if required:
+                raise ModelNotFoundError(f"Required file not found: {path}")
+            return default
+        return value
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Within the block, :func:`read_json` reads through this cache."""
+        token = _ACTIVE.set(self)
+        try:
+            yield
+        finally:
+            _ACTIVE.reset(token)
+
+
+_ACTIVE: ContextVar[JsonFiles | None] = ContextVar("onnx_st_json_files", default=None)
+
+
+def _small(path: Path) -> bool:
+    try:
+        return path.stat().st_size <= _CACHED_BYTES
+    except OSError:
+        return False
 
 
 def read_json(path: Path, *, required: bool = True) -> dict[str, Any]:
-    """Read one JSON object; a missing optional file gives ``{}``.
+    """Read one JSON object; a missing optional file gives ``{}`` (through the active model directory's cache).
 
     Raises:
         ModelNotFoundError: ``required`` and the file does not exist.
         ConfigError: the file is not valid JSON or not an object.
     """
-    data = read_json_value(path, required=required, default={})
+    files = _ACTIVE.get()
+    if files is None:
+        data = read_json_value(path, required=required, default={})
+    else:
+        data = files.value(path, required=required, default={})
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object, got a JSON {type(data).__name__}")
     return data
@@ -140,12 +201,12 @@ class ModuleSpec:
         return self.type.rsplit(".", 1)[-1]
 
 
-def read_modules(model_dir: Path) -> list[ModuleSpec] | None:
-    """Read ``modules.json``; ``None`` when the directory has none (older cross-encoders, bare HF models)."""
-    path = model_dir / MODULES_FILE
-    if not path.is_file():
-        return None
-    raw = read_json_value(path)
+def parse_modules(raw: Any, model_dir: Path, path: Path) -> list[ModuleSpec]:
+    """The entries of ``modules.json`` (``raw``, read from ``path``), each module path checked to stay inside.
+
+    Raises:
+        ConfigError: not a non-empty list of module objects, or a module path leading out of ``model_dir``.
+    """
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{path} must hold a non-empty JSON list of modules, got {type(raw).__name__}")
     specs = []
@@ -181,7 +242,11 @@ class ModelConfig:
     def read(cls, model_dir: Path) -> ModelConfig:
         """Read the file; absent means defaults."""
         path = model_dir / MODEL_CONFIG_FILE
-        data = read_json(path, required=False)
+        return cls.parse(read_json(path, required=False), path)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], path: Path | str) -> ModelConfig:
+        """The config from the parsed file ``data`` (read from ``path``, named in errors)."""
         prompts = config_dict(data, "prompts", path)
         for name, text in prompts.items():
             if text is not None and not isinstance(text, str):
@@ -220,7 +285,12 @@ class HFConfig:
     def read(cls, directory: Path) -> HFConfig:
         """Read ``config.json`` of a transformer directory; absent means defaults."""
         path = directory / "config.json"
-        data: dict[str, Any] = dict(read_json(path, required=False))
+        return cls.parse(read_json(path, required=False), path)
+
+    @classmethod
+    def parse(cls, parsed: dict[str, Any], path: Path | str) -> HFConfig:
+        """The config from the parsed ``config.json`` (read from ``path``, named in errors)."""
+        data: dict[str, Any] = dict(parsed)
         nested = data.get("text_config")
         text: dict[str, Any] = nested if isinstance(nested, dict) else data
         st_section = config_dict(data, "sentence_transformers", path)

@@ -163,20 +163,23 @@ def _rejection(variant: Variant, families: list[str]) -> str | None:
     return None
 
 
-def choose_file(directory: str | Path, families: list[str] | None = None) -> FileChoice:
+def choose_file(directory: str | Path, families: list[str] | None = None, *,
+                records: dict[str, dict[str, Any]] | None = None) -> FileChoice:
     """The fastest ONNX file of one Transformer folder that this CPU may use (``file_name="auto"``).
 
     A file qualifies when its parity record passed its thresholds, it is not GPU-only, and, for
     int8 files, this CPU has the family's instruction set (``families``, default
     :func:`onnx_st.cpu.int8_families`) and the file is batch-invariant. Faster kinds first (int8,
     ``onnx/model.onnx``, then O2, O3, O1 where it is missing); among int8 files, the family order of ``families``.
+    ``records``: the folder's parity records when already read (:meth:`onnx_st.model_dir.ModelDir.parity`).
 
     Raises:
         ModelNotFoundError: no file qualifies (not even ``onnx/model.onnx`` or ``model.onnx``).
     """
     directory = Path(directory)
     families = int8_families() if families is None else families
-    records = read_parity(directory / "onnx")
+    if records is None:
+        records = read_parity(directory / "onnx")
     variants = [Variant(p.relative_to(directory).as_posix(), "", p.stat().st_size,
                         records.get(p.relative_to(directory).as_posix()))
                 for p in sorted(directory.glob("onnx/*.onnx")) + sorted(directory.glob("*.onnx"))]

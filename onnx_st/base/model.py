@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from onnx_st._runtime.config import MODEL_CONFIG_FILE, ModelConfig
+from onnx_st._runtime.config import MODEL_CONFIG_FILE
 from onnx_st._runtime.inputs import (
     IGNORED_INIT_KWARGS,
     IGNORED_MODEL_KWARGS,
@@ -24,8 +24,9 @@ from onnx_st.base.pipeline import Pipeline
 from onnx_st.base.pool import MultiProcessPool, start_pool, stop_pool
 from onnx_st.errors import InputError, ModelNotFoundError
 from onnx_st.export_hook import LoadSource, ensure_onnx, split_export
-from onnx_st.hub import resolve_model_dir
+from onnx_st.hub import resolve_model_files
 from onnx_st.kinds import check_kind, kind_of_class
+from onnx_st.model_dir import ModelDir
 from onnx_st.modules import LoadContext, Module, assemble, load_modules
 from onnx_st.modules.pooling import Pooling
 from onnx_st.modules.router import Router
@@ -108,18 +109,22 @@ class BaseModel:
         token = self._check_init_kwargs(unused, token)
         self.options = runtime_options(options, model_kwargs, device, max_batch_tokens=max_batch_tokens,
                                        **overrides)
-        self.model_dir = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_folder,
-                                           local_files_only=local_files_only, token=token,
-                                           file_name=self.options.file_name)
-        check_kind(self.model_dir, type(self))
+        # one ModelDir per load: each JSON file of the directory is read once, by whoever asks first
+        files = resolve_model_files(model_name_or_path, revision=revision, cache_dir=cache_folder,
+                                    local_files_only=local_files_only, token=token, file_name=self.options.file_name)
         source = LoadSource(model_name_or_path, revision, cache_folder, local_files_only, token)
-        self.model_dir = ensure_onnx(self.model_dir, kind_of_class(type(self)), source, self.options.file_name, export)
-        self.config = ModelConfig.read(self.model_dir)
-        ctx = self._load_context(LoadContext(self.model_dir, self.options, self.default_task,
-                                             self.dense_input_name))
-        modules = load_modules(self.model_dir, ctx)
-        self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx),
-                                 task_feature=self.task_feature, parallel_runs=self.options.parallel_runs)
+        with files.reading():
+            check_kind(files, type(self))
+            files = ensure_onnx(files, kind_of_class(type(self)), source, self.options.file_name, export)
+        self.model_files: ModelDir = files  # the model directory's files, as this load read them
+        self.model_dir = files.path
+        with files.reading():
+            self.config = files.config
+            ctx = self._load_context(LoadContext(self.model_dir, self.options, self.default_task,
+                                                 self.dense_input_name))
+            modules = load_modules(files, ctx)
+            self.pipeline = Pipeline(modules if modules is not None else assemble(self._default_modules(ctx), ctx),
+                                     task_feature=self.task_feature, parallel_runs=self.options.parallel_runs)
         self.prompts = self._merge_prompts(prompts)
         self.default_prompt_name = default_prompt_name or self.config.default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from onnx_st._runtime.config import inside, read_modules
 from onnx_st.errors import ConfigError, OnnxModelError, UnsupportedModuleError, foreign_errors
+from onnx_st.model_dir import ModelDir
 from onnx_st.modules.base import Features, InputModule, LoadContext, Loader, Module, embedding_dimension, walk
 from onnx_st.modules.dense import Dense
 from onnx_st.modules.multi_vector_mask import MultiVectorMask
@@ -93,13 +93,23 @@ def assemble(modules: list[Module], ctx: LoadContext) -> list[Module]:
     return chain
 
 
-def load_modules(model_dir: Path, ctx: LoadContext) -> list[Module] | None:
-    """Load and assemble every module of ``modules.json`` in order; ``None`` if there is no modules.json."""
-    specs = read_modules(model_dir)
-    if specs is None:
+def load_modules(model_dir: ModelDir | Path, ctx: LoadContext) -> list[Module] | None:
+    """Load and assemble every module of ``modules.json`` in order; ``None`` if there is no modules.json.
+
+    A Router gets its routes from ``model_dir`` (the config it was read from once).
+    """
+    files = ModelDir.of(model_dir)
+    if files.modules is None:
         return None
-    modules = [load_module(spec.type, inside(model_dir, spec.path, "module path", model_dir / "modules.json"), ctx)
-               for spec in sorted(specs, key=lambda s: s.idx)]
+    modules: list[Module] = []
+    for spec in sorted(files.modules, key=lambda s: s.idx):
+        folder = files.module_folder(spec)
+        directory = files.path / folder if folder else files.path
+        if spec.class_name == "Router" and _ALIASES.get(spec.type, spec.type).startswith("sentence_transformers."):
+            with foreign_errors(ConfigError, f"Cannot load Router from {directory}"):
+                modules.append(Router.from_spec(files.routers[folder], directory, ctx, load_module, assemble))
+        else:
+            modules.append(load_module(spec.type, directory, ctx))
     return assemble(modules, ctx)
 
 

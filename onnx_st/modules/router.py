@@ -1,4 +1,5 @@
-"""Router: separate module chains per task (query / document) and modality, as ``router_config.json`` describes."""
+"""Router: separate module chains per task (query / document) and modality, as ``router_config.json`` describes
+(read by :class:`onnx_st.model_dir.ModelDir`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from onnx_st._runtime.config import config_bool, config_dict, config_str, read_json
+from onnx_st._runtime.config import config_bool, config_dict, config_str
 from onnx_st._runtime.inputs import has_max_seq_length_setter
 from onnx_st.errors import ConfigError, InputError
+from onnx_st.model_dir import ModelDir, RouterSpec
 from onnx_st.modules.base import Features, InputModule, LoadContext, Module, embedding_dimension, text_length
 
 logger = logging.getLogger("onnx_st")
@@ -72,29 +74,17 @@ class Router(InputModule):
     @classmethod
     def load(cls, directory: Path, ctx: LoadContext, load_module: ModuleLoader, assemble: ChainAssembler) -> Router:
         """Read ``router_config.json`` (``config.json`` in older saves) and every sub-module folder it names."""
-        path = directory / ("router_config.json" if (directory / "router_config.json").is_file() else "config.json")
-        config = read_json(path)
-        types = config_dict(config, "types", path)
-        structure = config_dict(config, "structure", path)
-        if not types or not structure:
-            raise ConfigError(f"{path} needs non-empty 'types' and 'structure' objects")
-        params = config_dict(config, "parameters", path)
-        loaded: dict[str, Module] = {}
-        for model_id, type_name in types.items():
-            if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
-                raise ConfigError(f"{path}: unsafe module folder {model_id!r}")
-            if not isinstance(type_name, str):
-                raise ConfigError(f"{path}: 'types'[{model_id!r}] must be a class path, got {type_name!r}")
-            loaded[model_id] = load_module(type_name, directory / model_id, ctx)
-        routes: dict[str, list[Module]] = {}
-        for route, ids in structure.items():
-            if not isinstance(ids, list) or not all(isinstance(m, str) for m in ids):
-                raise ConfigError(f"{path}: 'structure'[{route!r}] must be a list of module names, got {ids!r:.80}")
-            unknown = [m for m in ids if m not in loaded]
-            if unknown:
-                raise ConfigError(f"{path}: route {route!r} names modules {unknown} that 'types' does not define; "
-                                  f"defined: {sorted(loaded)}")
-            routes[route] = assemble([loaded[m] for m in ids], ctx)
+        return cls.from_spec(ModelDir.read(directory).router(""), directory, ctx, load_module, assemble)
+
+    @classmethod
+    def from_spec(cls, spec: RouterSpec, directory: Path, ctx: LoadContext, load_module: ModuleLoader,
+                  assemble: ChainAssembler) -> Router:
+        """Load every sub-module of a Router config (``directory``: the Router's folder) and assemble its routes."""
+        path = spec.file
+        loaded = {model_id: load_module(type_name, directory / model_id, ctx)
+                  for model_id, type_name in spec.types.items()}
+        routes = {route: assemble([loaded[m] for m in ids], ctx) for route, ids in spec.structure.items()}
+        params = spec.parameters
         default = config_str(params, "default_route", None, path)
         if default is None and config_bool(params, "allow_empty_key", True, path):
             default = next(iter(routes))

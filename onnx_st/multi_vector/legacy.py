@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from onnx_st._runtime.config import MODEL_CONFIG_FILE, HFConfig, config_int, config_str, read_json
+from onnx_st._runtime.config import MODEL_CONFIG_FILE, MODULES_FILE, config_int, config_str, read_json
 from onnx_st._runtime.weights import load_safetensors
 from onnx_st.errors import ConfigError, ModelNotFoundError
+from onnx_st.model_dir import ModelDir
 from onnx_st.modules import LoadContext, Module
 from onnx_st.modules.dense import Dense
 from onnx_st.modules.multi_vector_mask import MultiVectorMask
@@ -68,10 +69,10 @@ def _pylate(config: dict[str, Any]) -> LegacyLayout:
     return LegacyLayout(kind, knobs, prefixes, skiplist)
 
 
-def _stanford(model_dir: Path) -> LegacyLayout:
+def _stanford(files: ModelDir) -> LegacyLayout:
     """Read ``artifact.metadata`` (defaults when absent) as sentence-transformers 6.2 does."""
-    path = model_dir / "artifact.metadata"
-    metadata = read_json(path, required=False)
+    path = files.file("artifact.metadata")
+    metadata = files.json_object("artifact.metadata")
     prefixes = {"query": (config_str(metadata, "query_token_id", "", path) or "[unused0]") + " ",
                 "document": (config_str(metadata, "doc_token_id", "", path) or "[unused1]") + " "}
     defaults: dict[str, Any] = {"query_expansion": {"strategy": "fixed",
@@ -83,10 +84,10 @@ def _stanford(model_dir: Path) -> LegacyLayout:
     return LegacyLayout("stanford", defaults, prefixes, skiplist)
 
 
-def read_layout(model_dir: Path, raw_config: dict[str, Any]) -> LegacyLayout:
+def read_layout(files: ModelDir, raw_config: dict[str, Any]) -> LegacyLayout:
     """The legacy layout of a multi-vector directory (``kind="native"`` for sentence-transformers 6 saves)."""
-    if not (model_dir / "modules.json").is_file() and "HF_ColBERT" in HFConfig.read(model_dir).architectures:
-        return _stanford(model_dir)
+    if not files.has(MODULES_FILE) and "HF_ColBERT" in files.hf_config().architectures:
+        return _stanford(files)
     return _pylate(raw_config)
 
 

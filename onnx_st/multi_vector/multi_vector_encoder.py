@@ -71,7 +71,7 @@ class MultiVectorEncoder(BaseModel):
                 module.resolve_with_tokenizer(tokenizer)
 
     def _load_context(self, ctx: LoadContext) -> LoadContext:
-        self.layout = read_layout(self.model_dir, self.config.raw)
+        self.layout = read_layout(self.model_files, self.config.raw)
         return replace(ctx, transformer_defaults=self.layout.transformer_defaults,
                        special_prefixes=tuple(self.layout.prefixes.values()))
 
