@@ -20,50 +20,25 @@ if TYPE_CHECKING:
 
 def _load(args: argparse.Namespace) -> BaseModel:
     """The model of ``args.model`` with the front class of its kind and the runtime flags."""
-    from onnx_st.kinds import load_model
+    from onnx_st.kinds import load_by_kind
 
-    return load_model(args.model, args.kind, options=RuntimeOptions.from_args(args), local_files_only=args.offline)
-
-
-def _kind(model: BaseModel) -> str:
-    from onnx_st.kinds import kind_of_class
-
-    return kind_of_class(type(model)).name
+    return load_by_kind(args.model, args.kind, options=RuntimeOptions.from_args(args), local_files_only=args.offline)
 
 
 def _cmd_similarity(args: argparse.Namespace) -> int:
-    model = _load(args)
-    if _kind(model) == "cross":  # a reranker scores each (source, sentence) pair, as the hosted API does
-        scores = model.predict([(args.source, s) for s in args.sentences])  # type: ignore[attr-defined]
-    elif _kind(model) == "multi-vector":  # MaxSim of the source as a query against the sentences as documents
-        queries = model.encode_query([args.source])  # type: ignore[attr-defined]
-        scores = model.similarity(queries, model.encode_document(args.sentences))[0]  # type: ignore[attr-defined]
-    else:
-        source = model.encode([args.source])  # type: ignore[attr-defined]
-        others = model.encode(args.sentences)  # type: ignore[attr-defined]
-        scores = model.similarity(source, others)[0]  # type: ignore[attr-defined]
+    scores = _load(args).similarity_to_source(args.source, args.sentences)
     print(json.dumps([round(float(s), 6) for s in scores]))
     return 0
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     model = _load(args)
-    kind = _kind(model)
-    if kind == "cross":
+    if model.kind.scores_pairs:
         raise InputError(f"{args.model} is a CrossEncoder (reranker scores of text pairs), which does not embed "
                          "texts: use `onnx-st similarity MODEL --source QUERY --sentences DOC ...` for its scores")
     texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin]
-    if kind == "sparse":
-        sparse = model.encode(texts, batch_size=args.batch_size)  # type: ignore[attr-defined]
-        print(json.dumps([{"indices": row.indices.tolist(), "values": row.values.tolist()} for row in sparse]))
-        return 0
-    if kind == "multi-vector":
-        vectors = model.encode(texts, batch_size=args.batch_size)  # type: ignore[attr-defined]
-        print(json.dumps([v.tolist() for v in vectors]))
-        return 0
-    embeddings = model.encode(texts, normalize_embeddings=args.normalize,  # type: ignore[attr-defined]
-                              precision=args.precision, batch_size=args.batch_size)
-    print(json.dumps(embeddings.tolist()))
+    rows = model.encode_json(texts, batch_size=args.batch_size, normalize=args.normalize, precision=args.precision)
+    print(json.dumps(rows))
     return 0
 
 
@@ -76,20 +51,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     detection = detect_kind(model.model_dir)
     info: dict[str, Any] = {
         "model_dir": str(model.model_dir),
-        "kind": _kind(model),
+        "kind": model.kind.name,
         "model_type": model.model_kind,
         "kind_evidence": detection.evidence,
         "modules": [type(m).__name__ for m in model.modules],
         "max_seq_length": model.max_seq_length,
         "prompts": model.prompts,
     }
-    if hasattr(model, "get_embedding_dimension"):
-        info["embedding_dimension"] = model.get_embedding_dimension()
-    if hasattr(model, "similarity_fn_name"):
-        info["similarity_fn_name"] = model.similarity_fn_name
-    if hasattr(model, "num_labels"):
-        info["num_labels"] = model.num_labels
-        info["activation_fn"] = getattr(model, "activation_fn_name", None)
+    info.update(model.describe())
     info["runtime"] = model.options.to_dict()
     info["onnx_files"] = list_onnx_files(Path(model.model_dir))
     info["variants"] = [v.to_dict() for v in list_variants(model.model_dir)]
@@ -157,14 +126,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"onnx-st serve needs the server extra (pip install 'onnx-st[server]'): {exc}", file=sys.stderr)
         return 2
-    from onnx_st.server.registry import load_model
+    from onnx_st.server.registry import load_served_model
 
     paths = serve_models(args.models, args.model_id)
     runtime = per_model_options(args, list(paths))
     models = {}
     for name, path in paths.items():  # loaded before listening: a directory that is not a model stops here
         try:
-            models[name] = load_model(path, runtime[name])
+            models[name] = load_served_model(path, runtime[name])
         except OnnxSTError as exc:
             raise type(exc)(f"model {name!r} ({path}) cannot be served: {exc}") from exc
     app = create_app(models, token=args.token or os.environ.get("ONNX_ST_TOKEN"),
@@ -186,9 +155,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             args.input, args.output, args.model, kind=args.kind, input_format=args.format,
             text_column=args.text_column, id_column=args.id_column, query_column=args.query_column,
             document_column=args.document_column, batch_size=args.batch_size, part_rows=args.part_rows,
-            normalize=args.normalize, prompt_name=args.prompt_name, file_name=args.file_name,
-            runtime=RuntimeOptions.from_args(args),
-            on_bad_row=args.on_bad_row, engine=args.engine, threads=args.threads, address=args.address,
+            normalize=args.normalize, prompt_name=args.prompt_name, runtime=RuntimeOptions.from_args(args),
+            on_bad_row=args.on_bad_row, engine=args.engine, address=args.address,
             actors=args.actors, cpus_per_actor=args.cpus_per_actor, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"onnx-st: interrupted; finished parts are kept in {args.output}: run the same command again "

@@ -21,6 +21,7 @@ from onnx_st.errors import InputError, ModelNotFoundError, OnnxSTError
 from onnx_st.jobs.errors import BadRowsError, JobError, MissingExtraError, ResumeMismatchError
 from onnx_st.jobs.runner import run_embed_job
 from onnx_st.jobs.spec import detect_kind
+from onnx_st.options import RuntimeOptions
 
 from .conftest import ROOT, fixture_dir, fixture_expected
 from .embed_helpers import (
@@ -117,7 +118,8 @@ def test_ids_default_to_row_numbers_and_columns_are_checked(tmp_path: Path) -> N
     with pytest.raises(InputError, match="ray engine"):
         run_embed_job(source, tmp_path / "out7", DENSE, actors=2, progress=False)
     with pytest.raises(InputError, match="local engine"):
-        run_embed_job(source, tmp_path / "out8", DENSE, engine="ray", threads=2, progress=False)
+        run_embed_job(source, tmp_path / "out8", DENSE, engine="ray",
+                      runtime=RuntimeOptions.from_kwargs(intra_op_num_threads=2), progress=False)
 
 
 def test_output_is_deterministic(tmp_path: Path) -> None:
@@ -345,6 +347,6 @@ def test_multi_vector_rows_are_lists_of_token_vectors(tmp_path: Path, prompt_nam
     from onnx_st.jobs.spec import JobOptions
 
     options = JobOptions(kind="multi-vector", prompt_name=prompt_name)
-    columns = to_numpy(compute(model, "multi-vector", options, {"text": texts[:5]}), "multi-vector")
+    columns = to_numpy(compute(model, options, {"text": texts[:5]}))
     for g, w in zip(columns["embeddings"], want[:5]):
         np.testing.assert_allclose(g, w, atol=1e-6)

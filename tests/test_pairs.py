@@ -13,7 +13,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 import onnx_st._runtime.pairs as pairs_module
-from onnx_st._runtime.pairs import count_tokens
+from onnx_st._runtime.pairs import length_in_pieces
 from onnx_st._runtime.tokenizer import TextTokenizer, truncating_from
 
 from .conftest import ROOT, fixture_dir
@@ -94,7 +94,7 @@ def test_token_count_on_pieces() -> None:
     rng = random.Random(3)
     for _ in range(20):
         text = _text(rng, rng.randint(0, 300))
-        assert count_tokens(raw, text, chunk=50) == len(raw.encode(text, add_special_tokens=False).ids)
+        assert length_in_pieces(raw, text, chunk=50) == len(raw.encode(text, add_special_tokens=False).ids)
 
 
 def test_long_pairs_in_bounded_memory() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from onnx_st import SentenceTransformer
 from onnx_st._runtime.tokenizer import truncating_from
-from onnx_st.server import load_model
-from onnx_st.server.inference import TokenCounter
+from onnx_st.server import load_served_model
+from onnx_st.server.inference import TokenLimit
 
 from .conftest import fixture_dir
 from .server_helpers import SEED_SENTENCES, SEED_SOURCE, client, fixture_models, live_server
@@ -65,7 +65,7 @@ def test_x_wait_for_model_while_loading() -> None:
 
     def slow_loader(path: Path) -> Any:
         assert release.wait(30)
-        return load_model(path)
+        return load_served_model(path)
 
     with live_server({"slow": fixture_dir("dense-mean")}, loader=slow_loader) as url, client(url) as c:
         body = {"inputs": {"source_sentence": SEED_SOURCE, "sentences": SEED_SENTENCES}}
@@ -181,7 +181,7 @@ def test_queue_full_is_429() -> None:
 
     model.encode = blocking_encode  # type: ignore[method-assign]
     # the first request runs; the second fills the token budget; the third is refused at once
-    budget = sum(TokenCounter(model).count(["first", "second"]))
+    budget = sum(TokenLimit(model).count(["first", "second"]))
     with live_server({"dense": model}, max_queue_tokens=budget) as url, client(url) as c:
         results: list[int] = []
         threads = [threading.Thread(target=lambda t=t: results.append(

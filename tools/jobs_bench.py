@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts, origin = bench_texts(args.texts, args.texts_file)
     part_rows = args.part_rows or max(1, args.texts // 16)
     common: dict[str, Any] = {"batch_size": args.batch_size, "part_rows": part_rows, "progress": False,
-                              "file_name": args.file_name}
+                              "runtime": RuntimeOptions(file_name=args.file_name)}
     header = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
               "load_average_start": load_average(), "texts": len(texts), "origin": origin,
               "part_rows": part_rows, "batch_size": args.batch_size, "model": args.model,
@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         local = run_embed_job(source, work / "local", args.model, **common)
         rows.append(_row("single process", local, "ONNX Runtime default threads"))
         print(json.dumps(rows[-1]), flush=True)
-        parallel = run_embed_job(source, work / "parallel", args.model, runtime=RuntimeOptions(parallel_runs=2), **common)
+        parallel = run_embed_job(source, work / "parallel", args.model,
+                                 **{**common, "runtime": RuntimeOptions(file_name=args.file_name, parallel_runs=2)})
         same = _same_output(work / "parallel", work / "local")
         rows.append(_row("single process, 2 parallel runs", parallel,
                          "output identical to single process" if same else "OUTPUT DIFFERS"))

@@ -82,8 +82,11 @@ def encode_capped(raw: Tokenizer, texts: Sequence[str], keep: int | None,
     return out
 
 
-def count_tokens(raw: Tokenizer, text: str, chunk: int = 65536) -> int:
-    """Tokens of ``text`` (no special tokens), counted on pieces split before a space: memory of one piece."""
+def length_in_pieces(raw: Tokenizer, text: str, chunk: int = 65536) -> int:
+    """Tokens of ``text`` (no special tokens), tokenized in pieces split before a space: memory of one piece.
+
+    The primitive :meth:`onnx_st._runtime.tokenizer.TextTokenizer.count_tokens` counts untruncated texts with.
+    """
     pieces, start = [], 0
     while len(text) - start > chunk:
         split = text.rfind(" ", start + 1, start + chunk)
@@ -152,8 +155,8 @@ def encode_pairs(raw: Tokenizer, pairs: Sequence[tuple[str, str]], max_length: i
             n_a, n_b = len(full_a.ids), len(full_b.ids)
             if limit % 2 and n_a > limit and n_b > limit and (a is not text_a or b is not text_b):
                 # both truncated to halves: the longer side keeps the odd token, so the whole lengths decide
-                n_a = count_tokens(raw, text_a) if a is not text_a else n_a
-                n_b = count_tokens(raw, text_b) if b is not text_b else n_b
+                n_a = length_in_pieces(raw, text_a) if a is not text_a else n_a
+                n_b = length_in_pieces(raw, text_b) if b is not text_b else n_b
             keep_a, keep_b = longest_first_lengths(n_a, n_b, limit)
             if keep_a < len(full_a.ids):
                 enc_a = _cut(raw, a, full_a, keep_a, direction)

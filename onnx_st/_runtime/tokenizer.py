@@ -17,10 +17,11 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, normalizers
 
 from onnx_st._runtime.config import SIDES, HFConfig, config_str, read_json
-from onnx_st._runtime.pairs import encode_capped, encode_pairs
+from onnx_st._runtime.pairs import encode_capped, encode_pairs, length_in_pieces
 from onnx_st.errors import ConfigError, InputError, ModelNotFoundError, foreign_errors
 
 _HUGE = 10**20
+_OWN: Any = object()
 _SIDE: ContextVar[str | None] = ContextVar("onnx_st_truncation_side", default=None)
 
 
@@ -295,16 +296,23 @@ class TextTokenizer:
         ids = self._tokenizer.post_process(encoding, None, add_special_tokens=True).ids
         return len(ids) - 1 if ids and ids[-1] in self._special_ids else len(ids)
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Token count of each text (or pair) after truncation, special tokens included.
+    def count_tokens(self, texts: Sequence[Any], max_length: int | None = _OWN) -> list[int]:
+        """Token count of each text (or pair) after truncation, special tokens included: the one token counter.
 
         A pair is counted side by side, each text only up to the length truncation keeps: memory follows
         what is kept, never the product of the two lengths or a text of megabytes.
+
+        Args:
+            max_length: truncation length (default: this tokenizer's); ``None`` counts whole texts, each
+                tokenized in pieces (:func:`~onnx_st._runtime.pairs.length_in_pieces`).
+
+        Raises:
+            InputError: a text cannot be tokenized (the cause is the tokenizer's error).
         """
         items = list(texts)
         if not items:
             return []
-        raw, length = self._tokenizer, self._max_length
+        raw, length = self._tokenizer, self._max_length if max_length is _OWN else max_length
         with foreign_errors(InputError, "Cannot tokenize the input"):
             pairs = [i for i, t in enumerate(items) if not isinstance(t, str)]
             counts = [0] * len(items)
@@ -314,7 +322,11 @@ class TextTokenizer:
                 specials = raw.num_special_tokens_to_add(is_pair) if self.add_special_tokens else 0
                 budget = None if length is None else max(length - specials, 0)
                 sides = [[str(items[i][k]) for i in idx] for k in (0, 1)] if is_pair else [[items[i] for i in idx]]
-                side_counts = [[len(e.ids) for e, _ in encode_capped(raw, side, budget, "right")] for side in sides]
+                if budget is None:
+                    side_counts = [[length_in_pieces(raw, text) for text in side] for side in sides]
+                else:
+                    side_counts = [[len(e.ids) for e, _ in encode_capped(raw, side, budget, "right")]
+                                   for side in sides]
                 for i, n in zip(idx, map(sum, zip(*side_counts))):
                     counts[i] = (n if budget is None else min(n, budget)) + specials
         return counts

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+import numpy as np
 
 from onnx_st._runtime.config import MODEL_CONFIG_FILE
 from onnx_st._runtime.inputs import (
@@ -25,7 +28,7 @@ from onnx_st.base.pool import MultiProcessPool, start_pool, stop_pool
 from onnx_st.errors import InputError, ModelNotFoundError
 from onnx_st.export_hook import LoadSource, ensure_onnx, split_export
 from onnx_st.hub import resolve_model_files
-from onnx_st.kinds import check_kind, kind_of_class
+from onnx_st.kinds import ModelKind, check_kind, kind_of_class
 from onnx_st.model_dir import ModelDir
 from onnx_st.modules import LoadContext, Module, assemble, load_modules
 from onnx_st.modules.pooling import Pooling
@@ -71,7 +74,24 @@ def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any]
     return replace(base, **set_now) if set_now else base
 
 
-class BaseModel:
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column an ``onnx-st embed`` job writes per row.
+
+    Attributes:
+        name: the column name.
+        dtype: ``float32`` or ``int32`` values.
+        nesting: 0: one value per row; 1: a list of values; 2: a list of lists (one per token).
+        width: the length of the innermost lists when fixed (``None``: variable).
+    """
+
+    name: str
+    dtype: Literal["float32", "int32"] = "float32"
+    nesting: int = 0
+    width: int | None = None
+
+
+class BaseModel(ABC):
     """A loaded model directory: its modules, prompts and ONNX sessions.
 
     Args:
@@ -445,3 +465,80 @@ class BaseModel:
             raise InputError(f"{what} #{i} must be a str{' or a (str, str) pair' if pairs else ''}, "
                              f"got {type(item).__name__}: {item!r:.80}")
         return items, single
+
+    # The interface of every kind: what the CLI, the server, jobs, the Lambda handler and the exporter call.
+
+    @property
+    def kind(self) -> ModelKind:
+        """The :class:`~onnx_st.kinds.ModelKind` of this model."""
+        return kind_of_class(type(self))
+
+    @property
+    def labels(self) -> list[str]:
+        """The label of each score a model gives per input (a cross-encoder's ``id2label``); empty otherwise."""
+        return []
+
+    @abstractmethod
+    def get_embedding_dimension(self) -> int | None:
+        """Dimension of the vectors ``encode`` returns (``None``: the model embeds nothing, or cannot tell)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The kind's own entries of ``onnx-st info`` (dimension and similarity, or labels and activation)."""
+
+    @abstractmethod
+    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
+        """One score per sentence against ``source`` (``onnx-st similarity``): the model's similarity of
+        their embeddings, or a reranker's score of each ``(source, sentence)`` pair."""
+
+    @abstractmethod
+    def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
+                    precision: str = "float32") -> list[Any]:
+        """One JSON-ready row per text (``onnx-st encode``).
+
+        Raises:
+            InputError: the model does not embed texts (a reranker).
+        """
+
+    @abstractmethod
+    def job_columns(self) -> tuple[OutputColumn, ...]:
+        """The columns an ``onnx-st embed`` job writes for this model (:attr:`ModelKind.output_columns`)."""
+
+    @abstractmethod
+    def encode_job_batch(self, texts: Mapping[str, list[str]], *, batch_size: int, prompt_name: str | None,
+                         normalize: bool) -> dict[str, np.ndarray]:
+        """One job batch (``texts`` by :attr:`ModelKind.input_columns`) as NumPy results of :meth:`job_columns`.
+
+        A column of lists comes as CSR arrays: ``indptr`` with ``indices``/``values`` (sparse), or
+        ``vectors_indptr`` with ``vectors`` (a list of token vectors per row).
+        """
+
+    @abstractmethod
+    def parity_outputs(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """The outputs parity records compare, as one float array: embeddings, dense vocabulary-wide rows,
+        every document token vector as a row, or pair scores."""
+
+    # the operations a server route may call (:attr:`ModelKind.server_operations`)
+
+    def _no_operation(self, operation: str) -> InputError:
+        return InputError(f"{type(self).__name__} ({self.kind.description}) has no {operation} operation")
+
+    def serve_embed(self, texts: list[str], *, prompt_name: str | None, normalize: bool,
+                    dimensions: int | None) -> list[np.ndarray]:
+        """Dense embeddings (``embed``)."""
+        raise self._no_operation("embed")
+
+    def serve_embed_tokens(self, texts: list[str], *, prompt_name: str | None) -> list[np.ndarray]:
+        """One vector per token of each text (``embed_all``)."""
+        raise self._no_operation("embed_all")
+
+    def serve_embed_sparse(self, texts: list[str], *, prompt_name: str | None) -> list[Any]:
+        """Sparse embeddings, one :class:`~onnx_st.SparseVector` per text (``embed_sparse``)."""
+        raise self._no_operation("embed_sparse")
+
+    def serve_predict(self, pairs: list[tuple[str, str]], *, raw_scores: bool) -> list[np.ndarray]:
+        """Scores of text pairs, the model's activation unless ``raw_scores`` (``predict``, ``rerank``)."""
+        raise self._no_operation("predict")
+
+    _inference: Callable[..., list[Any]]
+    """One result per input, computed in this process (what a pool worker runs on its chunk)."""

@@ -45,7 +45,7 @@ def _worker(model_cls: type[BaseModel], model_dir: str, init_kwargs: dict[str, A
             outputs.put((chunk_id, _picklable(failure)))
             continue
         try:
-            outputs.put((chunk_id, model._inference(items, show_progress_bar=False, **kwargs)))  # type: ignore[attr-defined]
+            outputs.put((chunk_id, model._inference(items, show_progress_bar=False, **kwargs)))
         except Exception as exc:
             outputs.put((chunk_id, _picklable(exc)))
 

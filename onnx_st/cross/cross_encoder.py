@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from onnx_st._runtime.config import HFConfig
-from onnx_st.base.model import BaseModel
+from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
 from onnx_st.functional import ACTIVATIONS, activation, softmax
@@ -249,6 +249,48 @@ class CrossEncoder(BaseModel):
             results.append({"corpus_id": i, "score": score, **({"text": docs[i]} if return_documents else {})})
         results.sort(key=lambda r: r["score"], reverse=True)
         return results[:top_k]
+
+    # the interface the CLI, the server, jobs and the exporter call (see BaseModel)
+
+    @property
+    def labels(self) -> list[str]:
+        """The label of each score: ``config.json``'s ``id2label``, else ``LABEL_i``."""
+        id2label = self._hf_config.id2label
+        return [id2label.get(i, f"LABEL_{i}") for i in range(self.num_labels)]
+
+    def get_embedding_dimension(self) -> int | None:
+        """``None``: a reranker scores pairs and embeds nothing."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"num_labels": self.num_labels, "activation_fn": self.activation_fn_name}
+
+    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
+        return np.asarray(self.predict([(source, s) for s in sentences]))
+
+    def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
+                    precision: str = "float32") -> list[Any]:
+        raise InputError("A CrossEncoder scores text pairs and does not embed texts: use predict()")
+
+    def job_columns(self) -> tuple[OutputColumn, ...]:
+        labels = self.num_labels
+        return (OutputColumn("score") if labels == 1 else OutputColumn("score", nesting=1, width=labels),)
+
+    def encode_job_batch(self, texts: Mapping[str, list[str]], *, batch_size: int, prompt_name: str | None,
+                         normalize: bool) -> dict[str, np.ndarray]:
+        pairs = list(zip(texts["query"], texts["document"]))
+        labels = self.num_labels
+        if not pairs:
+            return {"score": np.zeros((0,) if labels == 1 else (0, labels), np.float32)}
+        scores = self.predict(pairs, batch_size=batch_size, prompt_name=prompt_name, show_progress_bar=False)
+        return {"score": np.asarray(scores, dtype=np.float32)}
+
+    def parity_outputs(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        return np.asarray(self.predict(list(inputs), batch_size=batch_size))
+
+    def serve_predict(self, pairs: list[tuple[str, str]], *, raw_scores: bool) -> list[np.ndarray]:
+        activation = "torch.nn.Identity" if raw_scores else None
+        return list(np.asarray(self.predict(pairs, convert_to_numpy=True, activation_fn=activation), dtype=np.float32))
 
     def _extra_config(self) -> dict[str, Any]:
         return {"activation_fn": self.activation_fn_name}

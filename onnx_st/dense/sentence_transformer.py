@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from onnx_st._runtime.config import HFConfig
 from onnx_st._runtime.similarity_name import SimilarityNamed, check_similarity_fn_name
-from onnx_st.base.model import BaseModel
+from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import InputError
 from onnx_st.functional import PAIRWISE, SIMILARITY, normalize
@@ -186,6 +186,40 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
     def similarity_pairwise(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
         """Similarity of ``embeddings1[i]`` with ``embeddings2[i]``."""
         return PAIRWISE[self.similarity_fn_name](embeddings1, embeddings2)
+
+    # the interface the CLI, the server, jobs and the exporter call (see BaseModel)
+
+    def describe(self) -> dict[str, Any]:
+        return {"embedding_dimension": self.get_embedding_dimension(), "similarity_fn_name": self.similarity_fn_name}
+
+    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
+        return self.similarity(self.encode([source]), self.encode(sentences))[0]
+
+    def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
+                    precision: str = "float32") -> list[Any]:
+        embeddings = self.encode(texts, normalize_embeddings=normalize, precision=precision, batch_size=batch_size)
+        return embeddings.tolist()  # type: ignore[no-any-return]
+
+    def job_columns(self) -> tuple[OutputColumn, ...]:
+        return (OutputColumn("embedding", nesting=1, width=int(self.get_embedding_dimension() or 0)),)
+
+    def encode_job_batch(self, texts: Mapping[str, list[str]], *, batch_size: int, prompt_name: str | None,
+                         normalize: bool) -> dict[str, np.ndarray]:
+        emb = self.encode(texts["text"], normalize_embeddings=normalize, batch_size=batch_size,
+                          prompt_name=prompt_name, show_progress_bar=False)
+        return {"embedding": np.asarray(emb, dtype=np.float32)}
+
+    def parity_outputs(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        return np.asarray(self.encode(list(inputs), batch_size=batch_size))
+
+    def serve_embed(self, texts: list[str], *, prompt_name: str | None, normalize: bool,
+                    dimensions: int | None) -> list[np.ndarray]:
+        out = self.encode(texts, prompt_name=prompt_name, normalize_embeddings=normalize, truncate_dim=dimensions)
+        return list(np.asarray(out, dtype=np.float32))
+
+    def serve_embed_tokens(self, texts: list[str], *, prompt_name: str | None) -> list[np.ndarray]:
+        return [np.asarray(t, dtype=np.float32)
+                for t in self.encode(texts, prompt_name=prompt_name, output_value="token_embeddings")]
 
     def _extra_config(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}

@@ -14,38 +14,33 @@ from typing import Any
 
 import numpy as np
 
-from onnx_st.base.model import BaseModel
+from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.jobs import deps
-from onnx_st.jobs.spec import JobOptions, Kind
-from onnx_st.kinds import KINDS, get_kind
+from onnx_st.jobs.spec import JobOptions
+from onnx_st.kinds import KINDS, KindName, get_kind
 from onnx_st.options import RuntimeOptions
 
 OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name, kind in KINDS.items()}
 
 
-def load_model(model_dir: str | Path, kind: Kind, *, file_name: str | None = None,
-               threads: int | None = None, runtime: RuntimeOptions | None = None) -> BaseModel:
-    """Load ``model_dir`` as ``kind`` with ``runtime`` options; ``file_name`` and ``threads`` (intra-op
-    threads of each run, inter-op 1) override them."""
-    options = (runtime or RuntimeOptions()).with_overrides(file_name=file_name)
-    if threads is not None:
-        options = options.with_overrides(intra_op_num_threads=int(threads), inter_op_num_threads=1)
-    return get_kind(kind).front_class.from_dir(model_dir, options=options)
+def load_job_model(model_dir: str | Path, kind: KindName, runtime: RuntimeOptions | None = None) -> BaseModel:
+    """Load ``model_dir`` as ``kind`` with the job's ``runtime`` options."""
+    return get_kind(kind).front_class.from_dir(model_dir, options=runtime or RuntimeOptions())
 
 
-def output_fields(model: BaseModel, kind: Kind) -> list[Any]:
-    """Arrow fields of the output columns of ``model``."""
+def _arrow_type(column: OutputColumn) -> Any:
     pa = deps.pyarrow()
-    if kind == "dense":
-        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
-        return [pa.field("embedding", pa.list_(pa.float32(), int(dim or 0)))]
-    if kind == "sparse":
-        return [pa.field("indices", pa.list_(pa.int32())), pa.field("values", pa.list_(pa.float32()))]
-    if kind == "multi-vector":
-        dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
-        return [pa.field("embeddings", pa.list_(pa.list_(pa.float32(), int(dim or 0))))]
-    labels = int(getattr(model, "num_labels", 1))
-    return [pa.field("score", pa.float32() if labels == 1 else pa.list_(pa.float32(), labels))]
+    value = pa.int32() if column.dtype == "int32" else pa.float32()
+    if column.nesting == 0:
+        return value
+    inner = pa.list_(value, column.width if column.width is not None else -1)
+    return inner if column.nesting == 1 else pa.list_(inner)
+
+
+def output_fields(model: BaseModel) -> list[Any]:
+    """Arrow fields of the output columns of ``model`` (:meth:`BaseModel.job_columns`)."""
+    pa = deps.pyarrow()
+    return [pa.field(column.name, _arrow_type(column)) for column in model.job_columns()]
 
 
 def _fixed(matrix: np.ndarray) -> Any:
@@ -54,34 +49,15 @@ def _fixed(matrix: np.ndarray) -> Any:
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), int(matrix.shape[1]))
 
 
-def compute(model: BaseModel, kind: Kind, options: JobOptions, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
+def compute(model: BaseModel, options: JobOptions, texts: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """Run the model on one batch of texts (``text``, or ``query`` and ``document``) and return NumPy results.
 
     Dense: ``embedding`` ``(n, dim)``; sparse: ``indptr``, ``indices``, ``values`` (CSR rows);
     cross: ``score`` ``(n,)`` or ``(n, labels)``; multi-vector: ``vectors_indptr`` and ``vectors``
-    (every row's token vectors, concatenated).
+    (every row's token vectors, concatenated). See :meth:`BaseModel.encode_job_batch`.
     """
-    common: dict[str, Any] = {"batch_size": options.batch_size, "prompt_name": options.prompt_name,
-                              "show_progress_bar": False}
-    if kind == "dense":
-        emb = model.encode(texts["text"], normalize_embeddings=options.normalize, **common)  # type: ignore[attr-defined]
-        return {"embedding": np.asarray(emb, dtype=np.float32)}
-    if kind == "sparse":
-        sparse = model.encode(texts["text"], **common)  # type: ignore[attr-defined]
-        return {"indptr": sparse.indptr, "indices": sparse.indices, "values": sparse.values}
-    if kind == "multi-vector":
-        encode = model.encode_query if options.prompt_name == "query" else model.encode_document  # type: ignore
-        rows = encode(texts["text"], normalize_embeddings=options.normalize, **common)
-        dim = int(model.get_embedding_dimension() or 0)  # type: ignore[attr-defined]
-        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        vectors = np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)
-        return {"vectors_indptr": indptr, "vectors": vectors.astype(np.float32, copy=False)}
-    pairs = list(zip(texts["query"], texts["document"]))
-    labels = int(getattr(model, "num_labels", 1))
-    if not pairs:
-        return {"score": np.zeros((0,) if labels == 1 else (0, labels), np.float32)}
-    scores = np.asarray(model.predict(pairs, **common), dtype=np.float32)  # type: ignore[attr-defined]
-    return {"score": scores}
+    return model.encode_job_batch(texts, batch_size=options.batch_size, prompt_name=options.prompt_name,
+                                  normalize=options.normalize)
 
 
 def to_arrow(result: dict[str, np.ndarray], fields: list[Any]) -> dict[str, Any]:
@@ -109,33 +85,30 @@ def to_arrow(result: dict[str, np.ndarray], fields: list[Any]) -> dict[str, Any]
     return out
 
 
-def to_numpy(result: dict[str, np.ndarray], kind: Kind) -> dict[str, np.ndarray]:
-    """:func:`compute`'s results as batch columns for ``map_batches``'s NumPy batch format."""
-    if kind == "multi-vector":
-        indptr, vectors = result["vectors_indptr"], result["vectors"]
-        embeddings = np.empty(len(indptr) - 1, dtype=object)
-        for i in range(len(indptr) - 1):
-            embeddings[i] = vectors[indptr[i]:indptr[i + 1]]
-        return {"embeddings": embeddings}
-    if kind != "sparse":
-        return dict(result)
-    indptr = result["indptr"]
-    rows = range(len(indptr) - 1)
-    indices, values = np.empty(len(rows), dtype=object), np.empty(len(rows), dtype=object)
-    for i in rows:
-        indices[i] = result["indices"][indptr[i]:indptr[i + 1]]
-        values[i] = result["values"][indptr[i]:indptr[i + 1]]
-    return {"indices": indices, "values": values}
+def _split(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    rows = np.empty(len(indptr) - 1, dtype=object)
+    for i in range(len(indptr) - 1):
+        rows[i] = values[indptr[i]:indptr[i + 1]]
+    return rows
 
 
-def encode_table(model: BaseModel, kind: Kind, options: JobOptions, table: Any,
-                 fields: list[Any] | None = None) -> Any:
+def to_numpy(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`compute`'s results as batch columns for ``map_batches``'s NumPy batch format (CSR rows split)."""
+    if "vectors_indptr" in result:
+        return {"embeddings": _split(result["vectors_indptr"], result["vectors"])}
+    if "indptr" in result:
+        return {"indices": _split(result["indptr"], result["indices"]),
+                "values": _split(result["indptr"], result["values"])}
+    return dict(result)
+
+
+def encode_table(model: BaseModel, options: JobOptions, table: Any, fields: list[Any] | None = None) -> Any:
     """``table`` (job column names) with the output columns appended."""
     pa = deps.pyarrow()
-    fields = fields or output_fields(model, kind)
+    fields = fields or output_fields(model)
     if table.num_rows:
         texts = {name: table.column(name).to_pylist() for name in options.value_columns}
-        arrays = to_arrow(compute(model, kind, options, texts), fields)
+        arrays = to_arrow(compute(model, options, texts), fields)
     else:
         arrays = {field.name: pa.array([], field.type) for field in fields}
     for field in fields:

@@ -29,7 +29,7 @@ import numpy as np
 
 from onnx_st.jobs import deps
 from onnx_st.jobs.badrows import PreparedPart, describe, reason
-from onnx_st.jobs.encode import compute, load_model, output_fields, to_arrow, to_numpy
+from onnx_st.jobs.encode import compute, load_job_model, output_fields, to_arrow, to_numpy
 from onnx_st.jobs.errors import BadRowsError, JobError
 from onnx_st.jobs.ray_cluster import connect, disconnect, gcs_address, session_threads
 from onnx_st.jobs.spec import JobOptions, detect_kind
@@ -83,15 +83,17 @@ class EmbedBatches:
         resolved = detect_kind(model_dir) if kind == "auto" else kind
         self.options = JobOptions(kind=resolved, text_column=text_column, query_column=query_column,  # type: ignore[arg-type]
                                   document_column=document_column, batch_size=batch_size, normalize=normalize,
-                                  prompt_name=prompt_name, file_name=file_name)
+                                  prompt_name=prompt_name)
         self.id_column = id_column
         self.on_bad_row = on_bad_row
         self.threads = assigned_cpus(num_cpus)
-        options = RuntimeOptions.from_dict(runtime) if runtime else RuntimeOptions()
-        # the actor's CPUs, shared by its parallel runs (no assignment: ONNX Runtime's default threads)
-        per_run = None if self.threads is None else max(1, self.threads // options.parallel_runs)
-        self.model = load_model(model_dir, self.options.kind, file_name=file_name, threads=per_run, runtime=options)
-        self.fields = output_fields(self.model, self.options.kind)
+        options = (RuntimeOptions.from_dict(runtime) if runtime else RuntimeOptions()).with_overrides(
+            file_name=file_name)
+        if self.threads is not None:  # the actor's CPUs, shared by its parallel runs (else ONNX Runtime's default)
+            options = options.with_overrides(intra_op_num_threads=max(1, self.threads // options.parallel_runs),
+                                             inter_op_num_threads=1)
+        self.model = load_job_model(model_dir, self.options.kind, options)
+        self.fields = output_fields(self.model)
 
     @property
     def kind(self) -> str:
@@ -112,9 +114,9 @@ class EmbedBatches:
         if bad:
             batch, columns = self._drop(batch, columns, bad, arrow)
         texts = {name: columns[source] for source, name in zip(sources, self.options.value_columns)}
-        result = compute(self.model, self.options.kind, self.options, texts)  # type: ignore[arg-type]
+        result = compute(self.model, self.options, texts)
         if not arrow:
-            return {**batch, **to_numpy(result, self.options.kind)}  # type: ignore[arg-type]
+            return {**batch, **to_numpy(result)}
         arrays = to_arrow(result, self.fields)
         for field in self.fields:
             if field.name in batch.column_names:
@@ -255,7 +257,7 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
                     _PartEncoder,
                     fn_constructor_kwargs={"model_dir": str(model_dir), "kind": options.kind,
                                            "batch_size": options.batch_size, "normalize": options.normalize,
-                                           "prompt_name": options.prompt_name, "file_name": options.file_name,
+                                           "prompt_name": options.prompt_name,
                                            "num_cpus": cpus_per_actor,
                                            "runtime": runtime.to_dict() if runtime else None},
                     batch_size=None, batch_format="pyarrow", zero_copy_batch=True, num_cpus=cpus_per_actor,
@@ -270,9 +272,9 @@ def run_on_ray(feed: Iterable[PreparedPart], write: Callable[[PreparedPart, Any]
             raise JobError(f"parts {sorted(pending)} came back incomplete from Ray")
         for part in empty:
             if schema is None:
-                model = load_model(model_dir, options.kind, file_name=options.file_name, threads=1,
-                                   runtime=runtime)
-                fields = output_fields(model, options.kind)
+                one_thread = (runtime or RuntimeOptions()).with_overrides(intra_op_num_threads=1,
+                                                                          inter_op_num_threads=1)
+                fields = output_fields(load_job_model(model_dir, options.kind, one_thread))
                 schema = pa.schema([*part.table.schema, *fields])
             write(part, schema.empty_table())
         return info

@@ -19,12 +19,13 @@ from typing import Any, Literal
 from onnx_st.errors import InputError, ModelNotFoundError, foreign_errors
 from onnx_st.jobs import manifest
 from onnx_st.jobs.badrows import PreparedPart, fail_on, screen
-from onnx_st.jobs.encode import OUTPUT_COLUMNS, encode_table, load_model, output_fields
+from onnx_st.jobs.encode import OUTPUT_COLUMNS, encode_table, load_job_model, output_fields
 from onnx_st.jobs.errors import BadRowsError, JobError
 from onnx_st.jobs.progress import Progress
 from onnx_st.jobs.readers import open_reader
-from onnx_st.jobs.spec import BadRowPolicy, JobOptions, Kind, detect_kind
+from onnx_st.jobs.spec import BadRowPolicy, JobOptions, detect_kind
 from onnx_st.jobs.writer import OutputDir
+from onnx_st.kinds import KindName
 from onnx_st.options import RuntimeOptions
 
 Engine = Literal["local", "ray"]
@@ -51,7 +52,7 @@ class JobResult:
     """
 
     output: Path
-    kind: Kind
+    kind: KindName
     engine: str
     parts: int
     parts_written: int = 0
@@ -107,15 +108,21 @@ class PartFeed:
 
 
 def run_local(feed: Iterable[PreparedPart], write: WriteFn, *, model_dir: Path, options: JobOptions,
-              threads: int | None = None, runtime: RuntimeOptions | None = None) -> dict[str, Any]:
-    """Encode the parts one after the other in this process (the model is loaded at the first part)."""
+              runtime: RuntimeOptions | None = None) -> dict[str, Any]:
+    """Encode the parts one after the other in this process (the model is loaded at the first part).
+
+    With ``intra_op_num_threads`` set, each run takes that many threads and one inter-op thread.
+    """
+    runtime = runtime or RuntimeOptions()
+    threads = runtime.intra_op_num_threads
+    if threads:
+        runtime = runtime.with_overrides(inter_op_num_threads=1)
     model, fields = None, None
     for part in feed:
         if model is None:
-            model = load_model(model_dir, options.kind, file_name=options.file_name, threads=threads,
-                               runtime=runtime)
-            fields = output_fields(model, options.kind)
-        write(part, encode_table(model, options.kind, options, part.table, fields))
+            model = load_job_model(model_dir, options.kind, runtime)
+            fields = output_fields(model)
+        write(part, encode_table(model, options, part.table, fields))
     return {"threads": threads} if threads else {}
 
 
@@ -123,9 +130,8 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
                   kind: str = "auto", input_format: str | None = None, text_column: str = "text",
                   id_column: str | None = None, query_column: str = "query", document_column: str = "document",
                   batch_size: int = 32, part_rows: int = 10_000, normalize: bool = False,
-                  prompt_name: str | None = None, file_name: str | None = None, on_bad_row: str = "skip",
-                  engine: str = "local", threads: int | None = None, runtime: RuntimeOptions | None = None,
-                  address: str | None = None,
+                  prompt_name: str | None = None, on_bad_row: str = "skip",
+                  engine: str = "local", runtime: RuntimeOptions | None = None, address: str | None = None,
                   actors: int | None = None, cpus_per_actor: float = 1.0, progress: bool = True,
                   on_part_written: Callable[[int], None] | None = None) -> JobResult:
     """Embed every row of ``input_path`` into Parquet parts under ``output_dir``; resume what is there.
@@ -137,12 +143,12 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         kind: ``auto`` (from the model directory), ``dense``, ``sparse`` or ``cross``.
         input_format: ``jsonl``, ``csv``, ``parquet`` or ``None`` (from the suffix).
         text_column, id_column, query_column, document_column, batch_size, part_rows, normalize,
-            prompt_name, file_name: see :class:`~onnx_st.jobs.spec.JobOptions`.
+            prompt_name: see :class:`~onnx_st.jobs.spec.JobOptions`.
         on_bad_row: ``skip`` (report and leave out) or ``fail`` (stop before writing that part).
         engine: ``local`` (this process) or ``ray`` (Ray Data actors).
-        threads: local engine: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
-        runtime: the model's :class:`~onnx_st.RuntimeOptions` (provider, budgets...) on either engine; its
-            ``file_name`` and threads count as ``file_name`` and ``threads`` (Ray actors use their CPUs).
+        runtime: how the model runs (:class:`~onnx_st.RuntimeOptions`: ONNX file, provider, budgets...) on
+            either engine; its ``intra_op_num_threads`` apply to the local engine only (Ray actors use their
+            CPUs); the ONNX file is recorded in the manifest.
         address: Ray cluster address (``auto``, ``ray://...``); default: the running Ray session,
             else a new local cluster.
         actors, cpus_per_actor: Ray actors (default: the cluster's CPUs / ``cpus_per_actor``) and the
@@ -163,15 +169,13 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
         raise InputError(f"on_bad_row must be 'skip' or 'fail', got {on_bad_row!r}")
     if engine == "local" and (address is not None or actors is not None):
         raise InputError("address and actors apply to the ray engine (--engine ray)")
-    if runtime is not None:
-        file_name = file_name or runtime.file_name
-        threads = threads or runtime.intra_op_num_threads
-    if engine == "ray" and threads is not None:
+    runtime = runtime or RuntimeOptions()
+    if engine == "ray" and runtime.intra_op_num_threads:
         raise InputError("threads applies to the local engine; Ray actors use --cpus-per-actor threads")
-    resolved: Kind = detect_kind(model_path) if kind == "auto" else kind  # type: ignore[assignment]
+    resolved: KindName = detect_kind(model_path) if kind == "auto" else kind  # type: ignore[assignment]
     options = JobOptions(kind=resolved, text_column=text_column, query_column=query_column,
                          document_column=document_column, id_column=id_column, batch_size=batch_size,
-                         part_rows=part_rows, normalize=normalize, prompt_name=prompt_name, file_name=file_name)
+                         part_rows=part_rows, normalize=normalize, prompt_name=prompt_name)
     reader = open_reader(input_path, options.text_columns, options.id_column, input_format)
     scan = reader.scan()
     parts = math.ceil(scan.rows / options.part_rows)
@@ -180,7 +184,7 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
     out.prepare()
     with foreign_errors(JobError, "cannot fingerprint the input and the model"):
         new = manifest.build(input_path=reader.path.resolve(), input_format=reader.format, input_files=reader.files,
-                             rows=scan.rows, model_dir=model_path.resolve(), options=options.to_dict(), parts=parts)
+                             rows=scan.rows, model_dir=model_path.resolve(), options=options.to_dict(runtime.file_name), parts=parts)
     saved = manifest.load(out.path)
     if saved is not None:
         manifest.check_resume(saved, new, out.path)
@@ -206,8 +210,7 @@ def run_embed_job(input_path: str | Path, output_dir: str | Path, model_dir: str
     feed = PartFeed(reader.parts(options.part_rows), options, done, on_bad_row)  # type: ignore[arg-type]
     try:
         if engine == "local":
-            result.engine_info = run_local(feed, write, model_dir=model_path, options=options, threads=threads,
-                                           runtime=runtime)
+            result.engine_info = run_local(feed, write, model_dir=model_path, options=options, runtime=runtime)
         else:
             from onnx_st.jobs.ray_engine import run_on_ray
 

@@ -10,7 +10,6 @@ from onnx_st import kinds
 from onnx_st.errors import InputError
 from onnx_st.kinds import KindName
 
-Kind = KindName
 KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 BadRowPolicy = Literal["skip", "fail"]
 DEFAULT_PART_ROWS = 10_000
@@ -29,10 +28,11 @@ class JobOptions:
         part_rows: input rows per output part (the unit of work and of resuming).
         normalize: L2-normalize dense embeddings (each token vector of multi-vector ones).
         prompt_name: key of the model's prompts (``query``: multi-vector rows are encoded as queries).
-        file_name: ONNX file inside the model's Transformer folders (default ``onnx/model.onnx``).
+
+    How the model runs (its ONNX file, threads, providers) is the job's :class:`~onnx_st.RuntimeOptions`.
     """
 
-    kind: Kind
+    kind: KindName
     text_column: str = "text"
     query_column: str = "query"
     document_column: str = "document"
@@ -41,7 +41,6 @@ class JobOptions:
     part_rows: int = DEFAULT_PART_ROWS
     normalize: bool = False
     prompt_name: str | None = None
-    file_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -50,7 +49,7 @@ class JobOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.normalize and self.kind not in ("dense", "multi-vector"):
+        if self.normalize and not self.model_kind.normalizes:
             raise InputError("normalize applies to dense and multi-vector models only")
 
     @property
@@ -69,11 +68,11 @@ class JobOptions:
         names = {"text": self.text_column, "query": self.query_column, "document": self.document_column}
         return tuple(names[c] for c in self.value_columns)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as recorded in the manifest."""
-        return asdict(self)
+    def to_dict(self, file_name: str | None = None) -> dict[str, Any]:
+        """JSON-ready form, as recorded in the manifest, with the ONNX file of the job's runtime options."""
+        return {**asdict(self), "file_name": file_name}
 
 
-def detect_kind(model_dir: str | Path) -> Kind:
+def detect_kind(model_dir: str | Path) -> KindName:
     """The kind name of a model directory (see :func:`onnx_st.kinds.detect_kind`)."""
     return kinds.detect_kind(model_dir).kind.name

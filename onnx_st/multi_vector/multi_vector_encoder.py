@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from onnx_st._runtime.config import MULTI_VECTOR_SIMILARITY_FN_NAMES
-from onnx_st.base.model import BaseModel
+from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pipeline import Pipeline
 from onnx_st.errors import InputError
 from onnx_st.functional import normalize
@@ -170,6 +171,41 @@ class MultiVectorEncoder(BaseModel):
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """MaxSim (or MeanMaxSim) of ``embeddings1[i]`` with ``embeddings2[i]``."""
         return maxsim_pairwise(embeddings1, embeddings2, length_normalize=self.similarity_fn_name == "meanmaxsim")
+
+    # the interface the CLI, the server, jobs and the exporter call (see BaseModel)
+
+    def describe(self) -> dict[str, Any]:
+        return {"embedding_dimension": self.get_embedding_dimension(), "similarity_fn_name": self.similarity_fn_name}
+
+    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
+        """MaxSim of ``source`` as a query against ``sentences`` as documents."""
+        return self.similarity(self.encode_query([source]), self.encode_document(sentences))[0]
+
+    def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
+                    precision: str = "float32") -> list[Any]:
+        return [v.tolist() for v in self.encode(texts, batch_size=batch_size)]
+
+    def job_columns(self) -> tuple[OutputColumn, ...]:
+        return (OutputColumn("embeddings", nesting=2, width=int(self.get_embedding_dimension() or 0)),)
+
+    def encode_job_batch(self, texts: Mapping[str, list[str]], *, batch_size: int, prompt_name: str | None,
+                         normalize: bool) -> dict[str, np.ndarray]:
+        """Rows encoded as documents, as queries when ``prompt_name`` is ``query``."""
+        encode = self.encode_query if prompt_name == "query" else self.encode_document
+        rows = encode(texts["text"], normalize_embeddings=normalize, batch_size=batch_size, prompt_name=prompt_name,
+                      show_progress_bar=False)
+        dim = int(self.get_embedding_dimension() or 0)
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+        vectors = np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)
+        return {"vectors_indptr": indptr, "vectors": vectors.astype(np.float32, copy=False)}
+
+    def parity_outputs(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        return np.concatenate(self.encode_document(list(inputs), batch_size=batch_size))
+
+    def serve_embed_tokens(self, texts: list[str], *, prompt_name: str | None) -> list[np.ndarray]:
+        """Queries for the ``query`` prompt, else documents."""
+        encode = self.encode_query if prompt_name == "query" else self.encode_document
+        return list(encode(texts, prompt_name=prompt_name))
 
     def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
                         train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:

@@ -8,6 +8,6 @@ payloads on AWS Lambda. Nothing here is imported by ``import onnx_st``.
 from __future__ import annotations
 
 from onnx_st.server.app import create_app
-from onnx_st.server.registry import ModelRegistry, load_model
+from onnx_st.server.registry import ModelRegistry, load_served_model
 
-__all__ = ["ModelRegistry", "create_app", "load_model"]
+__all__ = ["ModelRegistry", "create_app", "load_served_model"]

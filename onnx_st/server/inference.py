@@ -1,4 +1,4 @@
-"""Model-side work of the server: token counting and the operations a batch runs.
+"""Model-side work of the server: token limits and the operations a batch runs.
 
 An operation is a frozen, hashable dataclass: requests with equal operations (same kind of call,
 same options) are merged into one model call by the batcher, which calls ``op.run(model, items)``
@@ -14,82 +14,61 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from tokenizers import Tokenizer
 
-from onnx_st._runtime.pairs import count_tokens, encode_capped
 from onnx_st._runtime.tokenizer import TextTokenizer, truncating_from
 from onnx_st.base.model import BaseModel
+from onnx_st.errors import InputError
 from onnx_st.server.errors import ApiError
 
 Item = str | tuple[str, str]
 Side = Literal["right", "left"]
 
 
-def _text_tokenizer(model: BaseModel) -> TextTokenizer | None:
-    """The input module's tokenizer, if it has one."""
-    return model.pipeline.input_module.tokenizer
-
-
-class TokenCounter:
-    """Counts tokens as the model's tokenizer does, before truncation (with its unconfigured tokenizer).
-
-    Pairs are counted side by side (never as ``tokenizers`` pairs, whose overflow grows with the
-    product of the two lengths).
+class TokenLimit:
+    """What the server admits: tokens counted by the model's :class:`TextTokenizer`, at most ``max_length`` each.
 
     Args:
         model: a loaded model; ``max_length`` is its ``max_seq_length`` (``None``: no limit).
     """
 
     def __init__(self, model: BaseModel) -> None:
-        source = _text_tokenizer(model)
-        self.tokenizer: Tokenizer | None = None
-        if source is not None:
-            self.tokenizer = source.raw_backend
-        elif isinstance(model.tokenizer, Tokenizer):
-            self.tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
-            self.tokenizer.no_truncation()
-            self.tokenizer.no_padding()
-        self.add_special_tokens = source.add_special_tokens if source is not None else True
+        tokenizer = model.pipeline.input_module.tokenizer
+        if tokenizer is None and isinstance(model.tokenizer, Tokenizer):  # a Router whose routes hold the tokenizer
+            tokenizer = TextTokenizer(Tokenizer.from_str(model.tokenizer.to_str()), None)
+        self.tokenizer: TextTokenizer | None = tokenizer
         self.max_length: int | None = model.max_seq_length
+
+    @property
+    def raw_tokenizer(self) -> Tokenizer | None:
+        """The ``tokenizers.Tokenizer`` that encodes, without truncation or padding."""
+        return None if self.tokenizer is None else self.tokenizer.raw_backend
+
+    @property
+    def add_special_tokens(self) -> bool:
+        """Whether the model's tokenizer adds special tokens."""
+        return True if self.tokenizer is None else self.tokenizer.add_special_tokens
 
     def encode(self, texts: Sequence[str], add_special_tokens: bool | None = None) -> list[Any]:
         """``tokenizers`` encodings of texts (422 ``tokenizer`` when they cannot be tokenized)."""
-        if self.tokenizer is None:
+        raw = self.raw_tokenizer
+        if raw is None:
             raise ApiError(422, "This model has no tokenizer to tokenize with", "tokenizer")
         special = self.add_special_tokens if add_special_tokens is None else add_special_tokens
         try:
-            return self.tokenizer.encode_batch(list(texts), add_special_tokens=special)
+            return raw.encode_batch(list(texts), add_special_tokens=special)
         except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
             raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
 
-    def _specials(self, pair: bool) -> int:
-        assert self.tokenizer is not None
-        return self.tokenizer.num_special_tokens_to_add(pair) if self.add_special_tokens else 0
-
-    def _side_counts(self, texts: Sequence[str], cap: int | None) -> list[int]:
-        """Tokens of each text without special tokens; with ``cap``, exact up to ``cap`` and above it when over."""
-        assert self.tokenizer is not None
-        try:
-            if cap is not None:
-                return [len(e.ids) for e, _ in encode_capped(self.tokenizer, texts, cap, "right")]
-            return [count_tokens(self.tokenizer, t) for t in texts]
-        except Exception as exc:  # tokenizers raises plain exceptions for unencodable text
-            raise ApiError(422, f"Tokenization error: {exc}", "tokenizer") from exc
-
-    def count(self, items: Sequence[Item], cap: int | None = None) -> list[int]:
-        """Tokens of each item, special tokens included, without truncation; in memory of a piece of a text.
-
-        With ``cap``, counts over ``cap`` are only known to be over it (all truncation needs).
-        """
+    def count(self, items: Sequence[Item], max_length: int | None = None) -> list[int]:
+        """Tokens of each item, special tokens included, truncated at ``max_length`` (``None``: whole items,
+        in memory of a piece of a text)."""
         if self.tokenizer is None:
             return [sum(len(part.split()) for part in ((i,) if isinstance(i, str) else i)) + 2 for i in items]
-        if items and not isinstance(items[0], str):
-            pairs = [(str(i[0]), str(i[1])) for i in items]
-            firsts = self._side_counts([a for a, _ in pairs], cap)
-            seconds = self._side_counts([b for _, b in pairs], cap)
-            return [a + b + self._specials(True) for a, b in zip(firsts, seconds)]
-        return [n + self._specials(False) for n in self._side_counts([str(i) for i in items], cap)]
+        try:
+            return self.tokenizer.count_tokens(items, max_length)
+        except InputError as exc:
+            raise ApiError(422, f"Tokenization error: {exc.__cause__ or exc}", "tokenizer") from exc
 
     def check(self, items: Sequence[Item], truncate: bool) -> list[int]:
         """Tokens each item takes after truncation; without ``truncate``, too long an item is a 422."""
@@ -111,7 +90,7 @@ class Operation(ABC):
     direction: Side
 
     @abstractmethod
-    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
+    def call(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
         """One result per item."""
 
     def run(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
@@ -122,57 +101,49 @@ class Operation(ABC):
 
 @dataclass(frozen=True)
 class Embed(Operation):
-    """Dense sentence embeddings (``SentenceTransformer.encode``)."""
+    """Dense sentence embeddings (:meth:`BaseModel.serve_embed`)."""
 
     prompt_name: str | None = None
     normalize: bool = False
     dimensions: int | None = None
     direction: Side = "right"
 
-    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
-        out = model.encode(items, prompt_name=self.prompt_name, normalize_embeddings=self.normalize,
-                           truncate_dim=self.dimensions)
-        return list(np.asarray(out, dtype=np.float32))
+    def call(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
+        return model.serve_embed(items, prompt_name=self.prompt_name, normalize=self.normalize,
+                                 dimensions=self.dimensions)
 
 
 @dataclass(frozen=True)
 class EmbedTokens(Operation):
-    """One vector per token (``encode(output_value="token_embeddings")``; a multi-vector model's vectors)."""
+    """One vector per token (:meth:`BaseModel.serve_embed_tokens`; a multi-vector model's vectors)."""
 
     prompt_name: str | None = None
     direction: Side = "right"
 
-    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
-        from onnx_st.multi_vector.multi_vector_encoder import MultiVectorEncoder
-
-        if isinstance(model, MultiVectorEncoder):  # queries for the ``query`` prompt, else documents
-            encode = model.encode_query if self.prompt_name == "query" else model.encode_document
-            return list(encode(items, prompt_name=self.prompt_name))
-        return [np.asarray(t, dtype=np.float32)
-                for t in model.encode(items, prompt_name=self.prompt_name, output_value="token_embeddings")]
+    def call(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
+        return model.serve_embed_tokens(items, prompt_name=self.prompt_name)
 
 
 @dataclass(frozen=True)
 class EmbedSparse(Operation):
-    """Sparse embeddings (``SparseEncoder.encode``)."""
+    """Sparse embeddings (:meth:`BaseModel.serve_embed_sparse`)."""
 
     prompt_name: str | None = None
     direction: Side = "right"
 
-    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
-        return model.encode(items, prompt_name=self.prompt_name, convert_to_tensor=False)  # type: ignore[no-any-return]
+    def call(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
+        return model.serve_embed_sparse(items, prompt_name=self.prompt_name)
 
 
 @dataclass(frozen=True)
 class Predict(Operation):
-    """Cross-encoder scores of pairs (the model's activation unless ``raw_scores``)."""
+    """Cross-encoder scores of pairs (:meth:`BaseModel.serve_predict`; the model's activation unless ``raw_scores``)."""
 
     raw_scores: bool = False
     direction: Side = "right"
 
-    def call(self, model: Any, items: list[Any]) -> Sequence[Any]:
-        kwargs = {"activation_fn": "torch.nn.Identity"} if self.raw_scores else {}
-        return list(np.asarray(model.predict(items, convert_to_numpy=True, **kwargs), dtype=np.float32))
+    def call(self, model: BaseModel, items: list[Any]) -> Sequence[Any]:
+        return model.serve_predict(items, raw_scores=self.raw_scores)
 
 
 def side(direction: str) -> Side:

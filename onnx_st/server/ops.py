@@ -16,7 +16,7 @@ from onnx_st.server.inference import (
     Item,
     Operation,
     Predict,
-    TokenCounter,
+    TokenLimit,
     check_prompt,
     prompt_text,
     side,
@@ -27,9 +27,9 @@ from onnx_st.sparse_embeddings import SparseVector
 _INLINE_CHARS = 2048
 
 
-def _ready(entry: ModelEntry) -> tuple[Any, TokenCounter, MicroBatcher]:
-    assert entry.model is not None and entry.counter is not None and entry.batcher is not None
-    return entry.model, entry.counter, entry.batcher
+def _ready(entry: ModelEntry) -> tuple[Any, TokenLimit, MicroBatcher]:
+    assert entry.model is not None and entry.limit is not None and entry.batcher is not None
+    return entry.model, entry.limit, entry.batcher
 
 
 async def run_op(entry: ModelEntry, op: Operation, items: list[Any], counted: list[Item],
@@ -38,14 +38,14 @@ async def run_op(entry: ModelEntry, op: Operation, items: list[Any], counted: li
 
     A full queue answers 429 before any tokenizing; the event loop never tokenizes.
     """
-    _, counter, batcher = _ready(entry)
+    _, limit, batcher = _ready(entry)
     if batcher.full():
         raise batcher.overloaded()
     chars = sum(len(i) if isinstance(i, str) else len(i[0]) + len(i[1]) for i in counted)
     if chars <= _INLINE_CHARS:  # a few sentences: counted at once, never queued behind large bodies
-        counts = counter.check(counted, truncate)
+        counts = limit.check(counted, truncate)
     else:
-        counts = await asyncio.to_thread(counter.check, counted, truncate)
+        counts = await asyncio.to_thread(limit.check, counted, truncate)
     return await batcher.submit(op, items, counts), sum(counts)
 
 
@@ -92,8 +92,8 @@ async def rank(entry: ModelEntry, query: str, texts: list[str], *, raw_scores: b
                ) -> tuple[list[dict[str, Any]], int]:
     """``[{"index", "score"[, "text"]}]`` best first (ties keep input order)."""
     model, _, _ = _ready(entry)
-    if getattr(model, "num_labels", 1) != 1:
-        raise ApiError(424, f"model {entry.model_id} is not a re-ranker model: it has {model.num_labels} labels",
+    if len(model.labels) != 1:
+        raise ApiError(424, f"model {entry.model_id} is not a re-ranker model: it has {len(model.labels)} labels",
                        "backend")
     scores, tokens = await pair_scores(entry, [(query, t) for t in texts], raw_scores=raw_scores,
                                        truncate=truncate, direction=direction)
@@ -102,13 +102,6 @@ async def rank(entry: ModelEntry, query: str, texts: list[str], *, raw_scores: b
         for i, s in enumerate(scores)]
     ranks.sort(key=lambda r: -r["score"])
     return ranks, tokens
-
-
-def labels_of(entry: ModelEntry) -> list[str]:
-    """The label of each score of a cross-encoder (``config.json``'s ``id2label``, else ``LABEL_i``)."""
-    model, _, _ = _ready(entry)
-    id2label = dict(getattr(model._hf_config, "id2label", None) or {})
-    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(int(model.num_labels))]
 
 
 def sparse_json(vector: SparseVector) -> list[dict[str, Any]]:

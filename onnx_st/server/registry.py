@@ -11,25 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onnx_st import kinds
 from onnx_st.base.model import BaseModel
-from onnx_st.kinds import ModelKind, detect_kind, kind_of_class
+from onnx_st.kinds import KindName, ModelKind, detect_kind, load_by_kind
 from onnx_st.options import RuntimeOptions
 from onnx_st.server.batcher import MicroBatcher
 from onnx_st.server.errors import ApiError
-from onnx_st.server.inference import TokenCounter
+from onnx_st.server.inference import TokenLimit
 from onnx_st.server.metrics import Metrics
 
 logger = logging.getLogger("onnx_st.server")
 
 Loader = Callable[[Path], BaseModel]
-Kind = str
-"""A kind name of :mod:`onnx_st.kinds` (``dense``, ``sparse``, ``cross``, ``multi-vector``)."""
 
 
-def load_model(path: Path, options: RuntimeOptions | None = None) -> BaseModel:
-    """Load a directory with the front class of its kind (:func:`onnx_st.kinds.detect_kind`)."""
-    return kinds.load_model(path, options=options, local_files_only=True)
+def load_served_model(path: Path, options: RuntimeOptions | None = None) -> BaseModel:
+    """Load a directory to serve, with the front class of its kind (:func:`onnx_st.kinds.detect_kind`)."""
+    return load_by_kind(path, options=options, local_files_only=True)
 
 
 @dataclass
@@ -44,7 +41,7 @@ class ModelEntry:
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
     expected_seconds: float = 1.0
-    counter: TokenCounter | None = None
+    limit: TokenLimit | None = None
     batcher: MicroBatcher | None = None
     ready: threading.Event = field(default_factory=threading.Event)
 
@@ -58,7 +55,7 @@ class ModelRegistry:
 
     Args:
         models: id -> a loaded model, or a directory to load in the background on :meth:`start`.
-        loader: loads a directory (default :func:`load_model` with the model's runtime options); tests pass a
+        loader: loads a directory (default :func:`load_served_model` with the model's runtime options); tests pass a
             slow one.
         runtime: runtime options of every directory, or per model id (ids not named run with the defaults).
         batch_options: keywords of :class:`MicroBatcher` (``max_batch_tokens``, ``max_wait_ms``, ``max_queue_tokens``).
@@ -76,7 +73,7 @@ class ModelRegistry:
         self.entries: dict[str, ModelEntry] = {}
         for model_id, value in models.items():
             if isinstance(value, BaseModel):
-                entry = ModelEntry(str(model_id), kind_of_class(type(value)))
+                entry = ModelEntry(str(model_id), value.kind)
                 self._ready(entry, value)
             else:
                 source = Path(value).expanduser()
@@ -86,7 +83,7 @@ class ModelRegistry:
             self.entries[entry.model_id] = entry
 
     def _ready(self, entry: ModelEntry, model: BaseModel) -> None:
-        entry.model, entry.counter = model, TokenCounter(model)
+        entry.model, entry.limit = model, TokenLimit(model)
         entry.batcher = MicroBatcher(model, metrics=self.metrics, labels={"model": entry.model_id},
                                      **self.batch_options)
         entry.state = "ready"
@@ -103,7 +100,8 @@ class ModelRegistry:
     def _load(self, entry: ModelEntry) -> None:
         assert entry.source is not None
         try:
-            model = self.loader(entry.source) if self.loader else load_model(entry.source, self.options_of(entry))
+            load = self.loader or (lambda source: load_served_model(source, self.options_of(entry)))
+            model = load(entry.source)
             self._ready(entry, model)
             logger.info("model %s ready in %.2fs", entry.model_id, time.monotonic() - entry.started)
         except Exception as exc:  # reported to clients as 503 and on /health
@@ -123,7 +121,7 @@ class ModelRegistry:
             if entry.batcher is not None:
                 await entry.batcher.stop()
 
-    def get(self, model_id: str | None, kind: Kind | None = None) -> ModelEntry:
+    def get(self, model_id: str | None, kind: KindName | None = None) -> ModelEntry:
         """The entry of ``model_id`` (404 when unknown), or the first of ``kind`` when ``model_id`` is ``None``.
 
         A model of another kind than ``kind`` is a 424, as text-embeddings-inference answers.

@@ -53,25 +53,25 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
             return await similarity_scores(e, inputs.source, inputs.sentences, prompt_name=params.prompt_name,
                                            truncate=truncate, direction=direction)
         if isinstance(inputs, RankInput):
-            if e.kind.name != "cross":
+            if not e.kind.scores_pairs:
                 raise ApiError(422, f"{{query, texts}} inputs need a reranker; {e.model_id} is a {e.kind} model")
             return await rank(e, inputs.query, inputs.texts, raw_scores=params.raw_scores,
                               return_text=params.return_text, truncate=truncate, direction=direction)
         if isinstance(inputs, list) and inputs and isinstance(inputs[0], tuple):
-            if e.kind.name != "cross":
+            if not e.kind.scores_pairs:
                 raise ApiError(422, f"text pairs need a reranker; {e.model_id} is a {e.kind} model")
             scores, tokens = await pair_scores(e, list(inputs), raw_scores=params.raw_scores,  # type: ignore
                                                truncate=truncate, direction=direction)
             return [s.item() if s.size == 1 else s.tolist() for s in scores], tokens
         texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
-        if e.kind.name == "cross":
+        if e.kind.scores_pairs:
             raise ApiError(422, f"{e.model_id} is a reranker: send {{source_sentence, sentences}}, "
                                 "{query, texts} or [[text, text], ...]")
-        if e.kind.name == "sparse":
+        if "embed_sparse" in e.kind.server_operations:
             rows, tokens = await sparse_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                              direction=direction)
             out: list[Any] = [sparse_json(v) for v in rows]
-        elif e.kind.name == "multi-vector":  # feature extraction: a list of token vectors per input
+        elif "embed_all" in e.kind.server_operations:  # feature extraction: a list of token vectors per input
             vectors, tokens = await token_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                                       direction=direction)
             out = [v.tolist() for v in vectors]

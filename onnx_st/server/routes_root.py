@@ -67,7 +67,7 @@ async def dispatch(request: Request, body: Any, model: str | None = None) -> Res
             raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: no sentence similarity", "backend")
         return await similarity(_parse(SimilarityRequest, {**body, "model": entry.model_id}), request)
     if "predict" in operations:
-        num_labels = getattr(entry.model, "num_labels", 1)
+        num_labels = 1 if entry.model is None else len(entry.model.labels)
         if "query" in body or (num_labels == 1 and "inputs" not in body):
             return await rerank(_parse(RerankRequest, {**body, "model": entry.model_id}), request)
         return await predict(_parse(PredictRequest, {**body, "model": entry.model_id}), request)

@@ -14,7 +14,6 @@ from onnx_st.server.errors import ApiError, json_bytes, json_response
 from onnx_st.server.inference import check_prompt
 from onnx_st.server.ops import (
     embed_rows,
-    labels_of,
     pair_scores,
     rank,
     similarity_scores,
@@ -118,7 +117,8 @@ async def predict(req: PredictRequest, request: Request) -> Response:
         scores, tokens = await pair_scores(e, pairs, raw_scores=req.raw_scores,
                                            truncate=_truncate(request, req.truncate),
                                            direction=req.truncation_direction)
-        labels = labels_of(e)
+        assert e.model is not None
+        labels = e.model.labels
         out = [[{"score": float(v), "label": labels[i]} for v, i in sorted(
             ((float(v), i) for i, v in enumerate(s.reshape(-1).tolist())), key=lambda p: -p[0])] for s in scores]
         return (out[0] if single else out), tokens
@@ -134,8 +134,8 @@ async def decode(req: DecodeRequest, request: Request) -> Response:
     check_batch(st, len(batch), "ids")
     entry = await st.registry.wait_ready(st.registry.get(req.model), header_flag(request, "x-wait-for-model", False),
                                          st.settings.wait_timeout_s)
-    assert entry.counter is not None
-    tokenizer = entry.counter.tokenizer
+    assert entry.limit is not None
+    tokenizer = entry.limit.raw_tokenizer
     if tokenizer is None:
         raise ApiError(422, "This model has no tokenizer to decode with", "tokenizer")
     size = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -201,21 +201,21 @@ async def tokenize(req: TokenizeRequest, request: Request) -> Response:
     check_batch(st, len(texts))
     entry = await st.registry.wait_ready(st.registry.get(req.model), header_flag(request, "x-wait-for-model", False),
                                          st.settings.wait_timeout_s)
-    assert entry.model is not None and entry.counter is not None
+    assert entry.model is not None and entry.limit is not None
     prompt = ""
     check_prompt(entry.model, req.prompt_name)
     prompt = entry.model.prompts[req.prompt_name] if req.prompt_name is not None else ""
-    counter = entry.counter
+    limit = entry.limit
     texts = [prompt + t for t in texts]
-    special = counter.add_special_tokens and req.add_special_tokens
+    special = limit.add_special_tokens and req.add_special_tokens
 
     def listed() -> bytes:
-        total = sum(counter.count(texts))
+        total = sum(limit.count(texts))
         if total > MAX_LISTED_TOKENS:
             raise ApiError(422, f"Input validation error: /tokenize lists at most {MAX_LISTED_TOKENS} tokens. "
                                 f"Given: {total}", "validation")
         out = []
-        for text, enc in zip(texts, counter.encode(texts, add_special_tokens=special)):
+        for text, enc in zip(texts, limit.encode(texts, add_special_tokens=special)):
             out.append([{"id": i, "text": tok, "special": True, "start": None, "stop": None} if mask else
                         {"id": i, "text": text[a:b], "special": False, "start": a, "stop": b}
                         for i, tok, mask, (a, b) in zip(enc.ids, enc.tokens, enc.special_tokens_mask, enc.offsets)])
@@ -230,11 +230,11 @@ MAX_LISTED_TOKENS = 65536
 
 def _model_type(entry: ModelEntry) -> dict[str, Any]:
     model = entry.model
-    if entry.kind.name == "cross" and model is not None:
-        labels = model._hf_config.id2label or {0: "LABEL_0"}  # type: ignore[attr-defined]
+    if entry.kind.scores_pairs and model is not None:
+        labels = dict(enumerate(model.labels))
         section = {"id2label": {str(k): v for k, v in labels.items()}, "label2id": {v: k for k, v in labels.items()}}
-        return {"reranker" if model.num_labels == 1 else "classifier": section}  # type: ignore[attr-defined]
-    if entry.kind.name == "sparse":
+        return {"reranker" if len(labels) == 1 else "classifier": section}
+    if "embed_sparse" in entry.kind.server_operations:
         return {"embedding": {"pooling": "splade"}}
     modes = [m for module in (model.modules if model else [])
              if isinstance(module, Pooling) for m in module.modes]

@@ -69,10 +69,10 @@ def _app() -> tuple[FastAPI, asyncio.AbstractEventLoop, str]:
     """The app and event loop of this container, built on the first event."""
     if not _runtime:
         from onnx_st.server.app import create_app
-        from onnx_st.server.registry import load_model
+        from onnx_st.server.registry import load_served_model
 
         settings = settings_from_env()
-        model = load_model(settings.model_dir, settings.runtime)
+        model = load_served_model(settings.model_dir, settings.runtime)
         app = create_app({settings.model_id: model}, token=settings.token, max_wait_ms=0.0)
         _runtime.update(app=app, loop=asyncio.new_event_loop(), model_id=settings.model_id)
     return _runtime["app"], _runtime["loop"], _runtime["model_id"]

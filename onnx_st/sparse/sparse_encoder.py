@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from onnx_st._runtime.config import HFConfig
 from onnx_st._runtime.similarity_name import SimilarityNamed, check_similarity_fn_name
-from onnx_st.base.model import BaseModel
+from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
 from onnx_st.modules import Features, InputModule, LoadContext, Module, embedding_dimension
@@ -271,6 +271,33 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         b, single_b = as_sparse(embeddings_2, self.vocab)
         result = intersection(a[0], b)
         return result[0] if single_b else result
+
+    # the interface the CLI, the server, jobs and the exporter call (see BaseModel)
+
+    def describe(self) -> dict[str, Any]:
+        return {"embedding_dimension": self.get_embedding_dimension(), "similarity_fn_name": self.similarity_fn_name}
+
+    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
+        return self.similarity(self.encode([source]), self.encode(sentences))[0]
+
+    def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
+                    precision: str = "float32") -> list[Any]:
+        rows = self.encode(texts, batch_size=batch_size)
+        return [{"indices": row.indices.tolist(), "values": row.values.tolist()} for row in rows]
+
+    def job_columns(self) -> tuple[OutputColumn, ...]:
+        return OutputColumn("indices", "int32", nesting=1), OutputColumn("values", nesting=1)
+
+    def encode_job_batch(self, texts: Mapping[str, list[str]], *, batch_size: int, prompt_name: str | None,
+                         normalize: bool) -> dict[str, np.ndarray]:
+        rows = self.encode(texts["text"], batch_size=batch_size, prompt_name=prompt_name, show_progress_bar=False)
+        return {"indptr": rows.indptr, "indices": rows.indices, "values": rows.values}
+
+    def parity_outputs(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        return np.asarray(self.encode(list(inputs), batch_size=batch_size, convert_to_sparse_tensor=False))
+
+    def serve_embed_sparse(self, texts: list[str], *, prompt_name: str | None) -> list[Any]:
+        return self.encode(texts, prompt_name=prompt_name, convert_to_tensor=False)  # type: ignore[no-any-return]
 
     def _extra_config(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}
