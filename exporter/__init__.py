@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .export import detect_kind as detect_kind
     from .export import export_model as export_model
     from .export import iter_transformer_modules as iter_transformer_modules
-    from .export import load_model as load_model
+    from .export import load_st_model as load_st_model
     from .onnx_export import ExportError as ExportError
     from .onnx_export import export_transformer as export_transformer
     from .variants import make_variants as make_variants
@@ -64,7 +64,7 @@ _PUBLIC: dict[str, str] = {
     "detect_kind": ".export",
     "export_model": ".export",
     "iter_transformer_modules": ".export",
-    "load_model": ".export",
+    "load_st_model": ".export",
     "ExportError": ".onnx_export",
     "export_transformer": ".onnx_export",
     "SAMPLE_TEXTS": ".verify",

@@ -30,7 +30,8 @@ from .onnx_export import export_transformer
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["auto", "dense", "sparse", "cross", "multi-vector"]
+Kind = Literal["auto"] | KindName
+"""A kind name, or ``auto`` (from the model's files)."""
 ResolvedKind = KindName
 # sentence-transformers' class of each kind, by the class name onnx_st.kinds records as model_type
 ST_CLASSES: dict[str, type[BaseModel]] = {
@@ -86,8 +87,8 @@ def detect_kind(model_name_or_path: str) -> ResolvedKind:
     return found.kind.name
 
 
-def load_model(model_name_or_path: str | Path, kind: Kind = "auto") -> BaseModel:
-    """Load the model on CPU with the sentence-transformers class matching ``kind``."""
+def load_st_model(model_name_or_path: str | Path, kind: Kind = "auto") -> BaseModel:
+    """Load the sentence-transformers (PyTorch) model on CPU with the class matching ``kind``."""
     name = str(model_name_or_path)
     resolved = get_kind(detect_kind(name) if kind == "auto" else kind)
     model_class = ST_CLASSES[resolved.model_type]
@@ -175,7 +176,7 @@ def export_model(
     output_dir = Path(output_dir)
     if os.path.isdir(model_name_or_path) and Path(model_name_or_path).resolve() == output_dir.resolve():
         raise ValueError("output_dir must differ from the source model directory")
-    model = load_model(model_name_or_path, kind)
+    model = load_st_model(model_name_or_path, kind)
     _prepare_output_dir(output_dir, overwrite)
     save_with_onnx(model, output_dir, opset=opset, model_card=model_card)
     return output_dir

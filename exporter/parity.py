@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 from sentence_transformers.base.model import BaseModel
 
+from onnx_st.kinds import get_kind
+
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .corpus import benchmark_sentences, sample_pairs
-from .export import ResolvedKind, load_model, model_kind
+from .export import ResolvedKind, load_st_model, model_kind
 
 PARITY_FILE = "parity.json"
 PARITY_KINDS = ("dense", "sparse", "cross", "multi-vector")  # the kinds ParityChecker compares end to end
@@ -46,7 +48,7 @@ CROSS_THRESHOLDS: dict[str, dict[str, float]] = {
 
 def thresholds_for(variant_class: str, kind: str) -> dict[str, float]:
     """Thresholds of a variant class (``fp32``, ``gelu_approx``, ``fp16``, ``int8``) for a model kind."""
-    return dict((CROSS_THRESHOLDS if kind == "cross" else THRESHOLDS)[variant_class])
+    return dict((CROSS_THRESHOLDS if get_kind(kind).scores_pairs else THRESHOLDS)[variant_class])
 
 
 @dataclass
@@ -146,7 +148,7 @@ class ParityChecker:
 
     def __init__(self, model_dir: str | Path, n_texts: int = DEFAULT_TEXTS, model: BaseModel | None = None) -> None:
         self.model_dir = Path(model_dir)
-        self.model = model if model is not None else load_model(str(self.model_dir))
+        self.model = model if model is not None else load_st_model(str(self.model_dir))
         self.kind: ResolvedKind = model_kind(self.model)
         # Drawn after sentence_transformers is imported: the corpus reads stdlib docstrings that imports can alter.
         self.inputs = sample_inputs(self.kind, n_texts)
@@ -186,12 +188,12 @@ def _default_provider(gpu_only: bool) -> str:
 
 def sample_inputs(kind: ResolvedKind, n: int, *, seed: int = 0) -> list[Any]:
     """The sample a model kind is judged on: (query, document) pairs for rerankers, sentences otherwise."""
-    return list(sample_pairs(n, seed=seed)) if sample_source(kind) == "sample_pairs" else benchmark_sentences(n, seed=seed)
+    return list(sample_pairs(n, seed=seed)) if get_kind(kind).scores_pairs else benchmark_sentences(n, seed=seed)
 
 
 def sample_source(kind: ResolvedKind) -> str:
     """The :mod:`exporter.corpus` function a kind's sample is drawn from, as parity records name it."""
-    return "sample_pairs" if kind == "cross" else "benchmark_sentences"
+    return get_kind(kind).sample_source
 
 
 def onnx_st_outputs(model_dir: str | Path, kind: ResolvedKind, inputs: Sequence[Any],
@@ -199,33 +201,27 @@ def onnx_st_outputs(model_dir: str | Path, kind: ResolvedKind, inputs: Sequence[
     """onnx-st's outputs on ``inputs`` as one array, comparable with :func:`_st_outputs`.
 
     Embeddings (dense), vocabulary-wide vectors (sparse), scores (cross), or every document token
-    vector as one row (multi-vector).
+    vector as one row (multi-vector): the model's ``parity_outputs``.
     """
-    import onnx_st
+    model = get_kind(kind).front_class(str(model_dir), model_kwargs=dict(model_kwargs))
+    return model.parity_outputs(list(inputs), batch_size=BATCH_SIZE)
 
-    path, kwargs, texts = str(model_dir), dict(model_kwargs), list(inputs)
-    if kind == "dense":
-        return onnx_st.SentenceTransformer(path, model_kwargs=kwargs).encode(texts, batch_size=BATCH_SIZE)
-    if kind == "sparse":
-        return onnx_st.SparseEncoder(path, model_kwargs=kwargs).encode(
-            texts, batch_size=BATCH_SIZE, convert_to_sparse_tensor=False)
-    if kind == "multi-vector":
-        return np.concatenate(onnx_st.MultiVectorEncoder(path, model_kwargs=kwargs)
-                              .encode_document(texts, batch_size=BATCH_SIZE))
-    return onnx_st.CrossEncoder(path, model_kwargs=kwargs).predict(texts, batch_size=BATCH_SIZE)
+
+# sentence-transformers' outputs that onnx-st's ``parity_outputs`` equal, by the class name (ModelKind.model_type)
+_ST_OUTPUTS: dict[str, Callable[[Any, list[Any]], np.ndarray]] = {
+    "SentenceTransformer": lambda model, texts: np.asarray(model.encode(
+        texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)),
+    "SparseEncoder": lambda model, texts: model.encode(
+        texts, batch_size=BATCH_SIZE, show_progress_bar=False).to_dense().numpy(),
+    "MultiVectorEncoder": lambda model, texts: np.concatenate(model.encode_document(
+        texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)),
+    "CrossEncoder": lambda model, texts: np.asarray(model.predict(
+        texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)),
+}
 
 
 def _st_outputs(model: BaseModel, kind: ResolvedKind, inputs: Sequence[Any]) -> np.ndarray:
-    if kind == "dense":
-        return np.asarray(model.encode(list(inputs), batch_size=BATCH_SIZE, convert_to_numpy=True,
-                                      show_progress_bar=False))  # type: ignore[operator]
-    if kind == "sparse":
-        return model.encode(list(inputs), batch_size=BATCH_SIZE, show_progress_bar=False).to_dense().numpy()  # type: ignore[operator]
-    if kind == "multi-vector":
-        return np.concatenate(model.encode_document(list(inputs), batch_size=BATCH_SIZE,  # type: ignore[operator]
-                                                    convert_to_numpy=True, show_progress_bar=False))
-    return np.asarray(model.predict(list(inputs), batch_size=BATCH_SIZE, convert_to_numpy=True,
-                                       show_progress_bar=False))  # type: ignore[operator]
+    return _ST_OUTPUTS[get_kind(kind).model_type](model, list(inputs))
 
 
 def parity_path(onnx_dir: str | Path) -> Path:

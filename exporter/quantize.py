@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from onnx_st.kinds import get_kind
+
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
 from .onnx_export import ONNX_SUBDIR
 
@@ -52,7 +54,7 @@ CROSS_SELECTION_TARGETS: dict[str, float] = {"score_correlation": 0.993}
 
 def selection_targets(kind: str) -> dict[str, float]:
     """The metrics an int8 file must reach on the selection sample, for a model kind."""
-    return dict(CROSS_SELECTION_TARGETS if kind == "cross" else SELECTION_TARGETS)
+    return dict(CROSS_SELECTION_TARGETS if get_kind(kind).scores_pairs else SELECTION_TARGETS)
 # How many of the ranked MatMuls stay float32 at each step of the search.
 EXCLUSION_STEPS: tuple[int, ...] = (0, 1, 2, 4, 6, 8, 12, 16)
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from sentence_transformers.base.modules.transformer import Transformer
 
+from onnx_st.kinds import get_kind
+
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from .export import ResolvedKind, iter_transformer_modules, load_model
+from .export import ResolvedKind, iter_transformer_modules, load_st_model
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, sample_features
 from .optimize import LEVELS, fusable_graph, optimize_module, quantization_source
 from .parity import (
@@ -79,7 +81,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
     if exclude not in ("auto", "none"):
         raise ValueError(f"exclude must be 'auto' or 'none', got {exclude!r}")
     model_dir = Path(model_dir)
-    model = load_model(str(model_dir))
+    model = load_st_model(str(model_dir))
     modules = [(model_dir / folder, module) for folder, module in iter_transformer_modules(model)]
     if not modules:
         raise ValueError(f"{model_dir} has no Transformer module: there is no ONNX graph to derive variants from")
@@ -156,7 +158,7 @@ class _Selector:
         return compare(self.reference, self.outputs(file_name))
 
     def feeds(self, module: Transformer) -> list[dict[str, np.ndarray]]:
-        texts = [p[0] for p in self.inputs] if self.kind == "cross" else list(self.inputs)
+        texts = [p[0] for p in self.inputs] if get_kind(self.kind).scores_pairs else list(self.inputs)
         texts = texts[:_RANKING_TEXTS]
         return [{k: v.numpy().astype(np.int64) for k, v in sample_features(module, texts[i:i + BATCH_SIZE]).items()}
                 for i in range(0, len(texts), BATCH_SIZE)]

@@ -10,7 +10,7 @@ import torch
 from sentence_transformers.base.modules.transformer import Transformer
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from .export import iter_transformer_modules, load_model, model_kind
+from .export import iter_transformer_modules, load_st_model, model_kind
 from .limits import DEFAULT_ATOL
 from .onnx_export import ONNX_FILE, ONNX_SUBDIR, masked_max_abs_diff, sample_features
 
@@ -100,7 +100,7 @@ def verify_export(st_dir: str | Path, sample_texts: Sequence[str] | None = None)
     """
     st_dir = Path(st_dir)
     texts = list(sample_texts) if sample_texts is not None else list(SAMPLE_TEXTS)
-    model = load_model(str(st_dir))
+    model = load_st_model(str(st_dir))
     for module in model.modules():
         if hasattr(module, "auto_model"):
             module.auto_model.float()

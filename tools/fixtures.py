@@ -24,7 +24,7 @@ import torch
 import transformers
 
 from exporter import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
-from exporter.export import export_model, load_model, write_onnx
+from exporter.export import export_model, load_st_model, write_onnx
 from exporter.onnx_export import ONNX_FILE
 from exporter.verify import verify_export
 from tools._fixture_legacy import (
@@ -104,18 +104,29 @@ def build_fixture(name: str, out_root: Path, work: Path) -> Path:
     target = out_root / name
     if target.exists():
         shutil.rmtree(target)
+    kind, _ = _kind_and_description(name)
     if name in LEGACY_FIXTURES:
-        legacy = LEGACY_FIXTURES[name]
-        kind, description = legacy.kind, legacy.description
-        legacy.write(target)
-        write_onnx(load_model(target, kind), target)  # type: ignore[arg-type]
+        LEGACY_FIXTURES[name].write(target)
+        write_onnx(load_st_model(target, kind), target)  # type: ignore[arg-type]
     else:
         spec = MODEL_FIXTURES[name]
-        kind, description = spec.kind, spec.description
         source = work / f"st-{name}"
         spec.build(work).save(str(source), create_model_card=False)
         export_model(str(source), target, kind=kind, model_card=False)  # type: ignore[arg-type]
-    model = load_model(target, kind)  # type: ignore[arg-type]
+    return write_goldens(name, target)
+
+
+def _kind_and_description(name: str) -> tuple[str, str]:
+    if name in LEGACY_FIXTURES:
+        return LEGACY_FIXTURES[name].kind, LEGACY_FIXTURES[name].description
+    return MODEL_FIXTURES[name].kind, MODEL_FIXTURES[name].description
+
+
+def write_goldens(name: str, target: Path) -> Path:
+    """(Re)compute the golden outputs, inputs and ``meta.json`` of the fixture directory ``target``, leaving
+    the model files as they are."""
+    kind, description = _kind_and_description(name)
+    model = load_st_model(target, kind)  # type: ignore[arg-type]
     arrays, documents = golden(kind, name, model)
     save_npz(target / "expected.npz", arrays)
     write_json(target / "inputs.json", inputs_document(kind))
@@ -128,8 +139,10 @@ def build_fixture(name: str, out_root: Path, work: Path) -> Path:
     return target
 
 
-def build_fixtures(out_root: str | Path = "fixtures", names: Sequence[str] | None = None) -> list[Path]:
-    """Build the selected (default: all) fixtures under ``out_root``."""
+def build_fixtures(out_root: str | Path = "fixtures", names: Sequence[str] | None = None, *,
+                   goldens_only: bool = False) -> list[Path]:
+    """Build the selected (default: all) fixtures under ``out_root``; with ``goldens_only``, recompute the
+    golden outputs of existing fixture directories and keep their model files byte for byte."""
     _quiet()
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +153,13 @@ def build_fixtures(out_root: str | Path = "fixtures", names: Sequence[str] | Non
     built = []
     with tempfile.TemporaryDirectory(prefix="onnx-st-fixtures-") as tmp:
         for name in selected:
-            built.append(build_fixture(name, out_root, Path(tmp)))
+            if goldens_only:
+                target = out_root / name
+                if not target.is_dir():
+                    raise FileNotFoundError(f"{target}: no fixture to recompute the goldens of")
+                built.append(write_goldens(name, target))
+            else:
+                built.append(build_fixture(name, out_root, Path(tmp)))
             print(f"built {built[-1]}")
     return built
 
@@ -150,9 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.fixtures", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("fixtures"), help="output root (default: fixtures)")
     parser.add_argument("--only", nargs="+", choices=ALL_NAMES, help="build only these fixtures")
+    parser.add_argument("--goldens-only", action="store_true",
+                        help="recompute expected.npz, inputs.json, meta.json (and decode.json / rank.json) of "
+                             "existing fixtures with the installed sentence-transformers; model files stay as they are")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    build_fixtures(args.out, args.only)
+    build_fixtures(args.out, args.only, goldens_only=args.goldens_only)
     return 0
 
 

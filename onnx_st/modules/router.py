@@ -139,11 +139,12 @@ class Router(InputModule):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int | None) -> None:
-        settable = [chain[0] for chain in self.routes.values() if has_max_seq_length_setter(chain[0])]
+        # modules whose class declares a max_seq_length setter (the one contract checked here)
+        settable: list[Any] = [chain[0] for chain in self.routes.values() if has_max_seq_length_setter(chain[0])]
         if not settable:
             logger.warning("No modules have a max_seq_length attribute to set.")
         for module in settable:
-            module.max_seq_length = value  # type: ignore[attr-defined]
+            module.max_seq_length = value
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
                    modality: Any = None) -> Features:
