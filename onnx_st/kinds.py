@@ -161,11 +161,7 @@ def _from_modules(files: ModelDir, types: tuple[tuple[str, str], ...]) -> KindDe
 def _model_dir(source: str | Path | ConfigSource | ModelDir) -> ModelDir:
     from onnx_st.model_dir import ModelDir
 
-    if isinstance(source, ModelDir):
-        return source
-    if isinstance(source, (str, Path)):
-        return ModelDir.read(source)
-    return ModelDir.from_listing(None, source)
+    return ModelDir.of(source)
 
 
 def detect_kind(source: str | Path | ConfigSource | ModelDir) -> KindDetection:

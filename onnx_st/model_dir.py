@@ -105,9 +105,13 @@ class ModelDir:
         return cls(Path(root), None if files is None else frozenset(files), _source=read)
 
     @classmethod
-    def of(cls, model_dir: str | Path | ModelDir) -> ModelDir:
-        """``model_dir`` itself, or a local directory read afresh."""
-        return model_dir if isinstance(model_dir, ModelDir) else cls.read(model_dir)
+    def of(cls, model_dir: str | Path | ModelDir | JsonSource) -> ModelDir:
+        """``model_dir`` itself, a local directory read afresh, or the files a JSON reader gives."""
+        if isinstance(model_dir, ModelDir):
+            return model_dir
+        if isinstance(model_dir, (str, Path)):
+            return cls.read(model_dir)
+        return cls.from_listing(None, model_dir)
 
     # --- files -------------------------------------------------------------------------------------------
 
