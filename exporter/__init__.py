@@ -12,7 +12,7 @@ Usage::
     export_model("sentence-transformers/all-MiniLM-L6-v2", "out/minilm")
     print(verify_export("out/minilm").summary())
 
-Output layout: exactly what sentence-transformers 6.2 ``model.save(dir, safe_serialization=True)``
+Output layout: exactly what sentence-transformers 6.3 ``model.save(dir, safe_serialization=True)``
 writes (modules.json, config_sentence_transformers.json, the first module in the root when it
 saves there, ``f"{idx}_{ClassName}"`` folders for the others, safetensors weights, never
 pytorch_model.bin), plus one ONNX graph per Transformer-type module:

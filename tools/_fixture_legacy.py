@@ -1,4 +1,4 @@
-"""Fixtures written in older on-disk formats that sentence-transformers 6.2 still loads."""
+"""Fixtures written in older on-disk formats that sentence-transformers 6.3 still loads."""
 
 from __future__ import annotations
 
