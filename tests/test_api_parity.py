@@ -242,3 +242,75 @@ def test_encode_query_positional_arguments(dense: tuple[Any, Any]) -> None:
     theirs, ours = dense
     close(ours.encode_query(TEXTS, None, None, 2, False, "sentence_embedding", "float32", True, False, None, True, 6),
           theirs.encode_query(TEXTS, None, None, 2, False, "sentence_embedding", "float32", True, False, None, True, 6))
+
+
+HTP_SETTINGS = [{"pool_factor": 2.0}, {"pool_factor": 1.5, "num_protected_tokens": 0}, {"max_tokens": 10},
+                {"max_tokens": 4, "num_protected_tokens": 2}, {"distance_threshold": 0.05},
+                {"distance_threshold": 0.0, "normalize_embeddings": False}]
+
+
+@pytest.mark.parametrize("settings", HTP_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_token_pooling_config_saved_by_sentence_transformers(settings: dict[str, Any], tmp_path: Path) -> None:
+    """A HierarchicalTokenPooling config as sentence-transformers saves it (``max_tokens`` and
+    ``distance_threshold`` always written) pools as sentence-transformers pools, in the pipeline and per call."""
+    import shutil
+
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling as TheirPooling
+
+    from onnx_st.modules.token_pooling import HierarchicalTokenPooling as OurPooling
+
+    path = tmp_path / "model"
+    shutil.copytree(fixture_dir("multi-vector-pooling"), path)
+    shutil.rmtree(path / "4_HierarchicalTokenPooling")
+    TheirPooling(**settings).save(str(path / "4_HierarchicalTokenPooling"))
+    saved = (path / "4_HierarchicalTokenPooling" / "config.json").read_text()
+    assert '"max_tokens"' in saved and '"distance_threshold"' in saved
+    theirs, ours = st.MultiVectorEncoder(str(path), device="cpu"), onnx_st.MultiVectorEncoder(str(path))
+    texts = fixture_inputs("multi-vector-pooling")
+    for expected, got in [(theirs.encode_document(texts, batch_size=5), ours.encode_document(texts, batch_size=5)),
+                          (theirs.encode_query(texts), ours.encode_query(texts))]:
+        assert [tuple(e.shape) for e in expected] == [g.shape for g in got]
+        for e, g in zip(expected, got):
+            close(g, e.numpy())
+    plain = onnx_st.MultiVectorEncoder(str(fixture_dir("multi-vector-basic")))
+    reference = st.MultiVectorEncoder(str(fixture_dir("multi-vector-basic")), device="cpu")
+    expected = reference.encode_document(texts, token_pooling=TheirPooling(**settings))
+    got = plain.encode_document(texts, token_pooling=OurPooling(**settings))
+    assert [tuple(e.shape) for e in expected] == [g.shape for g in got]
+    for e, g in zip(expected, got):
+        close(g, e.numpy())
+
+
+def test_token_pooling_calibrated_threshold_and_errors() -> None:
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling as TheirPooling
+
+    from onnx_st.errors import ConfigError
+    from onnx_st.modules.token_pooling import HierarchicalTokenPooling as OurPooling
+
+    documents = st.MultiVectorEncoder(str(fixture_dir("multi-vector-basic")), device="cpu").encode_document(
+        fixture_inputs("multi-vector-basic"))
+    arrays = [d.numpy() for d in documents]
+    for target, protected in [(4.0, 1), (2.5, 0), (1000.0, 1)]:
+        expected = TheirPooling.calibrate_distance_threshold(documents, target_tokens=target,
+                                                             num_protected_tokens=protected)
+        got = OurPooling.calibrate_distance_threshold(arrays, target_tokens=target, num_protected_tokens=protected)
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            assert got == pytest.approx(expected, abs=1e-6)
+    for bad in [{"target_tokens": 0.0}, {"target_tokens": 0.5}]:
+        with pytest.raises(ValueError) as their_error:
+            TheirPooling.calibrate_distance_threshold(documents, **bad)
+        with pytest.raises(InputError) as our_error:
+            OurPooling.calibrate_distance_threshold(arrays, **bad)
+        assert str(our_error.value) == str(their_error.value)
+    for bad_settings in [{"pool_factor": 2.0, "max_tokens": 8}, {"max_tokens": 1}, {"distance_threshold": -1.0},
+                         {"distance_threshold": 0.5, "max_tokens": 8}, {"pool_factor": float("inf")},
+                         {"num_protected_tokens": -1}]:
+        with pytest.raises(ValueError) as their_error:
+            TheirPooling(**bad_settings)
+        with pytest.raises(ConfigError) as our_error:
+            OurPooling(**bad_settings)
+        assert str(our_error.value) == str(their_error.value)
+    with pytest.raises(ConfigError, match="torch backend"):
+        OurPooling(2.0, use_kernels=True)
+    assert OurPooling(2.0, use_kernels=False, kernel_config=None).pool_factor == 2.0
