@@ -314,3 +314,30 @@ def test_token_pooling_calibrated_threshold_and_errors() -> None:
     with pytest.raises(ConfigError, match="torch backend"):
         OurPooling(2.0, use_kernels=True)
     assert OurPooling(2.0, use_kernels=False, kernel_config=None).pool_factor == 2.0
+
+
+def test_projected_hidden_size_is_the_embedding_dimension(tmp_path: Path) -> None:
+    """An OPT-style config whose output is projected to ``word_embed_proj_dim`` (not ``hidden_size``) loads
+    with that dimension and encodes as sentence-transformers does."""
+    import torch
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from transformers import OPTConfig, OPTModel
+
+    from exporter import export_model
+    from tools._tiny import MAX_SEQ_LENGTH, hf_tokenizer
+
+    config = OPTConfig(vocab_size=600, hidden_size=32, word_embed_proj_dim=16, num_hidden_layers=2, ffn_dim=64,
+                       num_attention_heads=2, max_position_embeddings=128, pad_token_id=0, bos_token_id=2,
+                       eos_token_id=3)
+    torch.manual_seed(0)
+    OPTModel(config).save_pretrained(tmp_path / "hf")
+    hf_tokenizer().save_pretrained(tmp_path / "hf")
+    transformer = Transformer(str(tmp_path / "hf"), max_seq_length=MAX_SEQ_LENGTH)
+    assert transformer.get_embedding_dimension() == 16
+    st.SentenceTransformer(modules=[transformer, Pooling(16, "mean")], device="cpu").save(str(tmp_path / "st"))
+    export_model(str(tmp_path / "st"), tmp_path / "onnx", kind="dense", model_card=False)
+    theirs, ours = st.SentenceTransformer(str(tmp_path / "onnx"), device="cpu"), onnx_st.SentenceTransformer(
+        str(tmp_path / "onnx"))
+    assert ours.get_embedding_dimension() == theirs.get_embedding_dimension() == 16
+    close(ours.encode(TEXTS), theirs.encode(TEXTS))

@@ -83,8 +83,12 @@ class Transformer(InputModule):
         return width
 
     def config_dimension(self) -> int | None:
-        """The output width ``config.json`` implies: hidden size, vocabulary size or labels."""
+        """The output width ``config.json`` implies: hidden size (``word_embed_proj_dim`` first, as OPT projects
+        its output to it), vocabulary size or labels."""
         if self.task == "feature-extraction":
+            projected = self.hf_config.raw.get("word_embed_proj_dim")
+            if isinstance(projected, int) and not isinstance(projected, bool):
+                return projected
             return self.hf_config.hidden_size
         if self.task == "fill-mask":
             return self.hf_config.vocab_size
