@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +28,24 @@ if TYPE_CHECKING:
     from onnx_st.model_dir import ModelDir
 
 KindName = Literal["dense", "sparse", "cross", "multi-vector"]
+
+
+class Capability(Enum):
+    """What a model can answer (a server route asks for one); a kind's :attr:`ModelKind.output` is its own."""
+
+    EMBED = "embed"
+    """One dense vector per text."""
+    EMBED_SPARSE = "embed_sparse"
+    """One sparse vector over the vocabulary per text."""
+    EMBED_ALL = "embed_all"
+    """One vector per token of each text."""
+    PREDICT = "predict"
+    """Scores of ``(query, document)`` pairs (``/predict``, ``/rerank``)."""
+    SIMILARITY = "similarity"
+    """One score per sentence against a source sentence."""
+
+    def __str__(self) -> str:
+        return self.value
 ConfigSource = Callable[[str], Any]
 """Reads a JSON file of a model by its path relative to the model root; ``None`` when absent."""
 
@@ -43,7 +62,8 @@ class ModelKind:
         input_columns: the text columns one job row holds.
         output_columns: the columns an ``onnx-st embed`` job writes.
         graph_output: the exporter's transformer task (the ONNX graph's output).
-        server_operations: the server's operations for this kind (see ``onnx_st.server``).
+        output: the operation the model answers by itself (its ``onnx-st serve`` root route).
+        also_serves: operations beside ``output`` and similarity (a dense model's token embeddings).
         scores_pairs: the model scores ``(query, document)`` pairs instead of embedding texts.
         normalizes: a job's ``normalize`` applies (L2-normalized vectors).
         sample_source: the exporter's sample of this kind (``benchmark_sentences``, or ``sample_pairs``).
@@ -56,7 +76,8 @@ class ModelKind:
     input_columns: tuple[str, ...]
     output_columns: tuple[str, ...]
     graph_output: str
-    server_operations: tuple[str, ...]
+    output: Capability
+    also_serves: frozenset[Capability] = frozenset()
     scores_pairs: bool = False
     normalizes: bool = False
     sample_source: str = "benchmark_sentences"
@@ -73,20 +94,26 @@ class ModelKind:
         cls: type[BaseModel] = getattr(importlib.import_module(module), attribute)
         return cls
 
+    @property
+    def server_operations(self) -> frozenset[Capability]:
+        """The operations a server route may call on this kind: its output, similarity to a source, and more."""
+        return frozenset({self.output, Capability.SIMILARITY, *self.also_serves})
+
     def __str__(self) -> str:
         return self.name
 
 
 DENSE = ModelKind("dense", "SentenceTransformer", "onnx_st.dense.sentence_transformer:SentenceTransformer", "dense embeddings",
-                  ("text",), ("embedding",), "feature-extraction", ("embed", "similarity"), normalizes=True)
+                  ("text",), ("embedding",), "feature-extraction", Capability.EMBED, normalizes=True,
+                  also_serves=frozenset({Capability.EMBED_ALL}))
 SPARSE = ModelKind("sparse", "SparseEncoder", "onnx_st.sparse.sparse_encoder:SparseEncoder", "sparse (SPLADE) embeddings",
-                   ("text",), ("indices", "values"), "fill-mask", ("embed_sparse", "similarity"))
+                   ("text",), ("indices", "values"), "fill-mask", Capability.EMBED_SPARSE)
 CROSS = ModelKind("cross", "CrossEncoder", "onnx_st.cross.cross_encoder:CrossEncoder", "reranker scores of text pairs",
-                  ("query", "document"), ("score",), "sequence-classification", ("predict", "rerank", "similarity"),
+                  ("query", "document"), ("score",), "sequence-classification", Capability.PREDICT,
                   scores_pairs=True, sample_source="sample_pairs")
 MULTI_VECTOR = ModelKind("multi-vector", "MultiVectorEncoder", "onnx_st.multi_vector.multi_vector_encoder:MultiVectorEncoder",
                          "one vector per token (late interaction, MaxSim)", ("text",), ("embeddings",),
-                         "feature-extraction", ("embed_all", "similarity"), normalizes=True)
+                         "feature-extraction", Capability.EMBED_ALL, normalizes=True)
 
 KINDS: dict[str, ModelKind] = {k.name: k for k in (DENSE, SPARSE, CROSS, MULTI_VECTOR)}
 """Every kind by its name."""

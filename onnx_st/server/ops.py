@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from onnx_st.kinds import Capability
 from onnx_st.server.batcher import MicroBatcher
 from onnx_st.server.errors import ApiError
 from onnx_st.server.inference import (
@@ -113,16 +114,16 @@ async def similarity_scores(entry: ModelEntry, source: str, sentences: list[str]
                             truncate: bool = True, direction: str = "right") -> tuple[list[float], int]:
     """One score per sentence against ``source``: the model's similarity (dense, sparse) or pair score (reranker)."""
     model, _, _ = _ready(entry)
-    if "predict" in entry.kind.server_operations:
+    if entry.kind.output is Capability.PREDICT:
         scores, tokens = await pair_scores(entry, [(source, s) for s in sentences], truncate=truncate,
                                            direction=direction)
         return [float(s.reshape(-1)[0]) for s in scores], tokens
-    if "embed_all" in entry.kind.server_operations:  # MaxSim of the source as a query against the sentences
+    if entry.kind.output is Capability.EMBED_ALL:  # MaxSim of the source as a query against the sentences
         query, query_tokens = await token_rows(entry, [source], prompt_name=prompt_name or "query",
                                                truncate=truncate, direction=direction)
         documents, tokens = await token_rows(entry, sentences, truncate=truncate, direction=direction)
         return model.similarity(query, documents)[0].tolist(), query_tokens + tokens
-    if "embed_sparse" in entry.kind.server_operations:
+    if entry.kind.output is Capability.EMBED_SPARSE:
         rows, tokens = await sparse_rows(entry, [source, *sentences], prompt_name=prompt_name, truncate=truncate,
                                          direction=direction)
         return model.similarity(rows[:1], rows[1:])[0].tolist(), tokens

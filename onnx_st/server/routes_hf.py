@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from onnx_st.kinds import Capability
 from onnx_st.server.errors import ApiError
 from onnx_st.server.ops import (
     embed_rows,
@@ -67,11 +68,11 @@ async def hf_inference(model_id: str, req: HFRequest, request: Request) -> Respo
         if e.kind.scores_pairs:
             raise ApiError(422, f"{e.model_id} is a reranker: send {{source_sentence, sentences}}, "
                                 "{query, texts} or [[text, text], ...]")
-        if "embed_sparse" in e.kind.server_operations:
+        if e.kind.output is Capability.EMBED_SPARSE:
             rows, tokens = await sparse_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                              direction=direction)
             out: list[Any] = [sparse_json(v) for v in rows]
-        elif "embed_all" in e.kind.server_operations:  # feature extraction: a list of token vectors per input
+        elif e.kind.output is Capability.EMBED_ALL:  # feature extraction: a list of token vectors per input
             vectors, tokens = await token_rows(e, texts, prompt_name=params.prompt_name, truncate=truncate,
                                                       direction=direction)
             out = [v.tolist() for v in vectors]

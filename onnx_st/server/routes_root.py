@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
+from onnx_st.kinds import Capability
 from onnx_st.server.errors import ApiError
 from onnx_st.server.routes_tei import (
     ERRORS,
@@ -60,20 +61,20 @@ async def dispatch(request: Request, body: Any, model: str | None = None) -> Res
         raise ApiError(422, "body: the request body must be a JSON object", "validation")
     model = model or body.get("model")
     entry = state(request).registry.get(model if isinstance(model, str) else None)
-    operations = entry.kind.server_operations
     inputs = body.get("inputs")
     if isinstance(inputs, dict) and "sentences" in inputs:
-        if "similarity" not in operations:
+        if Capability.SIMILARITY not in entry.kind.server_operations:
             raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: no sentence similarity", "backend")
         return await similarity(_parse(SimilarityRequest, {**body, "model": entry.model_id}), request)
-    if "predict" in operations:
+    output = entry.kind.output
+    if output is Capability.PREDICT:
         num_labels = 1 if entry.model is None else len(entry.model.labels)
         if "query" in body or (num_labels == 1 and "inputs" not in body):
             return await rerank(_parse(RerankRequest, {**body, "model": entry.model_id}), request)
         return await predict(_parse(PredictRequest, {**body, "model": entry.model_id}), request)
-    if "embed_sparse" in operations:
+    if output is Capability.EMBED_SPARSE:
         return await embed_sparse(_parse(EmbedSparseRequest, {**body, "model": entry.model_id}), request)
-    if "embed" in operations:
+    if output is Capability.EMBED:
         return await embed(_parse(EmbedRequest, {**body, "model": entry.model_id}), request)
     return await embed_all(_parse(EmbedAllRequest, {**body, "model": entry.model_id}), request)
 

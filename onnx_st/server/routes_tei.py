@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from onnx_st import __version__
+from onnx_st.kinds import Capability
 from onnx_st.modules import Pooling
 from onnx_st.server.errors import ApiError, json_bytes, json_response
 from onnx_st.server.inference import check_prompt
@@ -82,9 +83,9 @@ async def embed_all(req: EmbedAllRequest, request: Request) -> Response:
     check_batch(state(request), len(texts))
     st = state(request)
     entry = st.registry.get(req.model) if req.model else next(
-        (e for e in st.registry.entries.values() if "embed_all" in e.kind.server_operations
-         or "embed" in e.kind.server_operations), st.registry.get(None))
-    if not {"embed", "embed_all"} & set(entry.kind.server_operations):
+        (e for e in st.registry.entries.values() if Capability.EMBED_ALL in e.kind.server_operations),
+        st.registry.get(None))
+    if Capability.EMBED_ALL not in entry.kind.server_operations:
         raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: it has no token embeddings", "backend")
 
     async def compute(e: ModelEntry) -> tuple[Any, int]:
@@ -180,7 +181,7 @@ async def similarity(req: SimilarityRequest, request: Request) -> Response:
     check_batch(state(request), len(req.inputs.sentences), "inputs.sentences")
     check_batch(state(request), len(req.inputs.sentences) + 1)
     entry = state(request).registry.get(req.model)
-    if "similarity" not in entry.kind.server_operations:
+    if Capability.SIMILARITY not in entry.kind.server_operations:
         raise ApiError(424, f"model {entry.model_id} is a {entry.kind} model: no sentence similarity", "backend")
     params = req.parameters or SimilarityParameters()
 
@@ -234,7 +235,7 @@ def _model_type(entry: ModelEntry) -> dict[str, Any]:
         labels = dict(enumerate(model.labels))
         section = {"id2label": {str(k): v for k, v in labels.items()}, "label2id": {v: k for k, v in labels.items()}}
         return {"reranker" if len(labels) == 1 else "classifier": section}
-    if "embed_sparse" in entry.kind.server_operations:
+    if entry.kind.output is Capability.EMBED_SPARSE:
         return {"embedding": {"pooling": "splade"}}
     modes = [m for module in (model.modules if model else [])
              if isinstance(module, Pooling) for m in module.modes]
