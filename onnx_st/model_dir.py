@@ -47,8 +47,8 @@ JsonSource = Callable[[str], Any]
 
 
 def join(folder: str, name: str) -> str:
-    """``folder/name`` relative to the model root (``name`` alone for the root folder)."""
-    return f"{folder}/{name}" if folder else name
+    """``folder/name`` relative to the model root (``name`` alone for the root folder, ``folder`` for ``""``)."""
+    return "/".join(part for part in (folder, name) if part)
 
 
 def _relative(root: Path, name: str, what: str, source: Path | str) -> str:
@@ -72,8 +72,9 @@ class RouterSpec:
     parameters: dict[str, Any]
 
     def module_folder(self, module_id: str) -> str:
-        """A sub-module's folder relative to the model root."""
-        return join(self.folder, module_id)
+        """A sub-module's folder relative to the model root (``""``: the Router's own folder)."""
+        parts = [p for p in join(self.folder, module_id).replace("\\", "/").split("/") if p not in ("", ".")]
+        return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,12 @@ class ModelDir:
         if not types or not structure:
             raise ConfigError(f"{path} needs non-empty 'types' and 'structure' objects")
         for model_id, type_name in types.items():
-            if not model_id or "/" in model_id or "\\" in model_id or model_id.startswith("."):
-                raise ConfigError(f"{path}: unsafe module folder {model_id!r}")
+            # a sub-module folder may be the Router's own ("", as some saves write it) or below it, never outside
+            try:
+                inside(self.file(folder) if folder else self.path, model_id, "Router sub-module folder", path)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: unsafe module folder {model_id!r}: expected a relative path without "
+                                  "'..' components") from exc
             if not isinstance(type_name, str):
                 raise ConfigError(f"{path}: 'types'[{model_id!r}] must be a class path, got {type_name!r}")
         for route, ids in structure.items():

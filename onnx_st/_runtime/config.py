@@ -24,6 +24,11 @@ TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_confi
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 TRANSFORMER_TASKS = ("feature-extraction", "fill-mask", "sequence-classification")
 SIDES = ("right", "left")
+TRANSFORMER_CONFIG_KEYS = ("transformer_task", "model_kwargs", "processor_kwargs", "config_kwargs", "processing_kwargs",
+                           "backend", "modality_config", "module_output_name", "unpad_inputs", "query_length",
+                           "document_length", "query_expansion", "max_seq_length", "do_lower_case",
+                           "tokenizer_name_or_path", "model_args", "tokenizer_args", "config_args", "cache_dir")
+"""Keys a Transformer config file may hold: sentence-transformers' constructor parameters and their old names."""
 MAX_JSON_BYTES = 64 * 2**20  # a vocabulary-sized IDF file is a few MB; configs are a few KB
 
 
@@ -347,7 +352,9 @@ class TransformerConfig:
         for name in TRANSFORMER_CONFIG_FILES:
             if (directory / name).is_file():
                 path = directory / name
-                data.update(read_json(path))
+                saved = read_json(path)
+                check_init_keys(saved, TRANSFORMER_CONFIG_KEYS, "Transformer", path)
+                data.update(saved)
                 break
         processing = config_dict(data, "processing_kwargs", path)
         text_kwargs = config_dict(processing, "text", f"{path} processing_kwargs")
@@ -375,6 +382,18 @@ def _optional_length(data: dict[str, Any], key: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"sentence_bert_config.json: {key} must be a positive integer or null, got {value!r}")
     return value
+
+
+def check_init_keys(config: dict[str, Any], accepted: Sequence[str], class_name: str, path: Path | str) -> None:
+    """Refuse a config key the sentence-transformers constructor of ``class_name`` does not take (it raises
+    TypeError there: such a directory does not load in sentence-transformers either).
+
+    Raises:
+        ConfigError: naming the first unknown key, in sentence-transformers' wording.
+    """
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{path}: {class_name}.__init__() got an unexpected keyword argument {unknown[0]!r}")
 
 
 def read_module_config(directory: Path, file_name: str = "config.json") -> dict[str, Any]:

@@ -106,6 +106,17 @@ class LoadContext:
     transformer_defaults: dict[str, Any] = field(default_factory=dict)  # Transformer config keys a save lacks
     special_prefixes: tuple[str, ...] = ()  # prompt prefixes to tokenize as one special token (legacy ColBERT)
 
+    @classmethod
+    def standalone(cls, directory: str | Path) -> LoadContext:
+        """The defaults of a module loaded on its own (``Dense.load(path)``), with no model around it."""
+        return cls(Path(directory), RuntimeOptions())
+
+
+def module_context(directory: str | Path, ctx: LoadContext | None) -> tuple[Path, LoadContext]:
+    """A loader's folder as a Path and its context (:meth:`LoadContext.standalone` when none is given)."""
+    path = Path(directory)
+    return path, ctx if ctx is not None else LoadContext.standalone(path)
+
 
 Loader = Callable[[Path, LoadContext], Module]
 

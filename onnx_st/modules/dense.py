@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,12 @@ from onnx_st._runtime.config import config_bool, config_int, config_str, read_mo
 from onnx_st._runtime.weights import load_safetensors
 from onnx_st.errors import ConfigError, InputError, ModelNotFoundError, OnnxModelError
 from onnx_st.functional import activation
-from onnx_st.modules.base import Features, LoadContext, Module
+from onnx_st.modules.base import Features, LoadContext, Module, module_context
+
+logger = logging.getLogger("onnx_st")
+# sentence-transformers' Dense constructor parameters: other config keys are dropped with a warning, as there
+_INIT_PARAMETERS = ("in_features", "out_features", "bias", "activation_function", "init_weight", "init_bias",
+                    "module_input_name", "module_output_name", "use_residual")
 
 
 class Dense(Module):
@@ -74,9 +80,18 @@ class Dense(Module):
         save_file(tensors, str(Path(output_path) / "model.safetensors"))
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> Dense:
-        """Read ``config.json`` and ``model.safetensors`` (``linear.weight``, ``linear.bias``)."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> Dense:
+        """Read ``config.json`` and ``model.safetensors`` (``linear.weight``, ``linear.bias``).
+
+        Without ``ctx`` (a Dense loaded on its own) a config without ``module_input_name`` reads
+        ``sentence_embedding``; keys that are not Dense parameters are ignored with a warning.
+        """
+        directory, ctx = module_context(directory, ctx)
         config = read_module_config(directory)
+        unknown = sorted(set(config) - set(_INIT_PARAMETERS))
+        if unknown:
+            logger.warning("Ignoring unrecognized Dense config key(s) %s from %r: not constructor parameters of "
+                           "Dense.", unknown, str(directory))
         path = directory / "model.safetensors"
         if not path.is_file():
             hint = " (pickle weights are never loaded: re-save with safetensors, e.g. via onnx-st-export)" \

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from onnx_st._runtime.config import config_str, read_module_config
 from onnx_st.functional import normalize
-from onnx_st.modules.base import Features, LoadContext, Module
+from onnx_st.modules.base import Features, LoadContext, Module, module_context
 
 
 class Normalize(Module):
@@ -20,8 +20,9 @@ class Normalize(Module):
         self.module_output_name = module_output_name or module_input_name
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> Normalize:
-        """Read the optional ``config.json`` (the folder may not exist at all)."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> Normalize:
+        """Read the optional ``config.json`` (the folder may not exist at all); other keys are ignored."""
+        directory, ctx = module_context(directory, ctx)
         config = read_module_config(directory) if directory.is_dir() else {}
         path = directory / "config.json"
         return cls(config_str(config, "module_input_name", "sentence_embedding", path),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from onnx_st._runtime.config import config_bool, read_module_config
+from onnx_st._runtime.config import check_init_keys, config_bool, read_module_config
 from onnx_st.errors import ConfigError, OnnxModelError
 from onnx_st.functional import POOLING_MODES, exclude_prompt, pool
-from onnx_st.modules.base import Features, LoadContext, Module
+from onnx_st.modules.base import Features, LoadContext, Module, module_context
 
 _LEGACY_KEYS = {
     "pooling_mode_cls_token": "cls",
@@ -19,6 +19,16 @@ _LEGACY_KEYS = {
     "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
+# the keys a Pooling config may hold: sentence-transformers' constructor parameters, the old name of
+# embedding_dimension and the legacy boolean modes (both converted on load there too)
+_CONFIG_KEYS = ("embedding_dimension", "pooling_mode", "include_prompt", "word_embedding_dimension", *_LEGACY_KEYS)
+
+
+def check_pooling_modes(modes: tuple[str, ...]) -> None:
+    """Raises ConfigError (a ValueError) on the first invalid mode, in sentence-transformers' wording."""
+    for m in modes:
+        if m not in POOLING_MODES:
+            raise ConfigError(f"Invalid pooling mode: {m!r}. Valid pooling modes are: {POOLING_MODES}.")
 
 
 def parse_pooling_modes(config: dict[str, object]) -> tuple[str, ...]:
@@ -32,11 +42,9 @@ def parse_pooling_modes(config: dict[str, object]) -> tuple[str, ...]:
     elif isinstance(mode, list) and mode and all(isinstance(m, str) for m in mode):
         modes = tuple(mode)
     else:
-        raise ConfigError(f"'pooling_mode' must be a pooling mode or a non-empty list of them ({POOLING_MODES}), "
+        raise ConfigError(f"must be a pooling mode or a non-empty list of them ({POOLING_MODES}), "
                           f"got {mode!r}")
-    for m in modes:
-        if m not in POOLING_MODES:
-            raise ConfigError(f"'pooling_mode' {m!r} is invalid; valid pooling modes are {POOLING_MODES}")
+    check_pooling_modes(modes)
     return modes
 
 
@@ -46,7 +54,9 @@ class Pooling(Module):
     config_keys = ("embedding_dimension", "pooling_mode", "include_prompt")
     module_input_name = "token_embeddings"
 
-    def __init__(self, embedding_dimension: int, modes: tuple[str, ...], include_prompt: bool = True) -> None:
+    def __init__(self, embedding_dimension: int, modes: str | tuple[str, ...], include_prompt: bool = True) -> None:
+        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+        check_pooling_modes(modes)
         self.embedding_dimension = embedding_dimension  # of each token embedding
         self.modes = modes
         self.include_prompt = include_prompt
@@ -61,17 +71,23 @@ class Pooling(Module):
         return self.embedding_dimension * len(self.modes)
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> Pooling:
-        """Read ``config.json`` of the pooling folder."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> Pooling:
+        """Read ``config.json`` of the pooling folder.
+
+        Raises:
+            ConfigError: an invalid pooling mode, or a key that is not a Pooling parameter.
+        """
+        directory, ctx = module_context(directory, ctx)
         config = read_module_config(directory)
         path = directory / "config.json"
+        check_init_keys(config, _CONFIG_KEYS, "Pooling", path)
         dim = config.get("embedding_dimension", config.get("word_embedding_dimension"))
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ConfigError(f"{path}: embedding_dimension must be a positive integer, got {dim!r}")
         try:
             modes = parse_pooling_modes(config)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+            raise ConfigError(f"{path}: 'pooling_mode': {exc}") from exc
         return cls(dim, modes, config_bool(config, "include_prompt", True, path))
 
     def forward(self, features: Features) -> Features:

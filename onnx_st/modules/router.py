@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from onnx_st._runtime.config import config_bool, config_dict, config_str
+from onnx_st._runtime.config import check_init_keys, config_bool, config_dict, config_str, inside
 from onnx_st._runtime.inputs import has_max_seq_length_setter
 from onnx_st.errors import ConfigError, InputError
 from onnx_st.model_dir import ModelDir, RouterSpec
@@ -81,10 +81,12 @@ class Router(InputModule):
                   assemble: ChainAssembler) -> Router:
         """Load every sub-module of a Router config (``directory``: the Router's folder) and assemble its routes."""
         path = spec.file
-        loaded = {model_id: load_module(type_name, directory / model_id, ctx)
+        # a sub-module id names a folder under the Router's ("" is the Router's own folder)
+        loaded = {model_id: load_module(type_name, inside(directory, model_id, "Router sub-module folder", path), ctx)
                   for model_id, type_name in spec.types.items()}
         routes = {route: assemble([loaded[m] for m in ids], ctx) for route, ids in spec.structure.items()}
         params = spec.parameters
+        check_init_keys(params, ("default_route", "allow_empty_key", "route_mappings"), "Router", path)
         default = config_str(params, "default_route", None, path)
         if default is None and config_bool(params, "allow_empty_key", True, path):
             default = next(iter(routes))

@@ -8,11 +8,18 @@ from typing import Any
 
 import numpy as np
 
-from onnx_st._runtime.config import config_int, config_str, inside, read_json_value, read_module_config
+from onnx_st._runtime.config import (
+    check_init_keys,
+    config_int,
+    config_str,
+    inside,
+    read_json_value,
+    read_module_config,
+)
 from onnx_st._runtime.tokenizer import TextTokenizer
 from onnx_st._runtime.weights import load_safetensors
 from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxModelError
-from onnx_st.modules.base import Features, InputModule, LoadContext, Module, with_prompt
+from onnx_st.modules.base import Features, InputModule, LoadContext, Module, module_context, with_prompt
 from onnx_st.modules.transformer import Transformer
 from onnx_st.options import DEFAULT_LOGITS_BUDGET_MIB, RuntimeOptions
 
@@ -63,10 +70,17 @@ class SpladePooling(Module):
         return self.embedding_dimension
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> SpladePooling:
-        """Read ``config.json`` (``word_embedding_dimension`` is the old name of ``embedding_dimension``)."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> SpladePooling:
+        """Read ``config.json`` (``word_embedding_dimension`` is the old name of ``embedding_dimension``).
+
+        Raises:
+            ConfigError: a bad value, or a key that is not a SpladePooling parameter.
+        """
+        directory, ctx = module_context(directory, ctx)
         config = read_module_config(directory)
         path = directory / "config.json"
+        check_init_keys(config, ("pooling_strategy", "activation_function", "embedding_dimension", "chunk_size",
+                                 "word_embedding_dimension"), "SpladePooling", path)
         key = "embedding_dimension" if config.get("embedding_dimension") is not None else "word_embedding_dimension"
         return cls(config_str(config, "pooling_strategy", "max", path, POOLING_STRATEGIES),
                    config_str(config, "activation_function", "relu", path, ACTIVATIONS),
@@ -216,17 +230,37 @@ class SparseStaticEmbedding(InputModule):
         self.tokenizer = tokenizer
         self.weight = weight.reshape(-1)
         self.embedding_dimension = int(self.weight.shape[0])
+        self._max_seq_length = tokenizer.max_length
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """The tokenizer's ``model_max_length``, or the value set.
+
+        As in sentence-transformers, setting it records the value (a Router sets every route's) while
+        tokenization keeps truncating at the tokenizer's ``model_max_length``.
+        """
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        self._max_seq_length = value
 
     def get_embedding_dimension(self) -> int:
         """The vocabulary size."""
         return self.embedding_dimension
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> SparseStaticEmbedding:
-        """Read ``tokenizer.json`` and the weights (``model.safetensors`` or an IDF JSON named by ``path``)."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> SparseStaticEmbedding:
+        """Read ``tokenizer.json`` and the weights (``model.safetensors`` or an IDF JSON named by ``path``).
+
+        Raises:
+            ConfigError: a config key that is not a SparseStaticEmbedding parameter (``frozen``, ``path``).
+        """
+        directory, ctx = module_context(directory, ctx)
         # the module's config.json is not a model config: the limit is tokenizer_config's model_max_length
         tokenizer = TextTokenizer.from_dir(directory, add_special_tokens=False)
         config = read_module_config(directory)
+        check_init_keys(config, ("frozen", "path"), "SparseStaticEmbedding", directory / "config.json")
         path = config_str(config, "path", None, directory / "config.json")
         if path is not None and path.endswith(".json"):
             file = inside(directory, path, "IDF file 'path'", directory / "config.json")

@@ -61,8 +61,9 @@ class StaticEmbedding(InputModule):
         return math.inf if self.tokenizer.max_length is None else self.tokenizer.max_length
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> StaticEmbedding:
-        """Read ``tokenizer.json`` (as is) and ``model.safetensors``."""
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> StaticEmbedding:
+        """Read ``tokenizer.json`` (as is) and ``model.safetensors`` (no config, as sentence-transformers)."""
+        directory = Path(directory)
         path = directory / "tokenizer.json"
         if not path.is_file():
             raise ModelNotFoundError(f"{directory} has no tokenizer.json")

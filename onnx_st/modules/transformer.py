@@ -12,7 +12,7 @@ from onnx_st._runtime.config import HFConfig, TransformerConfig
 from onnx_st._runtime.session import OnnxSession, resolve_onnx_file
 from onnx_st._runtime.tokenizer import TextTokenizer
 from onnx_st.errors import ConfigError, OnnxModelError
-from onnx_st.modules.base import Features, InputModule, LoadContext, with_prompt
+from onnx_st.modules.base import Features, InputModule, LoadContext, module_context, with_prompt
 from onnx_st.modules.query_expansion import QueryExpansion
 from onnx_st.options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 
@@ -155,8 +155,9 @@ class Transformer(InputModule):
         return self._task_tokenizers.get(task or "", self.tokenizer)
 
     @classmethod
-    def load(cls, directory: Path, ctx: LoadContext) -> Transformer:
+    def load(cls, directory: str | Path, ctx: LoadContext | None = None) -> Transformer:
         """Load ``sentence_bert_config.json``, ``tokenizer.json``, ``config.json`` and the ONNX file."""
+        directory, ctx = module_context(directory, ctx)
         config = TransformerConfig.read(directory, default_task=ctx.default_task, defaults=ctx.transformer_defaults)
         hf_config = HFConfig.read(directory)
         tokenizer = TextTokenizer.from_dir(directory, max_seq_length=config.max_seq_length,
