@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers.base.model import BaseModel
 
+from onnx_st.base import model_class
 from onnx_st.kinds import get_kind
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
@@ -203,7 +204,7 @@ def onnx_st_outputs(model_dir: str | Path, kind: ResolvedKind, inputs: Sequence[
     Embeddings (dense), vocabulary-wide vectors (sparse), scores (cross), or every document token
     vector as one row (multi-vector): the model's ``parity_outputs``.
     """
-    model = get_kind(kind).front_class(str(model_dir), model_kwargs=dict(model_kwargs))
+    model = model_class(kind)(str(model_dir), model_kwargs=dict(model_kwargs))
     return model.parity_outputs(list(inputs), batch_size=BATCH_SIZE)
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _load(args: argparse.Namespace) -> BaseModel:
     """The model of ``args.model`` with the front class of its kind and the runtime flags."""
-    from onnx_st.kinds import load_by_kind
+    from onnx_st.base import load_by_kind
 
     return load_by_kind(args.model, args.kind, options=RuntimeOptions.from_args(args), local_files_only=args.offline)
 

@@ -14,18 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from onnx_st.errors import ConfigError, InputError, foreign_errors
-
-if TYPE_CHECKING:
-    from onnx_st.base.model import BaseModel
-    from onnx_st.model_dir import ModelDir
+from onnx_st.model_dir import ModelDir
 
 KindName = Literal["dense", "sparse", "cross", "multi-vector"]
 
@@ -88,13 +84,6 @@ class ModelKind:
         return self.class_path.rsplit(":", 1)[1]
 
     @property
-    def front_class(self) -> type[BaseModel]:
-        """The onnx-st class that loads this kind (imported on first use)."""
-        module, attribute = self.class_path.split(":")
-        cls: type[BaseModel] = getattr(importlib.import_module(module), attribute)
-        return cls
-
-    @property
     def server_operations(self) -> frozenset[Capability]:
         """The operations a server route may call on this kind: its output, similarity to a source, and more."""
         return frozenset({self.output, Capability.SIMILARITY, *self.also_serves})
@@ -139,11 +128,6 @@ def get_kind(name: str | ModelKind) -> ModelKind:
         raise InputError(f"Unknown model kind {name!r}; kinds: {', '.join(KINDS)} "
                          f"(or {', '.join(_BY_MODEL_TYPE)})")
     return found
-
-
-def kind_of_class(cls: type[BaseModel]) -> ModelKind:
-    """The kind a front class loads (by its ``model_kind``)."""
-    return get_kind(cls.model_kind)
 
 
 @dataclass(frozen=True)
@@ -240,37 +224,16 @@ def transformer_folders(model_dir: str | Path | ModelDir) -> list[str]:
     return list(_model_dir(model_dir).transformer_folders)
 
 
-def check_kind(model_dir: Path | ModelDir, cls: type[BaseModel]) -> None:
-    """Refuse a directory whose files say it is another kind than ``cls`` loads.
+def check_kind(model_dir: Path | ModelDir, wanted: ModelKind) -> None:
+    """Refuse a directory whose files say it is another kind than ``wanted``.
 
     Raises:
         ConfigError: naming the directory's kind, the evidence and the class to use instead.
     """
     files = _model_dir(model_dir)
-    wanted = kind_of_class(cls)
     with foreign_errors(ConfigError, f"Cannot tell the model kind of {files.path}"):
         found = detect_kind(files)
     if found.kind is wanted or not found.certain:
         return
     raise ConfigError(f"{files.path} is a {found.kind.model_type} model ({found.kind.description}; "
                       f"{found.evidence}), not a {wanted.model_type}: load it with onnx_st.{found.kind.class_name}")
-
-
-def load_by_kind(model: str | Path, kind: str | ModelKind = "auto", **kwargs: Any) -> BaseModel:
-    """Load a model with the front class of its kind (``auto``: :func:`detect_kind` on the local directory).
-
-    Example:
-        >>> model = load_by_kind("reranker-onnx")  # a CrossEncoder
-    """
-    if kind == "auto":
-        from onnx_st.hub import resolve_model_dir
-
-        local = Path(model).expanduser()
-        if not local.is_dir():
-            local = resolve_model_dir(model, local_files_only=kwargs.get("local_files_only", False),
-                                      token=kwargs.get("token"), revision=kwargs.get("revision"),
-                                      cache_dir=kwargs.get("cache_folder"))
-        resolved = detect_kind(local).kind
-    else:
-        resolved = get_kind(kind)
-    return resolved.front_class(model, **kwargs)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
+from onnx_st.base import model_class
 from onnx_st.errors import InputError, ModelLoadError, ModelNotFoundError
 from onnx_st.export_hook import EXPORT_CACHE_ENV, missing_onnx_files, split_export
 from onnx_st.hub import _TORCH_WEIGHTS
@@ -78,16 +79,16 @@ def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, mo
     kind = detect_kind(source).kind
     assert missing_onnx_files(source, None)
     with caplog.at_level(logging.INFO, logger="onnx_st.export_hook"):
-        model = kind.front_class(str(source), backend="onnx")
+        model = model_class(kind)(str(source), backend="onnx")
     assert model.model_dir.parent == tmp_path / "exports"
     assert "exporting" in caplog.text and "save_pretrained" in caplog.text
     assert_golden(outputs(model, name), name)
-    committed = kind.front_class(str(fixture_dir(name)))  # the fixture's own ONNX files
+    committed = model_class(kind)(str(fixture_dir(name)))  # the fixture's own ONNX files
     np.testing.assert_allclose(outputs(model, name), outputs(committed, name), atol=1e-5)
     assert not list(source.rglob("*.onnx")), "the source directory is never written to"
 
     model.save_pretrained(tmp_path / "saved")
-    reloaded = kind.front_class(str(tmp_path / "saved"), backend="onnx", local_files_only=True,
+    reloaded = model_class(kind)(str(tmp_path / "saved"), backend="onnx", local_files_only=True,
                                 model_kwargs={"export": False})
     np.testing.assert_allclose(outputs(reloaded, name), outputs(model, name), atol=1e-6)
     transformers = [t for t in walk(reloaded.modules) if isinstance(t, Transformer)]
@@ -97,14 +98,14 @@ def test_each_kind_exports_on_first_load_and_saves(name: str, tmp_path: Path, mo
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="onnx_st.export_hook"):
-        again = kind.front_class(str(source))
+        again = model_class(kind)(str(source))
     assert again.model_dir == model.model_dir and "earlier load" in caplog.text, "a second load reuses the export"
 
 
 def test_export_flag_forces_or_forbids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sentence_transformers")
     monkeypatch.setenv(EXPORT_CACHE_ENV, str(tmp_path / "exports"))
-    cls = get_kind("dense").front_class
+    cls = model_class(get_kind("dense"))
     with pytest.raises(ModelNotFoundError, match=r"onnx/model\.onnx"):
         cls(str(without_onnx("dense-mean", tmp_path / "src")), model_kwargs={"export": False})
     assert not (tmp_path / "exports").exists()
@@ -125,14 +126,14 @@ def test_failed_export_is_a_load_error_and_leaves_nothing(tmp_path: Path, monkey
     source = without_onnx("dense-mean", tmp_path / "src")
     (source / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelLoadError, match="onnx-st-export") as caught:
-        get_kind("dense").front_class(str(source))
+        model_class(get_kind("dense"))(str(source))
     assert caught.value.__cause__ is not None
     assert not list((tmp_path / "exports").iterdir()), "a failed export leaves no folder behind"
 
 
 def test_named_variant_is_not_exported_and_export_flag_is_checked(tmp_path: Path) -> None:
     source = without_onnx("dense-mean", tmp_path / "src")
-    cls = get_kind("dense").front_class
+    cls = model_class(get_kind("dense"))
     with pytest.raises(ModelNotFoundError, match=r"model_O2\.onnx"):  # the exporter does not write variants
         cls(str(source), model_kwargs={"file_name": "onnx/model_O2.onnx"})
     with pytest.raises(InputError, match="export=True writes onnx/model.onnx"):
@@ -148,7 +149,7 @@ def test_hub_repo_without_onnx_exports_outside_the_snapshot(tmp_path: Path, monk
     monkeypatch.delenv(EXPORT_CACHE_ENV, raising=False)  # then a cache_folder holds the exports
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     snapshot = make_hub_cache(tmp_path / "hub", "acme/tiny-dense-no-onnx", without_onnx("dense-mean", tmp_path / "s"))
-    cls = get_kind("dense").front_class
+    cls = model_class(get_kind("dense"))
     model = cls.from_pretrained("acme/tiny-dense-no-onnx", cache_dir=tmp_path / "hub", local_files_only=True,
                                 provider="CPUExecutionProvider", file_name="onnx/model.onnx")
     assert model.model_dir.parent == tmp_path / "hub" / "onnx-st-exports"

@@ -19,6 +19,7 @@ from onnx_st import (
     SparseEncoder,
     kinds,
 )
+from onnx_st.base import load_by_kind, model_class
 from onnx_st.cli import main as cli_main
 from onnx_st.jobs.spec import detect_kind as job_kind
 from onnx_st.kinds import KINDS, detect_kind, get_kind
@@ -67,7 +68,7 @@ def test_every_surface_agrees_on_the_kind(name: str, tmp_path: Path) -> None:
         assert _cli_info(path)["kind"] == expected
         registry = ModelRegistry({"m": path})
         assert registry.entries["m"].kind.name == expected
-        model = kinds.load_by_kind(path)
+        model = load_by_kind(path)
         assert type(model) is FRONT_CLASSES[expected]
 
 
@@ -144,7 +145,7 @@ def test_kind_names_and_model_types_resolve_to_one_kind() -> None:
     for kind in KINDS.values():
         assert get_kind(kind.name) is kind is get_kind(kind.model_type)
     for name, cls in FRONT_CLASSES.items():
-        assert get_kind(name).front_class is cls
+        assert model_class(get_kind(name)) is cls
     with pytest.raises(InputError, match="dense"):
         get_kind("reranker")
 

@@ -15,6 +15,7 @@ from huggingface_hub.utils import filter_repo_objects
 from onnx_st import ConfigError, SentenceTransformer, SparseEncoder
 from onnx_st._runtime import config
 from onnx_st._runtime.session import resolve_onnx_file
+from onnx_st.base import model_class
 from onnx_st.export_hook import missing_onnx_files
 from onnx_st.hub import onnx_patterns
 from onnx_st.kinds import detect_kind, transformer_folders
@@ -68,7 +69,7 @@ def test_a_local_load_reads_each_json_file_once(name: str, monkeypatch: pytest.M
     source = fixture_dir(name)
     kind = detect_kind(source).kind
     log = ReadLog(monkeypatch)
-    kind.front_class(str(source))
+    model_class(kind)(str(source))
     assert log.paths, "the load read no JSON file through the reader"
     if (source / "modules.json").is_file():
         assert source / "modules.json" in log.paths

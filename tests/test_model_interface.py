@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from onnx_st.base import model_class
 from onnx_st.base.model import BaseModel
 from onnx_st.kinds import KINDS
 from tests.conftest import ROOT, fixture_dir
@@ -19,12 +20,12 @@ TEXTS = ["hello world", "A short one."]
 
 @pytest.fixture(scope="module", params=sorted(FIXTURES))
 def model(request: pytest.FixtureRequest) -> BaseModel:
-    return KINDS[request.param].front_class(str(fixture_dir(FIXTURES[request.param])))
+    return model_class(KINDS[request.param])(str(fixture_dir(FIXTURES[request.param])))
 
 
 def test_every_kind_implements_the_interface() -> None:
     for kind in KINDS.values():
-        cls = kind.front_class
+        cls = model_class(kind)
         assert issubclass(cls, BaseModel) and not cls.__abstractmethods__, cls
 
 

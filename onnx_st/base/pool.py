@@ -10,14 +10,31 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
+from onnx_st.base.pipeline import Pipeline
 from onnx_st.cpu import cpu_count
 from onnx_st.errors import InputError, OnnxSTError
+from onnx_st.options import RuntimeOptions
 
-if TYPE_CHECKING:
-    from onnx_st.base.model import BaseModel
+
+class PoolModel(Protocol):
+    """What the pool needs of a model (:class:`~onnx_st.base.model.BaseModel` has it)."""
+
+    options: RuntimeOptions
+    model_dir: Path
+    pipeline: Pipeline
+    _init_kwargs: dict[str, Any]
+
+    @property
+    def _inference(self) -> Callable[..., list[Any]]: ...
+
+    def _worker_state(self) -> dict[str, Any]: ...
+
+    def _apply_worker_state(self, state: dict[str, Any]) -> None: ...
 
 MultiProcessPool = dict[str, Any]
 """``{"input": Queue, "output": Queue, "processes": [Process, ...]}``."""
@@ -25,7 +42,7 @@ MultiProcessPool = dict[str, Any]
 _POLL_S = 1.0
 
 
-def _worker(model_cls: type[BaseModel], model_dir: str, init_kwargs: dict[str, Any], device: str,
+def _worker(model_cls: Callable[..., PoolModel], model_dir: str, init_kwargs: dict[str, Any], device: str,
             state: dict[str, Any], inputs: Any, outputs: Any) -> None:
     """Load the model and answer ``(chunk_id, items, kwargs)`` chunks until the ``None`` sentinel."""
     try:
@@ -60,7 +77,7 @@ def _picklable(exc: Exception) -> Exception:
         return OnnxSTError("".join(traceback.format_exception(exc)))
 
 
-def start_pool(model: BaseModel, target_devices: list[str] | None = None) -> MultiProcessPool:
+def start_pool(model: PoolModel, target_devices: list[str] | None = None) -> MultiProcessPool:
     """Start one worker per entry of ``target_devices`` (default: 4 CPU workers, as sentence-transformers).
 
     Each CPU worker gets ``cores // workers`` intra-op threads unless the model's options set a number.
@@ -124,7 +141,7 @@ def _chunk_size(items: int, workers: int, batch_size: Any) -> int:
     return max(batch, math.ceil(per_chunk / batch) * batch)
 
 
-def run_in_pool(model: BaseModel, items: list[Any], kwargs: dict[str, Any], *, pool: MultiProcessPool | None,
+def run_in_pool(model: PoolModel, items: list[Any], kwargs: dict[str, Any], *, pool: MultiProcessPool | None,
                 devices: Any = None, chunk_size: int | None = None, show_progress_bar: bool | None = None
                 ) -> list[Any]:
     """``model._inference(items, **kwargs)`` spread over the pool's workers, results in input order.

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from onnx_st.base import model_class
 from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.jobs import deps
 from onnx_st.jobs.spec import JobOptions
-from onnx_st.kinds import KINDS, KindName, get_kind
+from onnx_st.kinds import KINDS, KindName
 from onnx_st.options import RuntimeOptions
 
 OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name, kind in KINDS.items()}
@@ -25,7 +26,7 @@ OUTPUT_COLUMNS: dict[str, tuple[str, ...]] = {name: kind.output_columns for name
 
 def load_job_model(model_dir: str | Path, kind: KindName, runtime: RuntimeOptions | None = None) -> BaseModel:
     """Load ``model_dir`` as ``kind`` with the job's ``runtime`` options."""
-    return get_kind(kind).front_class.from_dir(model_dir, options=runtime or RuntimeOptions())
+    return model_class(kind).from_dir(model_dir, options=runtime or RuntimeOptions())
 
 
 def _arrow_type(column: OutputColumn) -> Any:

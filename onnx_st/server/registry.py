@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onnx_st.base import load_by_kind
 from onnx_st.base.model import BaseModel
-from onnx_st.kinds import KindName, ModelKind, detect_kind, load_by_kind
+from onnx_st.kinds import KindName, ModelKind, detect_kind
 from onnx_st.options import RuntimeOptions
 from onnx_st.server.batcher import MicroBatcher
 from onnx_st.server.errors import ApiError
