@@ -104,6 +104,9 @@ def test_reduced_model_dir(tmp_path: Path) -> None:
                  "2_Dense/config.json", ".cache/x"):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text("x")
+    (source / "modules.json").write_text(json.dumps([  # the graph folders come from the modules
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
     graphs, left_out = copy_model_dir(source, tmp_path / "out", "onnx/model_qint8_avx2.onnx")
     kept = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert kept == ["2_Dense/config.json", "2_Dense/model.safetensors", "config.json", "modules.json",

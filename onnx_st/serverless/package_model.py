@@ -15,6 +15,7 @@ from pathlib import Path
 from onnx_st._runtime.session import resolve_onnx_file
 from onnx_st.errors import ModelNotFoundError
 from onnx_st.fastload import DATA_SUFFIX
+from onnx_st.model_dir import ModelDir
 
 # files of a Transformer folder (the one holding the ONNX graph) that inference never opens
 _UNREAD = {
@@ -33,9 +34,8 @@ _WEIGHT_FOLDERS = {"openvino": "OpenVINO files", "onnx": ""}  # onnx/ is filtere
 
 
 def _transformer_folders(model_dir: Path) -> list[Path]:
-    """Folders that hold an ONNX graph (directly or under ``onnx/``)."""
-    folders = {p.parent.parent if p.parent.name == "onnx" else p.parent for p in model_dir.rglob("*.onnx")}
-    return sorted(folders)
+    """Folders of the modules that run an ONNX graph, as the model directory names them."""
+    return [model_dir / folder for folder in ModelDir.read(model_dir).transformer_folders]
 
 
 def copy_model_dir(model_dir: Path, dest: Path, file_name: str | None = None) -> tuple[list[Path], dict[str, str]]:
