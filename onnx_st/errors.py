@@ -6,6 +6,8 @@
     ├── ModelLoadError               a model directory cannot be used
     │   ├── ModelNotFoundError       missing directory, repo or file (also FileNotFoundError)
     │   ├── ConfigError              a JSON config is unreadable or holds a value we cannot run
+    │   │   └── ConfigImportError    a config names a class that cannot be imported (also ImportError)
+    │   │       └── ConfigModuleNotFoundError   ... because its module does not exist (also ModuleNotFoundError)
     │   ├── UnsupportedModuleError   modules.json names a module type the runtime does not run
     │   └── OnnxModelError           an ONNX file is corrupt or its graph does not fit
     ├── ProviderError                an execution provider that is not available was asked for
@@ -23,6 +25,8 @@ from contextlib import contextmanager
 
 __all__ = [
     "ConfigError",
+    "ConfigImportError",
+    "ConfigModuleNotFoundError",
     "InputError",
     "MissingExtraError",
     "ModelLoadError",
@@ -49,6 +53,15 @@ class ModelNotFoundError(ModelLoadError, FileNotFoundError):
 
 class ConfigError(ModelLoadError, ValueError):
     """A configuration file is unreadable or holds an unsupported value."""
+
+
+class ConfigImportError(ConfigError, ImportError):
+    """A config names a class path that cannot be imported (an ImportError, as sentence-transformers raises)."""
+
+
+class ConfigModuleNotFoundError(ConfigImportError, ModuleNotFoundError):
+    """A config names a class in a module that does not exist (a ModuleNotFoundError, as sentence-transformers
+    raises)."""
 
 
 class UnsupportedModuleError(ConfigError):

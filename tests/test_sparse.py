@@ -273,7 +273,7 @@ def test_bad_input_is_refused_clearly() -> None:
             model.encode(bad)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="batch_size"):
         model.encode(["a"], batch_size=0)
-    with pytest.raises(InputError, match="unsupported keyword"):
+    with pytest.raises(InputError, match="additional keyword arguments that this model does not use"):
         model.encode(["a"], normalize_embeddings=True)
     with pytest.raises(InputError, match="Prompt name"):
         model.encode(["a"], prompt_name="missing")

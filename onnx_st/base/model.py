@@ -28,7 +28,7 @@ from onnx_st.base.pool import MultiProcessPool, start_pool, stop_pool
 from onnx_st.errors import InputError, ModelNotFoundError
 from onnx_st.export_hook import LoadSource, ensure_onnx, split_export
 from onnx_st.hub import resolve_model_files
-from onnx_st.kinds import ModelKind, check_kind, kind_of_class
+from onnx_st.kinds import ModelKind, check_kind, get_kind
 from onnx_st.model_dir import ModelDir
 from onnx_st.modules import LoadContext, Module, assemble, load_modules
 from onnx_st.modules.pooling import Pooling
@@ -134,8 +134,8 @@ class BaseModel(ABC):
                                     local_files_only=local_files_only, token=token, file_name=self.options.file_name)
         source = LoadSource(model_name_or_path, revision, cache_folder, local_files_only, token)
         with files.reading():
-            check_kind(files, type(self))
-            files = ensure_onnx(files, kind_of_class(type(self)), source, self.options.file_name, export)
+            check_kind(files, self.kind)
+            files = ensure_onnx(files, self.kind, source, self.options.file_name, export)
         self.model_files: ModelDir = files  # the model directory's files, as this load read them
         self.model_dir = files.path
         with files.reading():
@@ -271,8 +271,8 @@ class BaseModel(ABC):
             return self.prompts.get(self.default_prompt_name)
         return None
 
-    def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
-                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+    def save(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
         """Write a directory that reloads with ``local_files_only=True`` (ONNX files included); ``None`` writes nothing.
 
         ``model_name``, ``create_model_card``, ``train_datasets`` and ``safe_serialization`` are accepted
@@ -291,7 +291,11 @@ class BaseModel(ABC):
         data.update(self._extra_config())
         (target / MODEL_CONFIG_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
 
-    save = save_pretrained
+    def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
+                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """:meth:`save`, called as sentence-transformers calls it."""
+        self.save(path, model_name=model_name, create_model_card=create_model_card, train_datasets=train_datasets,
+                  safe_serialization=safe_serialization)
 
     def _extra_config(self) -> dict[str, Any]:
         """Kind-specific keys written by ``save_pretrained``."""
@@ -337,10 +341,14 @@ class BaseModel(ABC):
         """Every constructor keyword: sentence-transformers' (torch-only ones accepted and ignored) and onnx-st's."""
         own = ["device", "prompts", "default_prompt_name", "cache_folder", "revision", "local_files_only", "token",
                "backend", "model_kwargs", "options", "max_batch_tokens"]
-        return sorted({*own, *IGNORED_INIT_KWARGS, "use_auth_token", *cls.extra_init_kwargs})
+        return sorted({*own, *IGNORED_INIT_KWARGS, "use_auth_token", "use_kernels", "kernel_config",
+                       *cls.extra_init_kwargs})
 
     def _check_init_kwargs(self, unused: dict[str, Any], token: str | bool | None) -> str | bool | None:
         """Drop sentence-transformers' torch-only keywords; raise on unknown ones. Returns the token."""
+        use_kernels, kernel_config = unused.pop("use_kernels", False), unused.pop("kernel_config", None)
+        if use_kernels or kernel_config is not None:
+            raise InputError("use_kernels and kernel_config require the torch backend")
         auth = unused.pop("use_auth_token", None)
         if auth is not None:
             if token is not None:
@@ -382,11 +390,14 @@ class BaseModel(ABC):
         Raises:
             InputError: keywords this model does not use (sentence-transformers raises ValueError there).
         """
-        allowed = {*self.get_model_kwargs(), "task", "processing_kwargs"}
-        unknown = set(kwargs) - allowed
+        model_kwargs = self.get_model_kwargs()
+        unknown = set(kwargs) - {*model_kwargs, "task", "processing_kwargs"}
         if unknown:
-            raise InputError(f"{type(self).__name__}.{method}() got unsupported keyword arguments {sorted(unknown)} "
-                             f"that this model does not use; valid: {sorted(allowed)}")
+            name = type(self).__name__
+            valid = (f"the valid additional keyword arguments are: {model_kwargs}." if model_kwargs
+                     else "this model does not accept any additional keyword arguments.")
+            raise InputError(f"{name}.{method}() has been called with additional keyword arguments that this model "
+                             f"does not use: {sorted(unknown)}. As per {name}.get_model_kwargs(), {valid}")
         processing_max_length(kwargs.get("processing_kwargs"))  # validate before any work
         return {"task": kwargs.get("task"), "modality": kwargs.get("modality"),
                 "processing_kwargs": kwargs.get("processing_kwargs")}
@@ -400,6 +411,19 @@ class BaseModel(ABC):
                 if inputs is None:
                     inputs = value
         return inputs
+
+    def _feature_rows(self, features: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One dict per input of a batch's features, as sentence-transformers' ``output_value=None`` gives them:
+        batch-first arrays split (still padded to the batch), other values carried as they are; ``task`` only
+        when a Router is the input module, ``modality`` only when set."""
+        items = {k: v for k, v in features.items() if k != "route"}
+        if not isinstance(self.pipeline.input_module, Router):
+            items.pop("task", None)
+        if "modality" in items and items["modality"] is None:
+            del items["modality"]
+        n = len(features["input_ids"])
+        return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v) for k, v in items.items()}
+                for i in range(n)]
 
     def get_model_kwargs(self) -> list[str]:
         """Extra keywords ``encode`` accepts for this model: ``task`` and ``modality`` with a Router."""
@@ -432,8 +456,13 @@ class BaseModel(ABC):
             return self.pipeline.input_module.preprocess(items, prompt=prompt, task=task)
 
     def tokenize(self, texts: Sequence[Any], **kwargs: Any) -> dict[str, Any]:
-        """Deprecated in sentence-transformers: :meth:`preprocess`."""
-        return self.preprocess(texts, **kwargs)
+        """Deprecated in sentence-transformers (a warning logged once, as there): :meth:`preprocess`."""
+        if not BaseModel._tokenize_warned:
+            BaseModel._tokenize_warned = True
+            logger.warning("The `tokenize` method is deprecated, please use `preprocess` instead.")
+        return self.preprocess(inputs=texts, **kwargs)
+
+    _tokenize_warned: ClassVar[bool] = False
 
     def start_multi_process_pool(self, target_devices: list[str] | None = None) -> MultiProcessPool:
         """Start worker processes, each with its own ONNX session (threads split between them).
@@ -471,7 +500,7 @@ class BaseModel(ABC):
     @property
     def kind(self) -> ModelKind:
         """The :class:`~onnx_st.kinds.ModelKind` of this model."""
-        return kind_of_class(type(self))
+        return get_kind(self.model_kind)
 
     @property
     def labels(self) -> list[str]:

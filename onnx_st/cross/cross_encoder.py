@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -11,7 +13,7 @@ import numpy as np
 from onnx_st._runtime.config import HFConfig
 from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
-from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
+from onnx_st.errors import ConfigError, ConfigModuleNotFoundError, InputError, UnsupportedModuleError
 from onnx_st.functional import ACTIVATIONS, activation, softmax
 from onnx_st.modules import Features, LoadContext, Module
 from onnx_st.modules.transformer import Transformer
@@ -21,9 +23,44 @@ logger = logging.getLogger("onnx_st")
 Activation = Callable[[np.ndarray], np.ndarray]
 
 
+# torch modules an activation class path may name (torch.nn.modules' submodules): a path into any other
+# torch module cannot be imported by sentence-transformers either
+_TORCH_MODULES = frozenset({"torch", "torch.nn", "torch.nn.modules", "torch.nn.functional", *(
+    f"torch.nn.modules.{name}" for name in (
+        "activation", "adaptive", "batchnorm", "channelshuffle", "container", "conv", "distance", "dropout",
+        "flatten", "fold", "instancenorm", "lazy", "linear", "loss", "module", "normalization", "padding",
+        "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling", "utils"))})
+
+
+def _check_importable(path: str, trust_remote_code: bool) -> None:
+    """Raise as sentence-transformers' import of an activation path does when its module does not exist.
+
+    Nothing is imported: torch paths are checked against torch's module names, other paths (read only
+    with ``trust_remote_code``) by whether their top-level package is installed.
+
+    Raises:
+        ConfigModuleNotFoundError: a ModuleNotFoundError (and a ConfigError) naming the missing module.
+    """
+    module = path.rpartition(".")[0]
+    if path.startswith("torch."):
+        if module not in _TORCH_MODULES:
+            raise ConfigModuleNotFoundError(f"No module named {module!r} (activation function {path!r})")
+    elif trust_remote_code and (not module or importlib.util.find_spec(module.split(".")[0]) is None):
+        raise ConfigModuleNotFoundError(f"No module named {(module or path)!r} (activation function {path!r})")
+
+
 def _torch_path(name: str) -> str:
     """The dotted path sentence-transformers saves for a torch activation class name."""
     return f"torch.nn.modules.{'linear' if name == 'Identity' else 'activation'}.{name}"
+
+
+_RANK_IGNORED = {
+    "num_workers": "",
+    "apply_softmax": ", as `rank` only supports models with `num_labels=1`",
+    "convert_to_numpy": ", as `rank` always returns Python floats",
+    "convert_to_tensor": ", as `rank` always returns Python floats",
+}
+"""Keywords ``rank`` drops with sentence-transformers' warning (why each has no effect)."""
 
 
 class CrossEncoder(BaseModel):
@@ -67,6 +104,7 @@ class CrossEncoder(BaseModel):
                     kwargs.setdefault(new, value)
         for torch_only in ("tokenizer_args", "config_args", "classifier_dropout", "keep_in_fp32_modules"):
             kwargs.pop(torch_only, None)
+        self.trust_remote_code = bool(kwargs.get("trust_remote_code", False))
         if model_name_or_path is None:
             raise InputError("CrossEncoder needs model_name_or_path (a directory or a Hub repo id)")
         super().__init__(model_name_or_path, **kwargs)
@@ -89,7 +127,9 @@ class CrossEncoder(BaseModel):
 
     @property
     def default_activation_function(self) -> Activation:
-        """Deprecated in sentence-transformers: :attr:`activation_fn`."""
+        """Deprecated in sentence-transformers (a DeprecationWarning, as there): :attr:`activation_fn`."""
+        warnings.warn("The `default_activation_function` property was renamed and is now deprecated. "
+                      "Please use `activation_fn` instead.", DeprecationWarning, stacklevel=2)
         return self.activation_fn
 
     def _default_modules(self, ctx: LoadContext) -> list[Module]:
@@ -129,15 +169,32 @@ class CrossEncoder(BaseModel):
             raise InputError("This model's input module has no tokenizer to truncate with")
         module.max_seq_length = value
 
-    max_length = max_seq_length
+    @property
+    def max_length(self) -> int | None:
+        """Deprecated in sentence-transformers (a DeprecationWarning, as there): :attr:`max_seq_length`."""
+        warnings.warn("The `max_length` property was renamed and is now deprecated. Please use `max_seq_length` "
+                      "instead.", DeprecationWarning, stacklevel=2)
+        return self.max_seq_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        warnings.warn("The `max_length` property was renamed and is now deprecated. Please use `max_seq_length` "
+                      "instead.", DeprecationWarning, stacklevel=2)
+        self.max_seq_length = value
 
     def _default_activation(self) -> tuple[str, Activation]:
-        """sentence-transformers' order: config_sentence_transformers.json, config.json, then by label count."""
+        """sentence-transformers' order: config_sentence_transformers.json, config.json, then by label count.
+
+        Raises:
+            ConfigModuleNotFoundError: a path whose module does not exist (sentence-transformers' ModuleNotFoundError).
+            ConfigError: a torch activation onnx-st does not implement.
+        """
         hf = self._hf_config
         legacy = hf.raw.get("sbert_ce_default_activation_function")
         for path in (self.config.activation_fn, hf.st_activation_fn, legacy):
             if not path:
                 continue
+            _check_importable(str(path), self.trust_remote_code)
             if not str(path).startswith("torch."):
                 logger.warning("Activation %r is not a torch activation; using the default instead", path)
                 continue
@@ -226,14 +283,19 @@ class CrossEncoder(BaseModel):
         """
         if "activation_fct" in kwargs:
             legacy = kwargs.pop("activation_fct")
+            logger.warning("The `activation_fct` argument was renamed and is now deprecated. "
+                           "Please use `activation_fn` instead.")
             activation_fn = legacy if activation_fn is None else activation_fn
-        for ignored in ("apply_softmax", "convert_to_numpy", "convert_to_tensor", "num_workers"):
-            kwargs.pop(ignored, None)
+        for ignored, why in _RANK_IGNORED.items():
+            if ignored in kwargs:
+                kwargs.pop(ignored)
+                logger.warning("The CrossEncoder.rank `%s` argument is deprecated and has no effect%s. It will be "
+                               "removed in a future version.", ignored, why)
         if kwargs:
             raise InputError(f"rank() got unsupported keyword arguments {sorted(kwargs)}")
         if self.num_labels != 1:
-            raise InputError("CrossEncoder.rank() only works for models with num_labels=1; "
-                             f"this model has {self.num_labels}. Use predict() with pairs instead.")
+            raise InputError("CrossEncoder.rank() only works for models with num_labels=1. "
+                             "Consider using CrossEncoder.predict() with input pairs instead.")
         if not isinstance(query, str):
             raise InputError(f"query must be a str, got {type(query).__name__}")
         if isinstance(documents, str):
@@ -241,11 +303,11 @@ class CrossEncoder(BaseModel):
         docs, _ = self._as_text_list(documents, "documents", pairs=False)
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
-        scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
+        scores = self.predict(inputs=[[query, doc] for doc in docs], prompt_name=prompt_name, prompt=prompt,
                               batch_size=batch_size, show_progress_bar=show_progress_bar, activation_fn=activation_fn,
-                              device=device, pool=pool, chunk_size=chunk_size)
+                              convert_to_tensor=True, device=device, pool=pool, chunk_size=chunk_size).tolist()
         results: list[dict[str, Any]] = []
-        for i, score in enumerate(scores.tolist()):
+        for i, score in enumerate(scores):
             results.append({"corpus_id": i, "score": score, **({"text": docs[i]} if return_documents else {})})
         results.sort(key=lambda r: r["score"], reverse=True)
         return results[:top_k]

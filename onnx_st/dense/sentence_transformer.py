@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -57,11 +58,17 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
             return self.truncate_dim if dim is None else min(dim, self.truncate_dim)
         return dim
 
-    get_sentence_embedding_dimension = get_embedding_dimension
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Deprecated in sentence-transformers (a FutureWarning, as there): :meth:`get_embedding_dimension`."""
+        warnings.warn("The `get_sentence_embedding_dimension` method has been renamed to `get_embedding_dimension`.",
+                      FutureWarning, stacklevel=2)
+        return self.get_embedding_dimension()
 
     @contextmanager
     def truncate_sentence_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
-        """Deprecated in sentence-transformers: :meth:`truncate_embeddings`."""
+        """Deprecated in sentence-transformers (a FutureWarning, as there): :meth:`truncate_embeddings`."""
+        warnings.warn("The `truncate_sentence_embeddings` method has been renamed to `truncate_embeddings`.",
+                      FutureWarning, stacklevel=3)
         with self.truncate_embeddings(truncate_dim):
             yield
 
@@ -143,9 +150,7 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
             if output_value == "token_embeddings":
                 return _token_embeddings(features)
             if output_value is None:
-                n = len(features["sentence_embedding"])
-                return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v)
-                         for k, v in features.items()} for i in range(n)]
+                return self._feature_rows(features)
             emb = features["sentence_embedding"]
             return list(normalize(emb) if normalize_embeddings else emb)
 
@@ -157,27 +162,48 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
                              prompt: str | None = None, batch_size: int = 32, chunk_size: int | None = None,
                              show_progress_bar: bool | None = None, precision: str = "float32",
                              normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
-        """Deprecated in sentence-transformers: ``encode(..., pool=pool)``."""
+        """Deprecated in sentence-transformers (a DeprecationWarning, as there): ``encode(..., pool=pool)``."""
+        warnings.warn("The `encode_multi_process` method has been deprecated, and its functionality has been "
+                      "integrated into `encode`. You can now call `encode` with the same parameters to achieve "
+                      "multi-process encoding.", DeprecationWarning, stacklevel=2)
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,  # type: ignore[no-any-return]
-                           show_progress_bar=show_progress_bar, precision=precision,
-                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
-                           chunk_size=chunk_size)
+                           show_progress_bar=show_progress_bar, output_value="sentence_embedding", precision=precision,
+                           convert_to_numpy=True, convert_to_tensor=False, normalize_embeddings=normalize_embeddings,
+                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size)
 
     def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
+                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                     output_value: OutputValue = "sentence_embedding", precision: str | None = "float32",
+                     convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                     device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                     truncate_dim: int | None = None, pool: MultiProcessPool | None = None,
+                     chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt (when the directory has one) and the ``query`` route."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value, precision=precision,
+                           convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, device=device,
+                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
+                           chunk_size=chunk_size, task="query", **kwargs)
 
     def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
+                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                        output_value: OutputValue = "sentence_embedding", precision: str | None = "float32",
+                        convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                        device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                        truncate_dim: int | None = None, pool: MultiProcessPool | None = None,
+                        chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value, precision=precision,
+                           convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, device=device,
+                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, pool=pool,
+                           chunk_size=chunk_size, task="document", **kwargs)
 
     def similarity(self, embeddings1: np.ndarray, embeddings2: np.ndarray) -> np.ndarray:
         """All-pairs similarity matrix with the model's ``similarity_fn_name``."""
@@ -229,7 +255,8 @@ class SentenceTransformer(SimilarityNamed, BaseModel):
 
 
 def _token_embeddings(features: Features) -> list[np.ndarray]:
-    """Per-text token embeddings up to the last attended position.
+    """Per-text token embeddings of the attended positions (padding on either side dropped, as
+    sentence-transformers 6.3 selects them).
 
     Raises:
         InputError: the model has no token embeddings (a ``StaticEmbedding`` pools as it embeds).
@@ -237,12 +264,6 @@ def _token_embeddings(features: Features) -> list[np.ndarray]:
     if "token_embeddings" not in features:
         raise InputError("output_value='token_embeddings': this model's first module gives no token embeddings "
                          "(a StaticEmbedding returns sentence embeddings only)")
-    out = []
-    for tokens, mask in zip(features["token_embeddings"], features["attention_mask"]):
-        nonzero = np.flatnonzero(mask)
-        last = int(nonzero[-1]) if len(nonzero) else 0
-        out.append(tokens[: last + 1])
-    return out
-
+    return [tokens[mask.astype(bool)] for tokens, mask in zip(features["token_embeddings"], features["attention_mask"])]
 
 Encoder = SentenceTransformer

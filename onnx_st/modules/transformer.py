@@ -181,6 +181,7 @@ class Transformer(InputModule):
         features: Features = dict(self.tokenizer_for(task)(with_prompt(texts, prompt)))
         if task == "query" and self.query_expansion is not None and len(texts):
             features = self.query_expansion.apply(features, self.expansion_id)
+        features["modality"] = "text"  # as sentence-transformers' Transformer marks its features
         if prompt:
             features["prompt_length"] = self.tokenizer.prompt_length(prompt)
         return features

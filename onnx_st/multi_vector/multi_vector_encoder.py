@@ -12,6 +12,7 @@ import numpy as np
 from onnx_st._runtime.config import MULTI_VECTOR_SIMILARITY_FN_NAMES
 from onnx_st.base.model import BaseModel, OutputColumn
 from onnx_st.base.pipeline import Pipeline
+from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import InputError
 from onnx_st.functional import normalize
 from onnx_st.maxsim import maxsim, maxsim_pairwise
@@ -53,6 +54,7 @@ class MultiVectorEncoder(BaseModel):
     task_feature = True
 
     def __init__(self, model_name_or_path: str | Path, *, similarity_fn_name: str | None = None,
+                 token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
                  **kwargs: Any) -> None:
         user_prompts = kwargs.get("prompts")
         self.layout = LegacyLayout()
@@ -66,6 +68,13 @@ class MultiVectorEncoder(BaseModel):
         name = similarity_fn_name or self.config.similarity_fn_name
         if name is not None:
             self.similarity_fn_name = name
+        if token_pooling is not None and not isinstance(token_pooling, HierarchicalTokenPooling):
+            raise InputError("token_pooling must be a BaseTokenPooling module or None.")
+        self.token_pooling = token_pooling  # the default of every encode call; not saved, as sentence-transformers
+        self.truncate_dim = truncate_dim if truncate_dim is not None else self.config.truncate_dim
+        _check_truncate_dim(self.truncate_dim)
+        self._init_kwargs.update(similarity_fn_name=self._saved_similarity, truncate_dim=self.truncate_dim,
+                                 token_pooling=token_pooling)
         tokenizer = getattr(self.pipeline.input_module, "tokenizer", None)
         for module in self.modules:
             if isinstance(module, MultiVectorMask) and tokenizer is not None:
@@ -90,78 +99,140 @@ class MultiVectorEncoder(BaseModel):
             raise InputError(f"MultiVectorEncoder only supports {MULTI_VECTOR_SIMILARITY_FN_NAMES}, got {value!r}")
         self._similarity_fn_name = self._saved_similarity = value
 
-    def get_embedding_dimension(self) -> int | None:
-        """Dimension of each token vector."""
-        return embedding_dimension(self.modules)
+    extra_init_kwargs = ("similarity_fn_name", "token_pooling", "truncate_dim")
 
-    def encode(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-               batch_size: int = 32, show_progress_bar: bool | None = None,
-               output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = True,
-               device: str | None = None, normalize_embeddings: bool = False,
-               token_pooling: HierarchicalTokenPooling | None = None, task: str | None = None,
+    def get_embedding_dimension(self) -> int | None:
+        """Dimension of each token vector (after ``truncate_dim``)."""
+        dim = embedding_dimension(self.modules)
+        if self.truncate_dim is not None:
+            return self.truncate_dim if dim is None else min(dim, self.truncate_dim)
+        return dim
+
+    def encode(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+               prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+               output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
+               device: str | list[str] | None = None, normalize_embeddings: bool = False,
+               token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
+               pool: MultiProcessPool | None = None, chunk_size: int | None = None, task: str | None = None,
                **kwargs: Any) -> Any:
         """Embed texts as token vectors.
 
         Args:
-            sentences: one text or a list of texts.
+            inputs: one text or a list of texts (``sentences=`` works too).
             prompt_name: key of the directory's ``prompts``; ``prompt``: a literal prompt (wins).
             batch_size: texts per ONNX run; texts are sorted by length first.
             output_value: ``"token_embeddings"`` (one ``(tokens, dim)`` array per text, the tokens the
                 mask keeps) or ``None`` (a dict of every feature per text, padded to its batch).
             normalize_embeddings: L2-normalize each token vector (before ``token_pooling``).
             token_pooling: a :class:`~onnx_st.modules.token_pooling.HierarchicalTokenPooling` applied to
-                this call's outputs (on top of one the model holds).
+                this call's outputs (on top of one the model holds); default: the constructor's.
+            truncate_dim: keep the first dimensions of each token vector, then L2-normalize it again (after
+                ``token_pooling``); default: the model's ``truncate_dim``.
+            pool, chunk_size: a pool from :meth:`start_multi_process_pool` (or ``device=[...]``) and texts per chunk.
             task: ``"query"`` or ``"document"`` (set by ``encode_query`` / ``encode_document``).
             convert_to_numpy, device: accepted for compatibility; results are NumPy.
+            **kwargs: ``processing_kwargs`` (``{"text": {"max_length": n}}`` truncates this call at ``n`` tokens).
 
         Returns:
             A list of float32 arrays (one array for one string).
 
         Raises:
-            InputError: non-string input, unknown prompt name, bad ``output_value`` or keyword.
+            InputError: non-string input, unknown prompt name, bad ``output_value``, ``truncate_dim`` or keyword.
         """
-        if kwargs:
-            if "convert_to_tensor" in kwargs:
-                raise InputError("MultiVectorEncoder.encode() has no convert_to_tensor: token embeddings differ in "
-                                 "length per text, so they are returned as a list of arrays")
-            raise InputError(f"encode() got unsupported keyword arguments {sorted(kwargs)}")
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
+        unused = set(kwargs) - {*self.get_model_kwargs(), "task", "processing_kwargs"}
+        if "convert_to_tensor" in unused:
+            raise InputError(
+                f"{type(self).__name__}.encode() has no `convert_to_tensor`: it stacks embeddings into one tensor on "
+                "the other model types, and multi-vector embeddings are variable-length, so there is nothing to "
+                "stack. Encoding already returns a list of tensors. Drop the argument, or pass "
+                "`convert_to_numpy=True` for a list of arrays.")
+        if unused:
+            raise InputError(f"{type(self).__name__}.encode() has been called with additional keyword arguments "
+                             f"that this model does not use: {sorted(unused)}.")
         if output_value not in ("token_embeddings", None):
             raise InputError(f"output_value must be 'token_embeddings' or None, got {output_value!r}")
         if token_pooling is not None and not isinstance(token_pooling, HierarchicalTokenPooling):
             raise InputError(f"token_pooling must be a HierarchicalTokenPooling, got {type(token_pooling).__name__}")
-        texts, single = self._as_text_list(sentences, "sentences")
-        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
-
-        def collect(features: Features) -> list[Any]:
-            if output_value is None:
-                if token_pooling is not None:
-                    features = token_pooling.forward(features)
-                return _split_rows(features)
-            rows = [tokens[mask] for tokens, mask in
-                    zip(features["token_embeddings"], features["attention_mask"].astype(bool))]
-            if normalize_embeddings:
-                rows = [normalize(row) for row in rows]
-            return token_pooling.pool(rows, task) if token_pooling is not None else rows
-
-        rows = self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=resolved_prompt, task=task,
-                                         show_progress_bar=show_progress_bar)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        _check_truncate_dim(truncate_dim)
+        token_pooling = token_pooling if token_pooling is not None else self.token_pooling
+        texts, single = self._as_text_list(inputs, "inputs")
+        args: dict[str, Any] = {"prompt": self._resolve_prompt(prompt, prompt_name), "batch_size": batch_size,
+                                "output_value": output_value, "normalize_embeddings": normalize_embeddings,
+                                "token_pooling": token_pooling, "truncate_dim": truncate_dim, "task": task,
+                                "processing_kwargs": kwargs.get("processing_kwargs")}
+        if pool is not None or (isinstance(device, list) and device):
+            rows = run_in_pool(self, texts, args, pool=pool, devices=device, chunk_size=chunk_size,
+                               show_progress_bar=show_progress_bar)
+        else:
+            rows = self._inference(texts, show_progress_bar=show_progress_bar, **args)
         if output_value is not None:
             rows = [np.ascontiguousarray(row, dtype=np.float32) for row in rows]
         return rows[0] if single else rows
 
-    def encode_query(self, sentences: str | list[str], prompt_name: str | None = None, prompt: str | None = None,
-                     **kwargs: Any) -> Any:
+    def _inference(self, texts: list[Any], *, prompt: str | None, batch_size: int, show_progress_bar: bool | None,
+                   output_value: OutputValue, normalize_embeddings: bool,
+                   token_pooling: HierarchicalTokenPooling | None, truncate_dim: int | None, task: str | None,
+                   processing_kwargs: Any = None) -> list[Any]:
+        """One result per text, in input order, computed in this process."""
+        def collect(features: Features) -> list[Any]:
+            if output_value is None:
+                if token_pooling is not None:
+                    features = token_pooling.forward(features)
+                if truncate_dim is not None:
+                    features = {**features,
+                                "token_embeddings": normalize(features["token_embeddings"][..., :truncate_dim])}
+                return self._feature_rows(features)
+            rows = [tokens[mask] for tokens, mask in
+                    zip(features["token_embeddings"], features["attention_mask"].astype(bool))]
+            if normalize_embeddings:
+                rows = [normalize(row) for row in rows]
+            if token_pooling is not None:
+                rows = token_pooling.pool(rows, task)
+            if truncate_dim is not None:
+                rows = [normalize(row[..., :truncate_dim]) for row in rows]
+            return rows
+
+        with self._call_max_length(processing_kwargs):
+            return self.pipeline.map_batches(texts, collect, batch_size=batch_size, prompt=prompt, task=task,
+                                             show_progress_bar=show_progress_bar, modality="text")
+
+    def get_model_kwargs(self) -> list[str]:
+        """Extra keywords ``encode`` accepts: ``task`` (the token-level modules read it), ``modality`` with a Router."""
+        return sorted({"task", *super().get_model_kwargs()})
+
+    def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                     output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
+                     device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                     token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
+                     pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt, query length and query expansion."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value,
+                           convert_to_numpy=convert_to_numpy, device=device,
+                           normalize_embeddings=normalize_embeddings, token_pooling=token_pooling,
+                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size, task="query", **kwargs)
 
-    def encode_document(self, sentences: str | list[str], prompt_name: str | None = None,
-                        prompt: str | None = None, **kwargs: Any) -> Any:
+    def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                        output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
+                        device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                        token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
+                        pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt, document length and skiplist."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value,
+                           convert_to_numpy=convert_to_numpy, device=device,
+                           normalize_embeddings=normalize_embeddings, token_pooling=token_pooling,
+                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size, task="document", **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any, *, chunk_elements: int | None = None) -> np.ndarray:
         """``(len(embeddings1), len(embeddings2))`` MaxSim (or MeanMaxSim) scores, queries first."""
@@ -207,21 +278,22 @@ class MultiVectorEncoder(BaseModel):
         encode = self.encode_query if prompt_name == "query" else self.encode_document
         return list(encode(texts, prompt_name=prompt_name))
 
-    def save_pretrained(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
-                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+    def save(self, path: str | Path | None, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
         """Write a directory that reloads here and in sentence-transformers (legacy layouts saved as native)."""
-        super().save_pretrained(path, model_name, create_model_card, train_datasets, safe_serialization)
+        super().save(path, model_name, create_model_card, train_datasets, safe_serialization)
         if path is not None and self.layout.kind != "native":
             write_native_layout(Path(path), self.modules)
 
-    save = save_pretrained
-
     def _extra_config(self) -> dict[str, Any]:
-        return {"similarity_fn_name": self._saved_similarity}
+        extra: dict[str, Any] = {"similarity_fn_name": self._saved_similarity}
+        if self.truncate_dim is not None:
+            extra["truncate_dim"] = self.truncate_dim
+        return extra
 
 
-def _split_rows(features: Features) -> list[dict[str, Any]]:
-    """One dict per row: batch-first arrays split, other values carried as they are."""
-    n = len(features["token_embeddings"])
-    return [{k: (v[i] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v) for k, v in features.items()}
-            for i in range(n)]
+def _check_truncate_dim(truncate_dim: Any) -> None:
+    if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int)
+                                     or truncate_dim < 1):
+        raise InputError(f"truncate_dim must be a positive integer, got {truncate_dim!r}")
+

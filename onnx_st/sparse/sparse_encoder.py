@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,11 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         """Vocabulary size (the dimension of ``encode`` output)."""
         return embedding_dimension(self.modules)
 
-    get_sentence_embedding_dimension = get_embedding_dimension
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Deprecated in sentence-transformers (a FutureWarning, as there): :meth:`get_embedding_dimension`."""
+        warnings.warn("The `get_sentence_embedding_dimension` method has been renamed to `get_embedding_dimension`.",
+                      FutureWarning, stacklevel=2)
+        return self.get_embedding_dimension()
 
     def _input_modules(self) -> list[Module]:
         first = self.pipeline.input_module
@@ -217,18 +222,34 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         return rows
 
     def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
+                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                     convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True, save_to_cpu: bool = False,
+                     device: str | list[str] | None = None, max_active_dims: int | None = None,
+                     pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``query`` prompt and the ``query`` route."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name, prompt, *args, task="query", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, convert_to_tensor=convert_to_tensor,
+                           convert_to_sparse_tensor=convert_to_sparse_tensor, save_to_cpu=save_to_cpu, device=device,
+                           max_active_dims=max_active_dims, pool=pool, chunk_size=chunk_size, task="query", **kwargs)
 
     def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, *args: Any, **kwargs: Any) -> Any:
+                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                        convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True,
+                        save_to_cpu: bool = False, device: str | list[str] | None = None,
+                        max_active_dims: int | None = None, pool: MultiProcessPool | None = None,
+                        chunk_size: int | None = None, **kwargs: Any) -> Any:
         """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
+        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
         if prompt_name is None and prompt is None:
             prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(inputs, prompt_name, prompt, *args, task="document", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, convert_to_tensor=convert_to_tensor,
+                           convert_to_sparse_tensor=convert_to_sparse_tensor, save_to_cpu=save_to_cpu, device=device,
+                           max_active_dims=max_active_dims, pool=pool, chunk_size=chunk_size, task="document",
+                           **kwargs)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """All-pairs ``(n1, n2)`` similarity with ``similarity_fn_name``, computed on the sparse entries only."""
