@@ -343,10 +343,6 @@ def test_projected_hidden_size_is_the_embedding_dimension(tmp_path: Path) -> Non
     close(ours.encode(TEXTS), theirs.encode(TEXTS))
 
 
-PENDING = "sentence-transformers 6.3 behaviour the model classes do not follow yet"
-
-
-@pytest.mark.xfail(strict=True, reason=PENDING)
 def test_token_embeddings_are_the_attended_rows_with_left_padding(tmp_path: Path) -> None:
     """6.3 selects token rows with the attention mask: left pad rows are dropped (6.2 kept them)."""
     import json
@@ -364,7 +360,6 @@ def test_token_embeddings_are_the_attended_rows_with_left_padding(tmp_path: Path
         close(g, e.numpy())
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 @pytest.mark.parametrize("kwargs", [{"use_kernels": True}, {"kernel_config": object()}])
 def test_kernels_need_the_torch_backend(kwargs: dict[str, Any]) -> None:
     path = str(fixture_dir("dense-mean"))
@@ -375,7 +370,6 @@ def test_kernels_need_the_torch_backend(kwargs: dict[str, Any]) -> None:
     assert str(our_error.value) == str(their_error.value)
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 def test_multi_vector_truncate_dim_and_default_token_pooling(tmp_path: Path) -> None:
     """6.3: ``truncate_dim`` (constructor, saved, per call) cuts each token vector after pooling and
     re-normalizes it; a constructor ``token_pooling`` pools every call."""
