@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -37,6 +38,30 @@ from onnx_st.options import LOAD_KWARGS, MODEL_KWARGS, RuntimeOptions
 
 _UNSET: Any = object()
 logger = logging.getLogger("onnx_st")
+
+TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage", "corpus")}
+"""The prompts ``encode_query`` / ``encode_document`` pick by default: the first the model has."""
+
+_Model = TypeVar("_Model", bound="BaseModel")
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def for_task(task: Literal["query", "document"], method: Callable[Concatenate[_Model, str, _Params], _Result],
+             doc: str) -> Callable[Concatenate[_Model, _Params], _Result]:
+    """``method`` with its first argument (the task) fixed: ``encode_query`` and ``encode_document`` built
+    from one definition of their parameters, each shown with that signature (less ``task``) and ``doc``."""
+    def call(self: _Model, /, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
+        return method(self, task, *args, **kwargs)
+
+    signature = inspect.signature(method)
+    call.__name__ = f"encode_{task}"
+    call.__qualname__ = f"{method.__qualname__.rpartition('.')[0]}.encode_{task}"
+    call.__module__ = method.__module__
+    call.__doc__ = doc
+    vars(call)["__signature__"] = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "task"])
+    return call
 
 
 def runtime_options(options: RuntimeOptions | None, model_kwargs: dict[str, Any] | None, device: str | None,
@@ -411,6 +436,13 @@ class BaseModel(ABC):
                 if inputs is None:
                     inputs = value
         return inputs
+
+    def _task_prompt_name(self, task: str, prompt_name: str | None, prompt: str | None) -> str | None:
+        """``prompt_name``, or when neither it nor ``prompt`` is given the first of the task's
+        :data:`TASK_PROMPT_NAMES` this model has (``encode_query`` / ``encode_document``)."""
+        if prompt_name is None and prompt is None:
+            return next((name for name in TASK_PROMPT_NAMES[task] if name in self.prompts), None)
+        return prompt_name
 
     def _feature_rows(self, features: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One dict per input of a batch's features, as sentence-transformers' ``output_value=None`` gives them:

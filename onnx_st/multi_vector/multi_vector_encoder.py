@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from onnx_st._runtime.config import MULTI_VECTOR_SIMILARITY_FN_NAMES
-from onnx_st.base.model import BaseModel, OutputColumn
+from onnx_st.base.model import BaseModel, OutputColumn, for_task
 from onnx_st.base.pipeline import Pipeline
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import InputError
@@ -202,37 +202,25 @@ class MultiVectorEncoder(BaseModel):
         """Extra keywords ``encode`` accepts: ``task`` (the token-level modules read it), ``modality`` with a Router."""
         return sorted({"task", *super().get_model_kwargs()})
 
-    def encode_query(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
-                     output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
-                     device: str | list[str] | None = None, normalize_embeddings: bool = False,
-                     token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
-                     pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the ``query`` prompt, query length and query expansion."""
+    def _encode_for_task(self, task: str, inputs: str | list[str] | None = None, prompt_name: str | None = None,
+                         prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                         output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
+                         device: str | list[str] | None = None, normalize_embeddings: bool = False,
+                         token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
+                         pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
+        """``encode`` for ``task``, with its default prompt: what ``encode_query`` / ``encode_document`` run."""
         inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        if prompt_name is None and prompt is None and "query" in self.prompts:
-            prompt_name = "query"
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                           show_progress_bar=show_progress_bar, output_value=output_value,
-                           convert_to_numpy=convert_to_numpy, device=device,
+        return self.encode(inputs=inputs, prompt_name=self._task_prompt_name(task, prompt_name, prompt),
+                           prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                           output_value=output_value, convert_to_numpy=convert_to_numpy, device=device,
                            normalize_embeddings=normalize_embeddings, token_pooling=token_pooling,
-                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size, task="query", **kwargs)
+                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size, task=task, **kwargs)
 
-    def encode_document(self, inputs: str | list[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
-                        output_value: OutputValue = "token_embeddings", convert_to_numpy: bool = False,
-                        device: str | list[str] | None = None, normalize_embeddings: bool = False,
-                        token_pooling: HierarchicalTokenPooling | None = None, truncate_dim: int | None = None,
-                        pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the ``document``/``passage``/``corpus`` prompt, document length and skiplist."""
-        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        if prompt_name is None and prompt is None:
-            prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                           show_progress_bar=show_progress_bar, output_value=output_value,
-                           convert_to_numpy=convert_to_numpy, device=device,
-                           normalize_embeddings=normalize_embeddings, token_pooling=token_pooling,
-                           truncate_dim=truncate_dim, pool=pool, chunk_size=chunk_size, task="document", **kwargs)
+    encode_query = for_task("query", _encode_for_task,
+                            "``encode`` with the ``query`` prompt, query length and query expansion.")
+    encode_document = for_task("document", _encode_for_task,
+                               "``encode`` with the ``document``/``passage``/``corpus`` prompt, document length and "
+                               "skiplist.")
 
     def similarity(self, embeddings1: Any, embeddings2: Any, *, chunk_elements: int | None = None) -> np.ndarray:
         """``(len(embeddings1), len(embeddings2))`` MaxSim (or MeanMaxSim) scores, queries first."""

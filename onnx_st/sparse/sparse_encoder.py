@@ -12,7 +12,7 @@ import numpy as np
 
 from onnx_st._runtime.config import HFConfig
 from onnx_st._runtime.similarity_name import SimilarityNamed, check_similarity_fn_name
-from onnx_st.base.model import BaseModel, OutputColumn
+from onnx_st.base.model import BaseModel, OutputColumn, for_task
 from onnx_st.base.pool import MultiProcessPool, run_in_pool
 from onnx_st.errors import ConfigError, InputError, UnsupportedModuleError
 from onnx_st.modules import Features, InputModule, LoadContext, Module, embedding_dimension
@@ -221,35 +221,24 @@ class SparseEncoder(SimilarityNamed, BaseModel):
             rows[i] = row
         return rows
 
-    def encode_query(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                     prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
-                     convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True, save_to_cpu: bool = False,
-                     device: str | list[str] | None = None, max_active_dims: int | None = None,
-                     pool: MultiProcessPool | None = None, chunk_size: int | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the ``query`` prompt and the ``query`` route."""
+    def _encode_for_task(self, task: str, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
+                         prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
+                         convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True,
+                         save_to_cpu: bool = False, device: str | list[str] | None = None,
+                         max_active_dims: int | None = None, pool: MultiProcessPool | None = None,
+                         chunk_size: int | None = None, **kwargs: Any) -> Any:
+        """``encode`` for ``task``, with its default prompt: what ``encode_query`` / ``encode_document`` run."""
         inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        if prompt_name is None and prompt is None and "query" in self.prompts:
-            prompt_name = "query"
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                           show_progress_bar=show_progress_bar, convert_to_tensor=convert_to_tensor,
-                           convert_to_sparse_tensor=convert_to_sparse_tensor, save_to_cpu=save_to_cpu, device=device,
-                           max_active_dims=max_active_dims, pool=pool, chunk_size=chunk_size, task="query", **kwargs)
+        return self.encode(inputs=inputs, prompt_name=self._task_prompt_name(task, prompt_name, prompt),
+                           prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                           convert_to_tensor=convert_to_tensor, convert_to_sparse_tensor=convert_to_sparse_tensor,
+                           save_to_cpu=save_to_cpu, device=device, max_active_dims=max_active_dims, pool=pool,
+                           chunk_size=chunk_size, task=task, **kwargs)
 
-    def encode_document(self, inputs: str | Sequence[str] | None = None, prompt_name: str | None = None,
-                        prompt: str | None = None, batch_size: int = 32, show_progress_bar: bool | None = None,
-                        convert_to_tensor: bool = True, convert_to_sparse_tensor: bool = True,
-                        save_to_cpu: bool = False, device: str | list[str] | None = None,
-                        max_active_dims: int | None = None, pool: MultiProcessPool | None = None,
-                        chunk_size: int | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` route."""
-        inputs = self._legacy_inputs(inputs, kwargs, "sentences")
-        if prompt_name is None and prompt is None:
-            prompt_name = next((p for p in ("document", "passage", "corpus") if p in self.prompts), None)
-        return self.encode(inputs=inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                           show_progress_bar=show_progress_bar, convert_to_tensor=convert_to_tensor,
-                           convert_to_sparse_tensor=convert_to_sparse_tensor, save_to_cpu=save_to_cpu, device=device,
-                           max_active_dims=max_active_dims, pool=pool, chunk_size=chunk_size, task="document",
-                           **kwargs)
+    encode_query = for_task("query", _encode_for_task, "``encode`` with the ``query`` prompt and the ``query`` route.")
+    encode_document = for_task("document", _encode_for_task,
+                               "``encode`` with the ``document``/``passage``/``corpus`` prompt and the ``document`` "
+                               "route.")
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """All-pairs ``(n1, n2)`` similarity with ``similarity_fn_name``, computed on the sparse entries only."""
@@ -294,12 +283,6 @@ class SparseEncoder(SimilarityNamed, BaseModel):
         return result[0] if single_b else result
 
     # the interface the CLI, the server, jobs and the exporter call (see BaseModel)
-
-    def describe(self) -> dict[str, Any]:
-        return {"embedding_dimension": self.get_embedding_dimension(), "similarity_fn_name": self.similarity_fn_name}
-
-    def similarity_to_source(self, source: str, sentences: list[str]) -> np.ndarray:
-        return self.similarity(self.encode([source]), self.encode(sentences))[0]
 
     def encode_json(self, texts: list[str], *, batch_size: int = 32, normalize: bool = False,
                     precision: str = "float32") -> list[Any]:
