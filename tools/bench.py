@@ -1,12 +1,17 @@
 """Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
     python -m tools.bench --kind dense|sentences|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
-        [--rounds 3] [--engines onnx-st,st-torch,st-onnx] [--threads N] [--file-name onnx/model_xxx.onnx]
+        [--rounds 3] [--engines onnx-st,ort-alone,st-torch,st-onnx,fastembed] [--threads N] [--file-name onnx/model_xxx.onnx]
         [--max-run-tokens N|none] [--parallel-runs 1,2]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
 
-Engines: ``onnx-st``; ``st-torch`` (sentence-transformers on torch, the baseline of the ratios);
-``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum). Without ``--model`` each
+Engines: ``onnx-st``; ``ort-alone`` (ONNX Runtime alone on each onnx-st file: the feeds of one onnx-st
+call, tokenized, sorted, padded and cut beforehand, only ``InferenceSession.run`` timed; each onnx-st
+row's ``of ORT`` is its share of that rate); ``st-torch`` (sentence-transformers on torch, the baseline
+of the ratios); ``st-onnx`` (sentence-transformers' ONNX backend, which needs optimum); ``fastembed``
+(fastembed 0.9.1 on the same ONNX file, the ``bench`` extra: dense, sparse and rerankers). ``vs ST``
+compares each engine's outputs with sentence-transformers' on the same inputs (min cosine, or the
+rank correlation of reranker scores). Every engine gets the same inputs, made once here. Without ``--model`` each
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2 (``sentences``: the same model on
 single docstring sentences, 34 tokens on average), long all-mpnet-base-v2 on
 200-600-token texts, sparse splade-tiny, cross the
@@ -36,12 +41,14 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from tools.bench_workloads import ENGINES, WORKLOADS, Workload, load
+from tools.bench_workloads import ENGINES, FASTEMBED_KINDS, WORKLOADS, Workload, load, outputs_array
 
 BASELINE = "st-torch"
 Results = dict[str, dict[str, list[dict[str, float]]]]  # engine -> mode -> one dict per round
@@ -63,20 +70,67 @@ def _reset_peak() -> bool:
         return False
 
 
+def ort_alone(workload: Workload, model: str, n: int, batch_size: int, threads: int | None,
+              file_name: str | None, max_run_tokens: str | None = None,
+              inputs: list[Any] | None = None) -> dict[str, float]:
+    """ONNX Runtime alone on the file: the feeds of every run of one onnx-st call, tokenized, sorted, padded
+    and cut beforehand exactly as onnx-st does (:func:`tools.ort_ceiling.workload_runs`), then only
+    ``InferenceSession.run`` timed over them, back to back, on the same ``InferenceSession`` (the same
+    session options and threads), after a warm-up over the first batch's runs."""
+    import functools
+
+    from tools.ort_ceiling import first_transformer, workload_runs
+
+    onnx_model = load(workload, "ort-alone", model, threads, file_name, max_run_tokens)
+    inputs = inputs if inputs is not None else workload.inputs(n)
+    runs = workload_runs(onnx_model, functools.partial(getattr(onnx_model, workload.call), inputs,
+                                                       batch_size=batch_size))
+    transformer = first_transformer(onnx_model)
+    session, output = transformer.session._session, [transformer.graph_output]
+    warm = 0
+    for feeds in runs:  # the runs of the first batch, as the other engines warm up on one batch
+        session.run(output, feeds)
+        warm += len(feeds["input_ids"])
+        if warm >= batch_size:
+            break
+    t0 = time.perf_counter()
+    for feeds in runs:
+        session.run(output, feeds)
+    return {"per_s": len(inputs) / (time.perf_counter() - t0), "onnx_runs": float(len(runs))}
+
+
+def read_inputs(path: str | None) -> list[Any] | None:
+    """The inputs the parent wrote (JSON: pairs come back as tuples), or ``None``."""
+    if not path:
+        return None
+    return [tuple(item) if isinstance(item, list) else item for item in json.loads(Path(path).read_text())]
+
+
 def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch_size: int,
            threads: int | None, file_name: str | None, max_run_tokens: str | None = None,
-           parallel_runs: int = 1) -> dict[str, float]:
-    """Measure one engine in this (fresh) process: ``throughput`` or the one-batch memory ``probe``."""
+           parallel_runs: int = 1, save: str | None = None, inputs: list[Any] | None = None) -> dict[str, float]:
+    """Measure one engine in this (fresh) process: ``throughput`` or the one-batch memory ``probe``.
+
+    ``save``: a ``.npy`` path where the throughput call's outputs go (:func:`outputs_array`), to compare engines.
+    ``inputs``: the texts (else the workload's ``n`` first; the corpus reads docstrings of modules whose
+    attributes depend on what the process imported, so the parent passes them to every engine).
+    """
+    if engine == "ort-alone":
+        return ort_alone(workload, model, n, batch_size, threads, file_name, max_run_tokens, inputs)
     start = time.perf_counter()
     call = getattr(load(workload, engine, model, threads, file_name, max_run_tokens, parallel_runs), workload.call)
     call(workload.warmup, batch_size=batch_size)
     result = {"cold_start_s": time.perf_counter() - start}
     if mode == "throughput":
-        inputs = workload.inputs(n)
+        inputs = inputs if inputs is not None else workload.inputs(n)
         call(inputs[:batch_size], batch_size=batch_size)
         t0 = time.perf_counter()
-        call(inputs, batch_size=batch_size)
+        outputs = call(inputs, batch_size=batch_size)
         result["per_s"] = len(inputs) / (time.perf_counter() - t0)
+        if save:
+            import numpy as np
+
+            np.save(save, outputs_array(workload.kind, outputs))
     else:
         assert workload.probe is not None
         batch = workload.probe(Path(model))
@@ -124,12 +178,13 @@ def engine_label(engine: str) -> str:
 
 
 def run_worker(workload: Workload, engine: str, mode: str, model: str, n: int,
-               args: argparse.Namespace) -> dict[str, float] | None:
+               args: argparse.Namespace, save: str | None = None) -> dict[str, float] | None:
     """One fresh process for one engine and mode; ``None`` when it fails (the reason goes to stderr)."""
     base, file_name = split_engine(engine)
     file_name = file_name or args.file_name
     cmd = ["--worker", base, "--mode", mode, "--kind", workload.kind, "--model", model, "--texts", str(n),
-           "--batch-size", str(args.batch_size)]
+           "--batch-size", str(args.batch_size)] + (["--save", save] if save else [])
+    cmd += ["--inputs", args.inputs_file] if getattr(args, "inputs_file", None) else []
     cmd += (["--threads", str(args.threads)] if args.threads else []) + (
         ["--file-name", file_name] if file_name else [])
     cmd += ["--max-run-tokens", args.max_run_tokens] if args.max_run_tokens else []
@@ -191,15 +246,52 @@ def parity_column(model: str, engine: str) -> str:
     return f"cos {record['mean_cosine']:.4f}/{record['min_cosine']:.4f}"
 
 
-def summarize(workload: Workload, results: Results, skipped: dict[str, str], model: str = "") -> list[str]:
+def with_ort_alone(engines: list[str]) -> list[str]:
+    """``ort-alone`` replaced by one ``ort-alone`` engine per ``onnx-st`` file, each right after that file's rows."""
+    if "ort-alone" not in engines:
+        return engines
+    out: list[str] = []
+    for engine in [e for e in engines if e != "ort-alone"]:
+        out.append(engine)
+        base, file_name = split_engine(engine)
+        later = [split_engine(e) for e in engines[engines.index(engine) + 1:]]
+        if base == "onnx-st" and ("onnx-st", file_name) not in later:
+            out.append("ort-alone" + (f":{file_name}" if file_name else ""))
+    return out
+
+
+def agreement_column(kind: str, path: str, baseline: str | None) -> str:
+    """How an engine's outputs compare with sentence-transformers' on the same inputs: the smallest cosine of
+    two rows (dense, sparse; token vectors for multi-vector), or the rank correlation of reranker scores."""
+    import numpy as np
+
+    if baseline is None or not Path(path).is_file() or not Path(baseline).is_file():
+        return ""
+    ours, theirs = np.load(path).astype(np.float64), np.load(baseline).astype(np.float64)
+    if ours.shape != theirs.shape:
+        return f"shape {ours.shape[0]}x{ours.shape[-1]}"
+    if kind == "cross":
+        ranks = [np.argsort(np.argsort(a.ravel())) for a in (ours, theirs)]
+        return f"rank corr {np.corrcoef(ranks[0], ranks[1])[0, 1]:.4f}"
+    norms = np.linalg.norm(ours, axis=-1) * np.linalg.norm(theirs, axis=-1)
+    cosine = np.einsum("ij,ij->i", ours, theirs) / np.where(norms == 0, 1, norms)
+    return f"min cos {cosine.min():.4f}"
+
+
+def summarize(workload: Workload, results: Results, skipped: dict[str, str], model: str = "",
+              agreement: dict[str, str] | None = None) -> list[str]:
     """Median table plus ratios to the ``st-torch`` baseline (``-`` without a baseline).
 
-    ``parity`` is the file's record against sentence-transformers: largest difference for float32
-    files, mean/min cosine (or score correlation) for int8 ones.
+    ``of ORT`` is an ``onnx-st`` row's rate as a share of ONNX Runtime alone on the same file (the
+    ``ort-alone`` rows; ratio of the medians). ``vs ST`` compares the engine's outputs with
+    sentence-transformers' (:func:`agreement_column`, first round). ``parity`` is the file's record
+    against sentence-transformers: largest difference for float32 files, mean/min cosine (or score
+    correlation) for int8 ones.
     """
+    agreement = agreement or {}
     probe = workload.probe_label
-    head = (f"{'engine':<19} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
-            f"{'x memory':>9} {'parity':>20}")
+    head = (f"{'engine':<27} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
+            f"{'x memory':>9} {'of ORT':>7} {'vs ST':>16} {'parity':>20}")
     if workload.probe:
         head += f" {probe + ' batch +MiB':>18} {probe + ' peak RSS MiB':>20} {'x batch memory':>15}"
     lines = [head]
@@ -209,17 +301,31 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
         ours, theirs = _median(results[engine][mode], key), _median(base.get(mode, []), key)
         return f"{ours / theirs:.{digits}f}" if theirs and math.isfinite(ours) and math.isfinite(theirs) else "-"
 
+    def of_ort(engine: str) -> str:
+        base, file_name = split_engine(engine)
+        alone = results.get("ort-alone" + (f":{file_name}" if file_name else ""), {}).get("throughput", [])
+        ours, theirs = _median(results[engine]["throughput"], "per_s"), _median(alone, "per_s")
+        if base != "onnx-st" or not math.isfinite(ours) or not math.isfinite(theirs):
+            return ""
+        return f"{100 * ours / theirs:.0f}%"
+
+    def cell(value: float, spec: str, width: int) -> str:
+        return f"{value:>{width}{spec}}" if math.isfinite(value) else " " * width
+
     for engine, modes in results.items():
         label = engine_label(engine)
         if not modes["throughput"] and not modes.get("probe"):
-            lines.append(f"{label:<19} not run: {skipped.get(engine, 'every run failed (see above)')}")
+            lines.append(f"{label:<27} not run: {skipped.get(engine, 'every run failed (see above)')}")
             continue
-        line = (f"{label:<19} {_median(modes['throughput'], 'per_s'):>9.1f} "
-                f"{_median(modes['throughput'], 'cold_start_s'):>13.2f} "
-                f"{_median(modes['throughput'], 'peak_rss_mib'):>13.0f} "
-                f"{ratio(engine, 'throughput', 'per_s'):>8} {ratio(engine, 'throughput', 'peak_rss_mib'):>9} "
-                f"{parity_column(model, engine) if model else '':>20}")
-        if workload.probe:
+        alone = split_engine(engine)[0] == "ort-alone"
+        line = (f"{label:<27} {_median(modes['throughput'], 'per_s'):>9.1f} "
+                f"{cell(_median(modes['throughput'], 'cold_start_s'), '.2f', 13)} "
+                f"{cell(_median(modes['throughput'], 'peak_rss_mib'), '.0f', 13)} "
+                f"{ratio(engine, 'throughput', 'per_s') if not alone else '':>8} "
+                f"{ratio(engine, 'throughput', 'peak_rss_mib') if not alone else '':>9} "
+                f"{of_ort(engine):>7} {agreement.get(engine, ''):>16} "
+                f"{parity_column(model, engine) if model and not alone else '':>20}")
+        if workload.probe and not alone:
             line += (f" {_median(modes['probe'], 'batch_added_mib'):>18.0f} "
                      f"{_median(modes['probe'], 'peak_rss_mib'):>20.0f} "
                      f"{ratio(engine, 'probe', 'batch_added_mib', 3):>15}")
@@ -242,10 +348,16 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
     runs = sorted({int(r) for r in str(args.parallel_runs).split(",") if r})
     if runs != [1]:
         engines = [f"{e}@{r}" if r > 1 else e for e in engines for r in (runs if e.startswith("onnx-st") else [1])]
+    engines = with_ort_alone(engines)
     skipped = {}
     if "st-onnx" in engines and importlib.util.find_spec("optimum") is None:
         skipped["st-onnx"] = "optimum is not installed (pip install 'optimum[onnxruntime]')"
         print(f"# st-onnx not runnable: {skipped['st-onnx']}", file=sys.stderr)
+    for engine in [e for e in engines if split_engine(e)[0] == "fastembed"]:
+        if workload.kind not in FASTEMBED_KINDS:
+            skipped[engine] = f"fastembed 0.9.1 runs no {workload.kind} models"
+        elif importlib.util.find_spec("fastembed") is None:
+            skipped[engine] = "fastembed is not installed (pip install -e '.[bench]')"
     modes = ["throughput"] + (["probe"] if workload.probe else [])
     results: Results = {e: {m: [] for m in modes} for e in engines}
     print(f"# {workload.kind}: model {model}; {workload.describe.format(n=n)}, batch {args.batch_size}, "
@@ -253,16 +365,26 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
           + (f", onnx-st runs of at most {args.max_run_tokens} tokens" if args.max_run_tokens else "")
           + (f", onnx-st parallel runs {args.parallel_runs}" if str(args.parallel_runs) != "1" else ""), flush=True)
     runnable = [e for e in engines if e not in skipped]
-    for round_index in range(args.rounds):
-        order = runnable if round_index % 2 == 0 else runnable[::-1]
-        for mode in modes:
-            for engine in order:
-                result = run_worker(workload, engine, mode, model, n, args)
-                if result is not None:
-                    results[engine][mode].append(result)
-                    shown = {k: round(v, 3) for k, v in result.items()}
-                    print(f"# round {round_index + 1} {engine_label(engine)} {mode}: {json.dumps(shown)}", flush=True)
-    print("\n".join(summarize(workload, results, skipped, model)), flush=True)
+    with tempfile.TemporaryDirectory(prefix="onnx-st-bench-") as tmp:
+        args.inputs_file = str(Path(tmp) / "inputs.json")
+        Path(args.inputs_file).write_text(json.dumps(workload.inputs(n)))
+        saved = {e: str(Path(tmp) / f"{i}.npy") for i, e in enumerate(runnable) if split_engine(e)[0] != "ort-alone"}
+        for round_index in range(args.rounds):
+            order = runnable if round_index % 2 == 0 else runnable[::-1]
+            for mode in modes:
+                for engine in order:
+                    if mode == "probe" and split_engine(engine)[0] == "ort-alone":
+                        continue
+                    save = saved.get(engine) if round_index == 0 and mode == "throughput" else None
+                    result = run_worker(workload, engine, mode, model, n, args, save)
+                    if result is not None:
+                        results[engine][mode].append(result)
+                        shown = {k: round(v, 3) for k, v in result.items()}
+                        print(f"# round {round_index + 1} {engine_label(engine)} {mode}: {json.dumps(shown)}",
+                              flush=True)
+        agreement = {e: agreement_column(workload.kind, path, saved.get(BASELINE)) for e, path in saved.items()
+                     if e != BASELINE}
+    print("\n".join(summarize(workload, results, skipped, model, agreement)), flush=True)
     return all(results[e]["throughput"] for e in runnable)
 
 
@@ -288,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("throughput", "probe"), default="throughput", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    parser.add_argument("--inputs", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = set((args.engines or "").split(",")) - set(ENGINES) - {""}
     if unknown:
@@ -308,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(json.dumps(worker(workload, args.worker, args.mode, args.model, args.texts, args.batch_size,
                                     args.threads, args.file_name, args.max_run_tokens,
-                                    int(args.parallel_runs))))
+                                    int(args.parallel_runs), args.save, read_inputs(args.inputs))))
         return 0
     print(machine_line(), flush=True)
     kinds = list(WORKLOADS) if args.kind == "all" else [args.kind]

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENGINES = ("onnx-st", "st-torch", "st-onnx")
+ENGINES = ("onnx-st", "st-torch", "st-onnx", "fastembed", "ort-alone")
+_ALL = ("onnx-st", "ort-alone", "st-torch", "st-onnx", "fastembed")
+FASTEMBED_KINDS = ("dense", "sentences", "long", "sparse", "cross")  # fastembed 0.9.1 runs no multi-vector
+"""Kinds fastembed runs on the directory's own ONNX file (custom models: dense, rerankers; SPLADE by registration)."""
 PROBE_TEXTS, PROBE_TOKENS = 32, 256
 
 
@@ -42,7 +45,9 @@ def load(workload: Workload, engine: str, model: str, threads: int | None, file_
     ``max_run_tokens`` (onnx-st only): ``max_batch_tokens``, an integer or ``none``; default: the library's.
     ``parallel_runs`` (onnx-st only): batches in flight at once.
     """
-    if engine == "onnx-st":
+    if engine == "fastembed":
+        return FastEmbedModel(workload, Path(model), threads, file_name or "onnx/model.onnx")
+    if engine in ("onnx-st", "ort-alone"):
         import onnx_st
 
         options = {"file_name": file_name, "intra_op_num_threads": threads,
@@ -69,6 +74,90 @@ def load(workload: Workload, engine: str, model: str, threads: int | None, file_
         session.intra_op_num_threads = threads
         onnx_kwargs["session_options"] = session
     return cls(model, device="cpu", backend="onnx", model_kwargs=onnx_kwargs)
+
+
+class FastEmbedModel:
+    """fastembed 0.9.1 on the directory's ONNX file, behind the call the workload times.
+
+    fastembed downloads its models; here the local directory is registered as a custom model
+    (``specific_model_path``). It pools and normalizes as the directory's modules say (dense), returns
+    raw logits (rerankers) and applies SPLADE's ``log1p(relu)`` max pooling (sparse).
+    """
+
+    def __init__(self, workload: Workload, model_dir: Path, threads: int | None, file_name: str) -> None:
+        import json
+
+        from fastembed.common.model_description import ModelSource, PoolingType, SparseModelDescription
+
+        self.kind = workload.kind
+        name = f"onnx-st-bench/{model_dir.name}"
+        source = ModelSource(hf=name)
+        common: dict[str, Any] = {"specific_model_path": str(model_dir), "threads": threads}
+        if workload.kind == "cross":
+            from fastembed.rerank.cross_encoder import TextCrossEncoder
+
+            TextCrossEncoder.add_custom_model(name, sources=source, model_file=file_name)
+            self.model: Any = TextCrossEncoder(name, **common)
+        elif workload.kind == "sparse":
+            from fastembed import SparseTextEmbedding
+            from fastembed.sparse.splade_pp import supported_splade_models
+
+            vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
+            supported_splade_models.append(SparseModelDescription(
+                model=name, vocab_size=vocab, sources=source, model_file=file_name, description="",
+                license="", size_in_GB=0.0))
+            self.model = SparseTextEmbedding(name, **common)
+            self.vocab_size = int(vocab)
+        elif workload.kind in FASTEMBED_KINDS:
+            from fastembed import TextEmbedding
+
+            modules = json.loads((model_dir / "modules.json").read_text())
+            pooling_dir = next(model_dir / m["path"] for m in modules if m["type"].endswith("Pooling"))
+            pooling = json.loads((pooling_dir / "config.json").read_text())
+            mode = pooling.get("pooling_mode") or ("cls" if pooling.get("pooling_mode_cls_token") else "mean")
+            kinds = {"mean": PoolingType.MEAN, "cls": PoolingType.CLS}
+            if mode not in kinds:
+                raise SystemExit(f"fastembed pools with mean or cls, not {mode!r}")
+            TextEmbedding.add_custom_model(
+                name, pooling=kinds[mode], normalization=any(m["type"].endswith("Normalize") for m in modules),
+                sources=source, dim=int(pooling.get("embedding_dimension", pooling.get("word_embedding_dimension"))),
+                model_file=file_name)
+            self.model = TextEmbedding(name, **common)
+        else:
+            raise SystemExit(f"fastembed 0.9.1 does not run {workload.kind} models")
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
+        """Dense rows (``np.ndarray``) or, for sparse models, a dense (texts, vocabulary) array of the weights."""
+        import numpy as np
+
+        rows = list(self.model.embed(texts, batch_size=batch_size))
+        if self.kind != "sparse":
+            return np.stack(rows)
+        dense = np.zeros((len(rows), self.vocab_size), dtype=np.float32)
+        for i, row in enumerate(rows):
+            dense[i, row.indices] = row.values
+        return dense
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> Any:
+        """Raw scores of the pairs."""
+        import numpy as np
+
+        return np.asarray(list(self.model.rerank_pairs(pairs, batch_size=batch_size)), dtype=np.float32)
+
+
+def outputs_array(kind: str, outputs: Any) -> Any:
+    """One engine's outputs as a NumPy array, to compare engines: rows (dense, sparse as dense), scores
+    (rerankers), or every token vector of every document one after the other (multi-vector)."""
+    import numpy as np
+
+    if kind == "multi-vector":
+        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs])
+    for convert in ("to_dense",):  # onnx-st SparseEmbeddings, torch sparse tensors
+        if hasattr(outputs, convert):
+            outputs = getattr(outputs, convert)()
+    if hasattr(outputs, "numpy"):
+        outputs = outputs.float().numpy() if hasattr(outputs, "float") else outputs.numpy()
+    return np.asarray(outputs, dtype=np.float32)
 
 
 def _dense_texts(n: int) -> list[Any]:
@@ -189,29 +278,29 @@ def _multi_vector() -> Path:
 WORKLOADS: dict[str, Workload] = {
     "dense": Workload(
         kind="dense", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
-        describe="{n} texts of 4-120 words", engines=ENGINES,
+        describe="{n} texts of 4-120 words", engines=_ALL,
         warmup=["The first sentence warms nothing up."], inputs=_dense_texts, default_model=_minilm),
     "sentences": Workload(  # the texts of issue 15's table: single docstring sentences, about 35 tokens
         kind="sentences", class_name="SentenceTransformer", call="encode", unit="sent", default_n=2000,
-        describe="{n} single docstring sentences (about 35 tokens)", engines=ENGINES,
+        describe="{n} single docstring sentences (about 35 tokens)", engines=_ALL,
         warmup=["The first sentence warms nothing up."], inputs=_sentence_texts, default_model=_minilm),
     "long": Workload(  # sentence-transformers' docs warn that ONNX can lose to torch on long inputs
         kind="long", class_name="SentenceTransformer", call="encode", unit="texts", default_n=128,
-        describe="{n} texts of 150-450 words (about 200-600 tokens, truncated at 384)", engines=ENGINES,
+        describe="{n} texts of 150-450 words (about 200-600 tokens, truncated at 384)", engines=_ALL,
         warmup=["The first sentence warms nothing up."], inputs=_long_texts, default_model=_mpnet),
     "sparse": Workload(
         kind="sparse", class_name="SparseEncoder", call="encode", unit="texts", default_n=512,
-        describe="{n} texts (30% of 150-450 words)", engines=("onnx-st", "st-torch"),
+        describe="{n} texts (30% of 150-450 words)", engines=("onnx-st", "ort-alone", "st-torch", "fastembed"),
         warmup=["A first text warms nothing up."], inputs=_sparse_texts, default_model=_splade_tiny,
         probe=documents_of_tokens, probe_label=f"{PROBE_TEXTS}x{PROBE_TOKENS}",
         env={"TOKENIZERS_PARALLELISM": "false"}),
     "cross": Workload(
         kind="cross", class_name="CrossEncoder", call="predict", unit="pairs", default_n=1000,
-        describe="{n} (query, document) pairs (40% long documents)", engines=ENGINES,
+        describe="{n} (query, document) pairs (40% long documents)", engines=_ALL,
         warmup=[("What warms up?", "Nothing does.")], inputs=_pairs, default_model=_reranker),
     "multi-vector": Workload(
         kind="multi-vector", class_name="MultiVectorEncoder", call="encode_document", unit="texts", default_n=512,
-        describe="{n} documents (30% of 150-450 words)", engines=("onnx-st", "st-torch"),
+        describe="{n} documents (30% of 150-450 words)", engines=("onnx-st", "ort-alone", "st-torch"),
         warmup=["A first document warms nothing up."], inputs=_sparse_texts, default_model=_multi_vector,
         probe=documents_of_tokens, probe_label=f"{PROBE_TEXTS}x{PROBE_TOKENS}"),
 }

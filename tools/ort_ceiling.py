@@ -24,18 +24,27 @@ from tools.bench import machine_line
 from tools.bench_workloads import WORKLOADS
 
 
-def workload_runs(model: Any, call: Callable[[], object]) -> list[dict[str, np.ndarray]]:
-    """The feeds of every ONNX run ``call`` makes through the model's first Transformer, in order."""
+def first_transformer(model: Any) -> Any:
+    """The model's first Transformer module, a fused module's part included (SPLADE's ``SpladeMLM``)."""
     from onnx_st.modules.transformer import Transformer
 
-    transformer = model.modules[0]
-    if not isinstance(transformer, Transformer):
-        raise SystemExit("the model's first module is not a Transformer")
-    session, runs = transformer.session, []
+    pending = list(model.modules[:1])
+    while pending:
+        module = pending.pop(0)
+        if isinstance(module, Transformer):
+            return module
+        pending[:0] = module.submodules()
+    raise SystemExit("the model's first module holds no Transformer")
+
+
+def workload_runs(model: Any, call: Callable[[], object]) -> list[dict[str, np.ndarray]]:
+    """The feeds of every ONNX run ``call`` makes through the model's first Transformer, in order."""
+    session, runs = first_transformer(model).session, []
     original = session.run
 
     def record(output: str, feeds: Any) -> np.ndarray:
-        runs.append({name: np.ascontiguousarray(feeds[name]) for name in session.input_names})
+        runs.append({name: np.ascontiguousarray(feeds[name], dtype=session._input_dtypes[name])  # as onnx-st feeds
+                     for name in session.input_names})
         return original(output, feeds)
 
     session.run = record  # type: ignore[method-assign]
@@ -69,7 +78,7 @@ def ceiling(kind: str, files: Sequence[str], n: int, batch_size: int, rounds: in
         model = getattr(onnx_st, workload.class_name)(model_dir, model_kwargs={"file_name": file_name})
         encode = getattr(model, workload.call)
         runs = workload_runs(model, lambda encode=encode: encode(texts, batch_size=batch_size))  # type: ignore[misc]
-        session = model.modules[0].session._session
+        session = first_transformer(model).session._session
 
         def all_runs(session: Any = session, runs: list[dict[str, np.ndarray]] = runs) -> None:
             for feeds in runs:
