@@ -137,8 +137,9 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
                         batch_size: int = 1024, show_progress_bar: bool = False) -> list[list[int]]:
     """Groups whose cosine similarity to a central embedding is at least ``threshold``, largest first.
 
-    Each community lists its central point first; only communities of at least ``min_community_size``
-    members are kept, and no embedding is in two communities.
+    Each community lists its central point first, then the other members by decreasing similarity (equal
+    similarities in index order); only communities of at least ``min_community_size`` members are kept, and no
+    embedding is in two communities. ``show_progress_bar`` is accepted for sentence-transformers code.
     """
     _positive("min_community_size", min_community_size)
     _positive("batch_size", batch_size)
@@ -149,19 +150,20 @@ def community_detection(embeddings: Any, threshold: float = 0.75, min_community_
     if len(emb) < min_community_size:
         return []
     emb = normalize_embeddings(emb)
+    limit = np.float32(threshold)  # compared as a float32 number, as sentence-transformers compares it
     n = len(emb)
     sort_max_size = min(max(2 * min_community_size, 50), n)
     found: list[tuple[int, np.ndarray]] = []
     for start in range(0, n, batch_size):
         scores = emb[start:start + batch_size] @ emb.T
         kth = -np.partition(-scores, min_community_size - 1, axis=1)[:, min_community_size - 1]
-        for i in np.flatnonzero(kth >= threshold):
+        for i in np.flatnonzero(kth >= limit):
             row = scores[i]
             order = np.argsort(-row, kind="stable")
-            while row[order[sort_max_size - 1]] >= threshold and sort_max_size < n:
+            while row[order[sort_max_size - 1]] >= limit and sort_max_size < n:
                 sort_max_size = min(2 * sort_max_size, n)
             top = order[:sort_max_size]
-            found.append((start + int(i), top[row[top] >= threshold].astype(np.uint32)))
+            found.append((start + int(i), top[row[top] >= limit].astype(np.uint32)))
     found.sort(key=lambda x: len(x[1]), reverse=True)
     used = np.zeros(n, dtype=bool)
     communities: list[list[int]] = []

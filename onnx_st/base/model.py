@@ -42,6 +42,10 @@ logger = logging.getLogger("onnx_st")
 TASK_PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage", "corpus")}
 """The prompts ``encode_query`` / ``encode_document`` pick by default: the first the model has."""
 
+_CUDA_DEVICE_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider",
+                                    "MIGraphXExecutionProvider"})
+"""Execution providers that run on the device sentence-transformers calls ``cuda:N``."""
+
 _Model = TypeVar("_Model", bound="BaseModel")
 _Params = ParamSpec("_Params")
 _Result = TypeVar("_Result")
@@ -258,6 +262,15 @@ class BaseModel(ABC):
     def get_backend(self) -> str:
         """Always ``"onnx"``."""
         return "onnx"
+
+    def get_device_name(self) -> str:
+        """The device this model runs on, in sentence-transformers' words: ``"cuda:N"`` when its first execution
+        provider runs on a CUDA device (CUDA, TensorRT, ROCm, MIGraphX; ``N`` its ``device_id``), else ``"cpu"``."""
+        first = self.options.providers[0]
+        name, provider_options = (first, {}) if isinstance(first, str) else first
+        if name in _CUDA_DEVICE_PROVIDERS:
+            return f"cuda:{provider_options.get('device_id', 0)}"
+        return "cpu"
 
     @property
     def tokenizer(self) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +51,45 @@ def _check_importable(path: str, trust_remote_code: bool) -> None:
         raise ConfigModuleNotFoundError(f"No module named {(module or path)!r} (activation function {path!r})")
 
 
+_POSITIONAL_ARGS = ("num_labels", "max_length", "activation_fn", "device", "cache_folder", "trust_remote_code",
+                    "revision", "local_files_only", "token", "model_kwargs", "tokenizer_kwargs", "config_kwargs",
+                    "model_card_data", "backend")
+"""The constructor's positional parameters after ``model_name_or_path``, in sentence-transformers' order
+(a deprecated way to pass them: each logs a warning)."""
+
+_RENAMED_INIT_KWARGS = {"model_name": "model_name_or_path", "automodel_args": "model_kwargs",
+                        "tokenizer_args": "processor_kwargs", "tokenizer_kwargs": "processor_kwargs",
+                        "config_args": "config_kwargs", "cache_dir": "cache_folder",
+                        "default_activation_function": "activation_fn"}
+"""Deprecated constructor keywords and their new names."""
+
+_renamed_warned: set[str] = set()
+
+
+def _legacy_init_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's keywords, with positional arguments named and deprecated names renamed, each
+    logging sentence-transformers' warning (a renamed keyword once per process, as there).
+
+    A keyword given both ways keeps the keyword's value; positional arguments past the last name are dropped.
+    """
+    for name, value in zip(_POSITIONAL_ARGS, args):
+        logger.warning("Passing `%s` as a positional argument to CrossEncoder is deprecated. Please pass `%s` as a "
+                       "keyword argument instead.", name, name)
+        kwargs.setdefault(name, value)
+    for old, new in _RENAMED_INIT_KWARGS.items():
+        if old in kwargs:
+            value = kwargs.pop(old)
+            if old not in _renamed_warned:
+                _renamed_warned.add(old)
+                logger.warning("The CrossEncoder `%s` argument was renamed and is now deprecated. Please use `%s` "
+                               "instead.", old, new)
+            kwargs.setdefault(new, value)
+    if "classifier_dropout" in kwargs:
+        logger.warning("The CrossEncoder `classifier_dropout` argument is deprecated. Please use "
+                       "`config_kwargs={'classifier_dropout': %s}` instead.", kwargs.pop("classifier_dropout"))
+    return kwargs
+
+
 def _torch_path(name: str) -> str:
     """The dotted path sentence-transformers saves for a torch activation class name."""
     return f"torch.nn.modules.{'linear' if name == 'Identity' else 'activation'}.{name}"
@@ -70,6 +111,9 @@ class CrossEncoder(BaseModel):
     :meth:`from_dir` / :meth:`from_pretrained`. Reads both the sentence-transformers 6 layout
     (``modules.json``) and older directories without it.
 
+    Arguments after ``model_name_or_path`` may still be passed by position in sentence-transformers' order
+    (``num_labels``, ``max_length``, ``activation_fn``, ``device``...), each logging its deprecation warning.
+
     Args:
         num_labels: checked against the directory's classifier when given.
         max_length: truncation length in tokens, replacing the directory's.
@@ -90,20 +134,14 @@ class CrossEncoder(BaseModel):
                          "automodel_args", "tokenizer_args", "config_args", "cache_dir", "default_activation_function",
                          "classifier_dropout")
 
-    def __init__(self, model_name_or_path: str | None = None, *, num_labels: int | None = None,
+    def __init__(self, model_name_or_path: str | None = None, *args: Any, num_labels: int | None = None,
                  max_length: int | None = None, activation_fn: Any = None, **kwargs: Any) -> None:
-        model_name_or_path = self._legacy_inputs(model_name_or_path, kwargs, "model_name")
-        for old, new in (("automodel_args", "model_kwargs"), ("cache_dir", "cache_folder"),
-                         ("default_activation_function", "activation_fn")):
-            if old in kwargs:
-                logger.warning("The `%s` argument was renamed and is now deprecated. Please use `%s` instead.", old, new)
-                value = kwargs.pop(old)
-                if new == "activation_fn":
-                    activation_fn = activation_fn if activation_fn is not None else value
-                else:
-                    kwargs.setdefault(new, value)
-        for torch_only in ("tokenizer_args", "config_args", "classifier_dropout", "keep_in_fp32_modules"):
-            kwargs.pop(torch_only, None)
+        given = {"num_labels": num_labels, "max_length": max_length, "activation_fn": activation_fn}
+        kwargs = _legacy_init_kwargs(args, {**{k: v for k, v in given.items() if v is not None}, **kwargs})
+        model_name_or_path = self._legacy_inputs(model_name_or_path, kwargs, "model_name_or_path")
+        num_labels, max_length = kwargs.pop("num_labels", None), kwargs.pop("max_length", None)
+        activation_fn = kwargs.pop("activation_fn", None)
+        kwargs.pop("keep_in_fp32_modules", None)  # torch-only
         self.trust_remote_code = bool(kwargs.get("trust_remote_code", False))
         if model_name_or_path is None:
             raise InputError("CrossEncoder needs model_name_or_path (a directory or a Hub repo id)")
@@ -355,6 +393,13 @@ class CrossEncoder(BaseModel):
         return list(np.asarray(self.predict(pairs, convert_to_numpy=True, activation_fn=activation), dtype=np.float32))
 
     def _extra_config(self) -> dict[str, Any]:
+        fn = self.activation_fn
+        if not self.activation_fn_name.startswith("torch.") and (
+                inspect.isroutine(fn) or isinstance(fn, functools.partial)):
+            logger.warning("Saving activation function %r: plain functions can't be restored from the "
+                           "configuration, so loading with default settings will use the default activation "
+                           "function. Please use a `torch.nn.Module` instead, e.g. `torch.nn.Identity()` instead "
+                           "of `lambda x: x`.", fn)
         return {"activation_fn": self.activation_fn_name}
 
 

@@ -1,6 +1,6 @@
 """Multi-vector directories saved before sentence-transformers 6: PyLate and Stanford ColBERT.
 
-sentence-transformers 6.2 reads both without conversion; so does onnx-st (given an ONNX graph of
+sentence-transformers 6.3 reads both without conversion; so does onnx-st (given an ONNX graph of
 the encoder under ``onnx/``):
 
 * PyLate (``config_sentence_transformers.json`` with ``model_type: ColBERT``): ``modules.json`` lists
@@ -49,7 +49,7 @@ class LegacyLayout:
 
 
 def _pylate(config: dict[str, Any]) -> LegacyLayout:
-    """Read PyLate's top-level keys as sentence-transformers 6.2 does."""
+    """Read PyLate's top-level keys as sentence-transformers 6.3 does."""
     prefixes = {prompt: config_str(config, key, "", MODEL_CONFIG_FILE)
                 for key, prompt in (("query_prefix", "query"), ("document_prefix", "document")) if key in config}
     knobs = {k: config[k] for k in _PYLATE_KNOBS if k in config and (config[k] is not None or k == "query_expansion")}
@@ -70,7 +70,7 @@ def _pylate(config: dict[str, Any]) -> LegacyLayout:
 
 
 def _stanford(files: ModelDir) -> LegacyLayout:
-    """Read ``artifact.metadata`` (defaults when absent) as sentence-transformers 6.2 does."""
+    """Read ``artifact.metadata`` (defaults when absent) as sentence-transformers 6.3 does."""
     path = files.file("artifact.metadata")
     metadata = files.json_object("artifact.metadata")
     prefixes = {"query": (config_str(metadata, "query_token_id", "", path) or "[unused0]") + " ",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -29,11 +30,12 @@ from onnx_st.multi_vector.legacy import (
 )
 
 OutputValue = Literal["token_embeddings"] | None
+logger = logging.getLogger("onnx_st")
 
 
 class MultiVectorEncoder(BaseModel):
     """Token-level embeddings from a sentence-transformers ``MultiVectorEncoder`` directory, equal to
-    sentence-transformers 6.2: ``encode_query`` / ``encode_document`` return one ``(tokens, dim)``
+    sentence-transformers 6.3: ``encode_query`` / ``encode_document`` return one ``(tokens, dim)``
     float32 array per text (the tokens its ``MultiVectorMask`` keeps), ``similarity`` scores with MaxSim.
 
     Reads the native layout (``modules.json`` with ``Dense``, ``MultiVectorMask``, ``Normalize`` on
@@ -125,7 +127,8 @@ class MultiVectorEncoder(BaseModel):
                 mask keeps) or ``None`` (a dict of every feature per text, padded to its batch).
             normalize_embeddings: L2-normalize each token vector (before ``token_pooling``).
             token_pooling: a :class:`~onnx_st.modules.token_pooling.HierarchicalTokenPooling` applied to
-                this call's outputs (on top of one the model holds); default: the constructor's.
+                this call's outputs (on top of one the model holds, which logs a warning once); default: the
+                constructor's.
             truncate_dim: keep the first dimensions of each token vector, then L2-normalize it again (after
                 ``token_pooling``); default: the model's ``truncate_dim``.
             pool, chunk_size: a pool from :meth:`start_multi_process_pool` (or ``device=[...]``) and texts per chunk.
@@ -158,6 +161,8 @@ class MultiVectorEncoder(BaseModel):
         _check_truncate_dim(truncate_dim)
         token_pooling = token_pooling if token_pooling is not None else self.token_pooling
         texts, single = self._as_text_list(inputs, "inputs")
+        if texts and token_pooling is not None and token_pooling.applies_to(task):
+            self._warn_compounding()
         args: dict[str, Any] = {"prompt": self._resolve_prompt(prompt, prompt_name), "batch_size": batch_size,
                                 "output_value": output_value, "normalize_embeddings": normalize_embeddings,
                                 "token_pooling": token_pooling, "truncate_dim": truncate_dim, "task": task,
@@ -170,6 +175,16 @@ class MultiVectorEncoder(BaseModel):
         if output_value is not None:
             rows = [np.ascontiguousarray(row, dtype=np.float32) for row in rows]
         return rows[0] if single else rows
+
+    _compounding_warned: ClassVar[bool] = False
+
+    def _warn_compounding(self) -> None:
+        """Once per process, as sentence-transformers: a call's ``token_pooling`` pools on top of the model's own."""
+        if not MultiVectorEncoder._compounding_warned and any(
+                isinstance(m, HierarchicalTokenPooling) for m in self.modules):
+            MultiVectorEncoder._compounding_warned = True
+            logger.warning("This model already includes token pooling in its pipeline. The additional "
+                           "`token_pooling` pools further on top of it (compounding).")
 
     def _inference(self, texts: list[Any], *, prompt: str | None, batch_size: int, show_progress_bar: bool | None,
                    output_value: OutputValue, normalize_embeddings: bool,
