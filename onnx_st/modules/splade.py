@@ -34,17 +34,36 @@ def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str = 
     ``log1p(relu(x))`` (``relu``) or ``log1p(log1p(relu(x)))`` (``log1p_relu``) of every attended
     token, then max or sum over tokens, exactly as sentence-transformers' SpladePooling.
     """
-    logits[attention_mask == 0] = 0.0  # padded positions contribute log1p(relu(0)) = 0
     if strategy == "max":  # the activation is monotone: pool first, activate the (batch, vocab) result
-        pooled = logits.max(axis=1)
-        np.maximum(pooled, 0.0, out=pooled)
+        pooled = _max_over_attended(logits, attention_mask)
+        np.maximum(pooled, 0.0, out=pooled)  # padded positions would add relu(0) = 0: the same result
         np.log1p(pooled, out=pooled)
         return np.log1p(pooled, out=pooled) if activation == "log1p_relu" else pooled
+    logits[attention_mask == 0] = 0.0  # padded positions contribute log1p(relu(0)) = 0
     np.maximum(logits, 0.0, out=logits)
     np.log1p(logits, out=logits)
     if activation == "log1p_relu":
         np.log1p(logits, out=logits)
     return logits.sum(axis=1, dtype=np.float32)
+
+
+def _max_over_attended(logits: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """``(batch, vocab)`` maximum of each row's attended positions (``-inf`` for a row with none).
+
+    A row whose attended positions are one run (right or left padding) is reduced over that slice only:
+    no write into the logits, and padding is never read.
+    """
+    attended = attention_mask != 0
+    pooled = np.empty((logits.shape[0], logits.shape[2]), dtype=logits.dtype)
+    for row, (keep, out) in enumerate(zip(attended, pooled)):
+        where = np.flatnonzero(keep)
+        if not len(where):
+            out.fill(-np.inf)
+        elif where[-1] - where[0] + 1 == len(where):
+            np.max(logits[row, where[0]:where[-1] + 1], axis=0, out=out)
+        else:
+            np.max(logits[row], axis=0, where=keep[:, None], initial=-np.inf, out=out)
+    return pooled
 
 
 class SpladePooling(Module):
