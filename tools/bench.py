@@ -75,17 +75,19 @@ def ort_alone(workload: Workload, model: str, n: int, batch_size: int, threads: 
               inputs: list[Any] | None = None) -> dict[str, float]:
     """ONNX Runtime alone on the file: the feeds of every run of one onnx-st call, tokenized, sorted, padded
     and cut beforehand exactly as onnx-st does (:func:`tools.ort_ceiling.workload_runs`), then only
-    ``InferenceSession.run`` timed over them, back to back, on the same ``InferenceSession`` (the same
-    session options and threads), after a warm-up over the first batch's runs."""
+    ``InferenceSession.run`` timed over them, back to back, on a second load of the file by onnx-st (the
+    same session options and threads; the session that recorded has seen every shape), after a warm-up
+    over the first batch's runs, as the onnx-st engine warms up on one batch."""
     import functools
 
     from tools.ort_ceiling import first_transformer, workload_runs
 
-    onnx_model = load(workload, "ort-alone", model, threads, file_name, max_run_tokens)
+    recorder = load(workload, "ort-alone", model, threads, file_name, max_run_tokens)
     inputs = inputs if inputs is not None else workload.inputs(n)
-    runs = workload_runs(onnx_model, functools.partial(getattr(onnx_model, workload.call), inputs,
-                                                       batch_size=batch_size))
-    transformer = first_transformer(onnx_model)
+    runs = workload_runs(recorder, functools.partial(getattr(recorder, workload.call), inputs,
+                                                     batch_size=batch_size))
+    del recorder
+    transformer = first_transformer(load(workload, "ort-alone", model, threads, file_name, max_run_tokens))
     session, output = transformer.session._session, [transformer.graph_output]
     warm = 0
     for feeds in runs:  # the runs of the first batch, as the other engines warm up on one batch
