@@ -21,6 +21,7 @@ import numpy as np
 from sentence_transformers.base.model import BaseModel
 
 from onnx_st.base import model_class
+from onnx_st.cpu import cpu_flags
 from onnx_st.kinds import get_kind
 
 from . import _deps  # noqa: F401  (raises ImportError with the install command without the export extra)
@@ -136,12 +137,7 @@ def _versions() -> dict[str, str]:
 
 def _cpu_flags() -> list[str]:
     """The int8-relevant instruction sets this CPU reports (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text("utf8", errors="replace")
-    except OSError:
-        return []
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith(("flags", "Features"))), []))
-    return sorted(flags & {"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"})
+    return sorted(cpu_flags() & {"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"})
 
 
 class ParityChecker:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.corpus import benchmark_sentences
-from exporter.parity import _cpu_flags
+from onnx_st.cpu import watched_flags
 from tools.bench import machine_line
 
 
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model = minilm_exported()
     texts = benchmark_sentences(args.texts)
     print(machine_line())
-    print(f"# instruction sets: {', '.join(_cpu_flags()) or 'none reported'}")
+    print(f"# instruction sets: {', '.join(watched_flags()) or 'none reported'}")
     print(f"# model: {args.model}, {len(texts)} texts, batch_size {args.batch_size}, {args.workers} workers")
     engines: list[tuple[str, Callable[..., dict[str, float]]]] = [("onnx-st", _onnx_st)]
     if not args.skip_torch:
