@@ -7,9 +7,11 @@ when the Transformer config says ``do_lower_case``. This module reproduces exact
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from onnx_st.errors import ConfigError, InputError, ModelNotFoundError, foreign_
 
 _HUGE = 10**20
 _OWN: Any = object()
+_CHUNK = 4096  # texts encoded at once by TextTokenizer.tokenize: their Encoding objects live only that long
 _SIDE: ContextVar[str | None] = ContextVar("onnx_st_truncation_side", default=None)
 
 
@@ -86,6 +89,48 @@ def check_encodable(text: str, what: str) -> None:
         except UnicodeEncodeError as exc:
             raise InputError(f"{what} is not valid Unicode text ({exc.reason} at position {exc.start}): "
                              f"{text!r:.80}") from exc
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids of many texts (or pairs), truncated but not padded, in two flat buffers.
+
+    Row ``i`` is ``ids[offsets[i]:offsets[i + 1]]`` (and the same slice of ``type_ids``): eight bytes
+    a token, whatever the number of texts, instead of one ``tokenizers.Encoding`` object each.
+    """
+
+    ids: np.ndarray  # int64, every row's ids one after the other
+    type_ids: np.ndarray  # int64, aligned with ids
+    offsets: np.ndarray  # int64, len(rows) + 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens of each row, special tokens included."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def of(cls, encodings: Sequence[Any]) -> Tokenized:
+        """Pack ``tokenizers.Encoding`` objects (unpadded: every attention mask is all ones)."""
+        ids = [e.ids for e in encodings]
+        types = [e.type_ids for e in encodings]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(row) for row in ids], out=offsets[1:])
+        total = int(offsets[-1])
+        return cls(np.fromiter(chain.from_iterable(ids), np.int64, count=total),
+                   np.fromiter(chain.from_iterable(types), np.int64, count=total), offsets)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Tokenized]) -> Tokenized:
+        """The rows of ``parts``, one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
+        offsets = np.concatenate([np.zeros(1, np.int64)] + [p.offsets[1:] + s for p, s in zip(parts, starts)])
+        return cls(np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int64),
+                   np.concatenate([p.type_ids for p in parts]) if parts else np.zeros(0, np.int64), offsets)
 
 
 class TextTokenizer:
@@ -234,9 +279,19 @@ class TextTokenizer:
         Pairs are truncated longest-first in memory linear in their length (:mod:`onnx_st._runtime.pairs`);
         within :func:`truncating_from`, both truncate from the side it names.
         """
+        tokens = self.tokenize(texts)
+        return self.pad(tokens, range(len(tokens)))
+
+    def tokenize(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> Tokenized:
+        """Tokenize and truncate every text (or pair) once, without padding; :meth:`pad` makes batches of it.
+
+        Raises:
+            InputError: a text cannot be tokenized (the cause is the tokenizer's error).
+        """
         items = list(texts)
         with foreign_errors(InputError, "Cannot tokenize the input"):
-            return self._padded(self._encode(items))
+            parts = [Tokenized.of(self._encode(items[i:i + _CHUNK])) for i in range(0, len(items), _CHUNK)]
+        return Tokenized.concat(parts) if parts else Tokenized.of([])
 
     def _encode(self, items: list[Any]) -> list[Any]:
         """Encodings of a batch, truncated but not padded."""
@@ -270,21 +325,24 @@ class TextTokenizer:
         """The ``tokenizers.Tokenizer`` that encodes, without truncation or padding (never reconfigure it)."""
         return self._tokenizer
 
-    def _padded(self, encodings: list[Any]) -> dict[str, np.ndarray]:
-        """``input_ids``/``attention_mask``/``token_type_ids`` padded to the longest encoding."""
-        width = max((len(e.ids) for e in encodings), default=0)
-        if self.pad_to_length is not None and encodings:  # fixed-length padding (query expansion)
+    def pad(self, tokens: Tokenized, rows: Iterable[int]) -> dict[str, np.ndarray]:
+        """``input_ids``/``attention_mask``/``token_type_ids`` of ``rows`` of ``tokens``, padded to the longest
+        (to :attr:`pad_to_length` at least, when set) on this tokenizer's padding side."""
+        rows = np.fromiter(rows, np.int64)
+        lengths = tokens.lengths[rows]
+        width = int(lengths.max(initial=0))
+        if self.pad_to_length is not None and len(rows):  # fixed-length padding (query expansion)
             width = max(width, self.pad_to_length)
         pad_id, pad_type_id, side = self._padding
-        arrays = {"input_ids": np.full((len(encodings), width), pad_id, dtype=np.int64),
-                  "attention_mask": np.zeros((len(encodings), width), dtype=np.int64),
-                  "token_type_ids": np.full((len(encodings), width), pad_type_id, dtype=np.int64)}
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            cols = slice(width - n, width) if side == "left" else slice(0, n)
-            arrays["input_ids"][row, cols] = e.ids
-            arrays["attention_mask"][row, cols] = e.attention_mask
-            arrays["token_type_ids"][row, cols] = e.type_ids
+        positions = np.arange(width)
+        keep = positions >= (width - lengths)[:, None] if side == "left" else positions < lengths[:, None]
+        starts = tokens.offsets[rows]
+        flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        arrays = {"input_ids": np.full((len(rows), width), pad_id, dtype=np.int64),
+                  "attention_mask": keep.astype(np.int64),
+                  "token_type_ids": np.full((len(rows), width), pad_type_id, dtype=np.int64)}
+        arrays["input_ids"][keep] = tokens.ids[flat]  # row after row, in order: as a boolean mask fills
+        arrays["token_type_ids"][keep] = tokens.type_ids[flat]
         return arrays
 
     def prompt_length(self, prompt: str) -> int:

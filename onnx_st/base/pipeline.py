@@ -12,7 +12,7 @@ import numpy as np
 
 from onnx_st.errors import ConfigError, InputError
 from onnx_st.modules import Features, InputModule, Module
-from onnx_st.modules.base import text_length
+from onnx_st.modules.base import PreparedInputs, Rows, text_length
 from onnx_st.modules.router import Router
 
 if TYPE_CHECKING:  # concurrent.futures' threads (and queue) are imported when runs go parallel
@@ -67,9 +67,33 @@ class Pipeline:
     def __call__(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None,
                  modality: Any = None) -> Features:
         """Run one batch through every module."""
-        features = self.preprocess(texts, prompt=prompt, task=task, modality=modality)
+        return self.forward(self.preprocess(texts, prompt=prompt, task=task, modality=modality))
+
+    def forward(self, features: Features) -> Features:
+        """Run tokenized features through every module."""
         for module in self.modules:
             features = module.forward(features)
+        return features
+
+    def prepare(self, items: Sequence[Any], batch_size: int, prompt: str | None = None, task: str | None = None,
+                ) -> PreparedInputs:
+        """The inputs of one call tokenized once (:meth:`InputModule.prepare`), their token counts the sort keys.
+
+        A Router's route depends on the call's modality too: its inputs are sorted by :meth:`lengths` and
+        each batch is tokenized on its own.
+        """
+        if isinstance(self.input_module, Router):
+            return PreparedInputs(items, prompt, task, np.asarray(self.lengths(items, batch_size, prompt, task)))
+        return self.input_module.prepare(items, prompt=prompt, task=task)
+
+    def collate(self, prepared: PreparedInputs, rows: Rows, modality: Any = None) -> Features:
+        """The features of one batch of prepared inputs (what :meth:`preprocess` gives for those inputs)."""
+        if prepared.tokens is None:
+            return self.preprocess([prepared.items[i] for i in rows], prompt=prepared.prompt, task=prepared.task,
+                                   modality=modality)
+        features = self.input_module.collate(prepared, rows)
+        if self.task_feature or any(isinstance(m, Router) for m in self.modules[1:]):
+            features = {**features, "task": prepared.task, "modality": modality}
         return features
 
     def lengths(self, items: Sequence[Any], batch_size: int, prompt: str | None = None,
@@ -97,13 +121,14 @@ class Pipeline:
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        order = np.argsort([-n for n in self.lengths(items, batch_size, prompt, task)], kind="stable")
+        prepared = self.prepare(items, batch_size, prompt, task)
+        order = np.argsort(-prepared.lengths, kind="stable")
         show = default_show_progress_bar() if show_progress_bar is None else bool(show_progress_bar)
         starts = range(0, len(items), batch_size)
 
         def batch(start: int) -> tuple[np.ndarray, Sequence[T]]:
             idx = order[start:start + batch_size]
-            return idx, collect(self([items[i] for i in idx], prompt=prompt, task=task, modality=modality))
+            return idx, collect(self.forward(self.collate(prepared, idx, modality)))
 
         results: list[Any] = [None] * len(items)
         for idx, outputs in _progress(self._batches(starts, batch), show, len(starts)):

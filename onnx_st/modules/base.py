@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from onnx_st._runtime.tokenizer import TextTokenizer
+import numpy as np
+
+from onnx_st._runtime.tokenizer import TextTokenizer, Tokenized
 from onnx_st.options import RuntimeOptions
 
 Features = dict[str, Any]
+Rows = Sequence[int] | np.ndarray  # positions of a batch's inputs within a call
 
 
 class Module(ABC):
@@ -59,6 +62,19 @@ class Module(ABC):
         (path / self.config_file_name).write_text(json.dumps(self.get_config_dict(), indent=4), encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class PreparedInputs:
+    """The inputs of one call, made ready for batching: each input's sort key (its tokens after truncation,
+    or its characters without a tokenizer) and, when the input module tokenizes, every input's tokens,
+    tokenized once for the sort and the batches alike."""
+
+    items: Sequence[Any]
+    prompt: str | None
+    task: str | None
+    lengths: np.ndarray
+    tokens: Tokenized | None = None
+
+
 class InputModule(Module):
     """The first module of a model: turns texts into features with its one :class:`TextTokenizer`."""
 
@@ -67,6 +83,19 @@ class InputModule(Module):
     @abstractmethod
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize one batch of texts (or pairs)."""
+
+    def prepare(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> PreparedInputs:
+        """Tokenize every input of a call once (characters as sort keys when the module has no tokenizer)."""
+        if self.tokenizer is None:
+            return PreparedInputs(texts, prompt, task, np.array([text_length(t) for t in texts], dtype=np.int64))
+        tokens = self.tokenizer.tokenize(with_prompt(texts, prompt))
+        return PreparedInputs(texts, prompt, task, tokens.lengths, tokens)
+
+    def collate(self, prepared: PreparedInputs, rows: Rows) -> Features:
+        """The features of one batch: ``rows`` of a call's prepared inputs, padded to the longest."""
+        if prepared.tokens is None or self.tokenizer is None:
+            return self.preprocess([prepared.items[i] for i in rows], prompt=prepared.prompt, task=prepared.task)
+        return dict(self.tokenizer.pad(prepared.tokens, rows))
 
     def count_tokens(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
         """Tokens each input takes after truncation, special tokens and prompt included (characters when

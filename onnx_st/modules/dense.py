@@ -127,10 +127,12 @@ class Dense(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise OnnxModelError(f"Dense expects {self.module_input_name!r} of size {self.in_features}, "
                                  f"got shape {x.shape}")
-        out = x @ self.weight_t
+        rows = x.reshape(-1, self.in_features)  # one 2-D product: NumPy runs a stacked one outside BLAS (16x slower)
+        out = rows @ self.weight_t
         if self.bias is not None:
-            out = out + self.bias
+            out += self.bias
         out = self.activation(out)
         if self.use_residual:
-            out = out + (x if self.residual_t is None else x @ self.residual_t)
+            out = out + (rows if self.residual_t is None else rows @ self.residual_t)
+        out = out.reshape(*x.shape[:-1], out.shape[-1])
         return {**features, self.module_output_name: out.astype(np.float32, copy=False)}

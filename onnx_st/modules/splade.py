@@ -19,7 +19,16 @@ from onnx_st._runtime.config import (
 from onnx_st._runtime.tokenizer import TextTokenizer
 from onnx_st._runtime.weights import load_safetensors
 from onnx_st.errors import ConfigError, ModelNotFoundError, OnnxModelError
-from onnx_st.modules.base import Features, InputModule, LoadContext, Module, module_context, with_prompt
+from onnx_st.modules.base import (
+    Features,
+    InputModule,
+    LoadContext,
+    Module,
+    PreparedInputs,
+    Rows,
+    module_context,
+    with_prompt,
+)
 from onnx_st.modules.transformer import Transformer
 from onnx_st.options import DEFAULT_LOGITS_BUDGET_MIB, RuntimeOptions
 
@@ -191,6 +200,14 @@ class SpladeMLM(InputModule):
     def count_tokens(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> list[int]:
         """Token counts, as the Transformer counts them."""
         return self.transformer.count_tokens(texts, prompt=prompt, task=task)
+
+    def prepare(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> PreparedInputs:
+        """Tokenize a call's texts once, as the Transformer does."""
+        return self.transformer.prepare(texts, prompt=prompt, task=task)
+
+    def collate(self, prepared: PreparedInputs, rows: Rows) -> Features:
+        """One padded batch, as the Transformer makes it."""
+        return self.transformer.collate(prepared, rows)
 
     def forward(self, features: Features) -> Features:
         """Run the graph and pool, sub-batch by sub-batch; adds ``sentence_embedding`` (batch, vocab)."""

@@ -12,7 +12,7 @@ from onnx_st._runtime.config import HFConfig, TransformerConfig
 from onnx_st._runtime.session import OnnxSession, resolve_onnx_file
 from onnx_st._runtime.tokenizer import TextTokenizer
 from onnx_st.errors import ConfigError, OnnxModelError
-from onnx_st.modules.base import Features, InputModule, LoadContext, module_context, with_prompt
+from onnx_st.modules.base import Features, InputModule, LoadContext, PreparedInputs, Rows, module_context, with_prompt
 from onnx_st.modules.query_expansion import QueryExpansion
 from onnx_st.options import DEFAULT_MAX_BATCH_TOKENS, RuntimeOptions
 
@@ -178,8 +178,22 @@ class Transformer(InputModule):
 
     def preprocess(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> Features:
         """Tokenize texts (or ``(a, b)`` pairs), the prompt prepended to each text (first text of a pair)."""
-        features: Features = dict(self.tokenizer_for(task)(with_prompt(texts, prompt)))
-        if task == "query" and self.query_expansion is not None and len(texts):
+        return self.collate(self.prepare(texts, prompt, task), range(len(texts)))
+
+    def prepare(self, texts: Sequence[Any], prompt: str | None = None, task: str | None = None) -> PreparedInputs:
+        """Tokenize every text of a call once, with the tokenizer of its task."""
+        tokens = self.tokenizer_for(task).tokenize(with_prompt(texts, prompt))
+        return PreparedInputs(texts, prompt, task, tokens.lengths, tokens)
+
+    def collate(self, prepared: PreparedInputs, rows: Rows) -> Features:
+        """One batch of prepared texts, padded, with query expansion, ``modality`` and ``prompt_length``."""
+        task, prompt, tokens = prepared.task, prepared.prompt, prepared.tokens
+        tokenizer = self.tokenizer_for(task)
+        if tokens is None:  # prepared without tokens: tokenize these rows now
+            tokens = tokenizer.tokenize(with_prompt([prepared.items[i] for i in rows], prompt))
+            rows = range(len(tokens))
+        features: Features = dict(tokenizer.pad(tokens, rows))
+        if task == "query" and self.query_expansion is not None and len(rows):
             features = self.query_expansion.apply(features, self.expansion_id)
         features["modality"] = "text"  # as sentence-transformers' Transformer marks its features
         if prompt:
