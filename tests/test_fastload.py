@@ -51,3 +51,38 @@ def test_bad_source_is_an_onnx_error(tmp_path: Path) -> None:
         write_fast_load(bad, tmp_path / "out.onnx")
     with pytest.raises(ValueError, match="level"):
         write_fast_load(bad, tmp_path / "out.onnx", "all")  # type: ignore[arg-type]
+
+
+def _record(file_name: str, passed: bool = True, **created_by: object) -> dict[str, object]:
+    return {"file_name": file_name, "passed": passed, "texts": 8, "thresholds": {"max_abs_diff": 1e-5},
+            "max_abs_diff": 0.0, "created_by": created_by}
+
+
+@pytest.mark.parametrize("case", ["taken", "other-runtime", "failed", "no-data", "no-record"])
+def test_auto_takes_the_fast_load_copy_of_its_choice_only_when_it_may(tmp_path: Path, case: str) -> None:
+    """``file_name="auto"`` loads ``model_fast.onnx`` in place of ``model.onnx`` when the copy's record passed,
+    this ONNX Runtime line wrote it and its weights are there; otherwise the source, saying why."""
+    import json
+    from importlib.metadata import version
+
+    from onnx_st._runtime.variants import choose_file
+
+    model_dir = _copy("dense-mean", tmp_path)
+    _, weights = write_fast_load(model_dir / "onnx" / "model.onnx", model_dir / "onnx" / "model_fast.onnx")
+    running = version("onnxruntime")
+    written = "0.1.0" if case == "other-runtime" else running
+    records = {} if case == "no-record" else {"onnx/model_fast.onnx": _record(
+        "onnx/model_fast.onnx", case != "failed", method="fast_load", source="onnx/model.onnx",
+        onnxruntime=written, external_data=weights.name)}
+    (model_dir / "onnx" / "parity.json").write_text(json.dumps(records))
+    if case == "no-data":
+        weights.unlink()
+    choice = choose_file(model_dir)
+    expected = "onnx/model_fast.onnx" if case == "taken" else "onnx/model.onnx"
+    assert choice.file_name == expected, choice.summary()
+    if case not in ("taken", "no-record"):  # a copy without a record is no exporter variant: never a candidate
+        assert "onnx/model_fast.onnx" in dict(choice.rejected)
+    if case in ("taken", "no-data", "failed"):
+        model = SentenceTransformer(str(model_dir), model_kwargs={"file_name": "auto"})
+        np.testing.assert_allclose(model.encode(fixture_inputs("dense-mean")),
+                                   fixture_expected("dense-mean")["encode"], atol=1e-5)

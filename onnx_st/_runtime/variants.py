@@ -56,6 +56,13 @@ class Variant:
         return None if self.parity is None else bool(self.parity.get("passed"))
 
     @property
+    def fast_load_source(self) -> str | None:
+        """The file this one is the fast-load copy of (:mod:`onnx_st.fastload`), from its parity record."""
+        created = (self.parity or {}).get("created_by") or {}
+        source = created.get("source")
+        return source if created.get("method") == "fast_load" and isinstance(source, str) else None
+
+    @property
     def gpu_only(self) -> bool:
         """Whether the file is meant for GPUs (float16, ``O4``)."""
         return bool(self.parity.get("gpu_only")) if self.parity is not None else self.kind == "O4"
@@ -163,6 +170,32 @@ def _rejection(variant: Variant, families: list[str]) -> str | None:
     return None
 
 
+def _copy_rejection(copy: Variant, directory: Path) -> str | None:
+    """Why the fast-load copy of the chosen file may not stand in for it (``None``: it may).
+
+    The copy holds ONNX Runtime's own fused operators: it is taken only from the ONNX Runtime line
+    (major.minor) that wrote it, with a passed parity record and its weights file present.
+    """
+    if copy.parity is None or not copy.passed:
+        return "no passed parity record"
+    from importlib.metadata import PackageNotFoundError, version
+
+    written = str((copy.parity.get("created_by") or {}).get("onnxruntime", ""))
+    running = ""
+    for package in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            running = version(package)
+            break
+        except PackageNotFoundError:
+            continue
+    if written.split(".")[:2] != running.split(".")[:2]:
+        return f"written by onnxruntime {written or 'unknown'}, this is {running or 'unknown'}"
+    data = str((copy.parity.get("created_by") or {}).get("external_data", ""))
+    if not data or not (directory / Path(copy.file_name).parent / data).is_file():
+        return "its weights file is missing"
+    return None
+
+
 def choose_file(directory: str | Path, families: list[str] | None = None, *,
                 records: dict[str, dict[str, Any]] | None = None) -> FileChoice:
     """The fastest ONNX file of one Transformer folder that this CPU may use (``file_name="auto"``).
@@ -171,6 +204,8 @@ def choose_file(directory: str | Path, families: list[str] | None = None, *,
     int8 files, this CPU has the family's instruction set (``families``, default
     :func:`onnx_st.cpu.int8_families`) and the file is batch-invariant. Faster kinds first (int8,
     ``onnx/model.onnx``, then O2, O3, O1 where it is missing); among int8 files, the family order of ``families``.
+    The chosen file's fast-load copy (``<name>_fast.onnx``, same outputs, about half the load time) stands in
+    for it when its record passed and this ONNX Runtime line wrote it.
     ``records``: the folder's parity records when already read (:meth:`onnx_st.model_dir.ModelDir.parity`).
 
     Raises:
@@ -188,6 +223,8 @@ def choose_file(directory: str | Path, families: list[str] | None = None, *,
     def order(v: Variant) -> tuple[int, int, str]:
         return _SPEED_ORDER.get(v.kind, 9), rank.get(v.cpu_family or "", len(rank)), v.file_name
 
+    copies = {v.fast_load_source: v for v in variants if v.fast_load_source is not None}
+    variants = [v for v in variants if v.fast_load_source is None]
     rejected: list[tuple[str, str]] = []
     for variant in sorted(variants, key=order):
         why = _rejection(variant, families)
@@ -200,7 +237,15 @@ def choose_file(directory: str | Path, families: list[str] | None = None, *,
                   f"(thresholds {record.get('thresholds')})")
         if variant.kind == "int8":
             reason += f"; CPU families {families}"
-        choice = FileChoice(variant.file_name, reason, tuple(rejected))
+        chosen = variant.file_name
+        copy = copies.get(chosen)
+        if copy is not None:
+            why = _copy_rejection(copy, directory)
+            if why is None:
+                chosen, reason = copy.file_name, f"the fast-load copy of {variant.file_name}: {reason}"
+            else:
+                rejected.append((copy.file_name, why))
+        choice = FileChoice(chosen, reason, tuple(rejected))
         logger.info("%s: %s", directory, choice.summary())
         return choice
     raise ModelNotFoundError(f"file_name='auto': no usable ONNX file in {directory} "
