@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("--optimize", nargs="+", default=[], metavar="LEVEL", choices=["O1", "O2", "O3", "O4"],
                           help="write onnx/model_<LEVEL>.onnx (O4: float16, GPU-only)")
     variants.add_argument("--quantize", nargs="+", default=[], metavar="FAMILY",
-                          choices=["auto", "avx2", "avx512", "avx512_vnni", "arm64"],
+                          choices=[f"{f}{hq}" for hq in ("", "_hq") for f in ("auto", "avx2", "avx512", "avx512_vnni",
+                                                                               "arm64")],
                           help="write batch-invariant int8 onnx/model_qint8_{avx2,avx512,avx512_vnni,arm64}.onnx "
-                               "(auto: the best family for the CPU this runs on)")
+                               "(auto: the best family for the CPU this runs on; FAMILY_hq: the near-lossless "
+                               "onnx/model_qint8_FAMILY_hq.onnx)")
     variants.add_argument("--fast-load", nargs="+", default=[], metavar="FILE",
                           help="write FILE (e.g. onnx/model.onnx) as <name>_fast.onnx: ONNX Runtime's optimised graph "
                                "with memory-mapped weights, for fast cold starts")

@@ -15,11 +15,16 @@ result is the same bits whatever else is in the batch. Activations are symmetric
 point 128 (range 1-255), so ONNX Runtime's u8 x s8 kernels apply the zero point without a pass of
 their own. Fused ``Attention`` nodes (O2 graphs) are first split into three MatMuls and a float32
 ``MultiHeadAttention``, so their projections are quantized the same way.
+
+``smooth`` (SmoothQuant) divides an input's channels by constant scales before its rows are
+quantized and multiplies the weight rows by the same scales: the product is unchanged, but a few
+outlying channels no longer set every row's scale. The scales are constants, so outputs stay
+batch-invariant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +83,7 @@ class _Rewriter:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     constants: list[onnx.TensorProto] = field(default_factory=list)
     rows: dict[str, tuple[str, str]] = field(default_factory=dict)  # input -> (quantized rows, row scales)
+    smooth: Mapping[str, np.ndarray] = field(default_factory=dict)  # input -> channel scales
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.constants.append(numpy_helper.from_array(value, name))
@@ -93,6 +99,9 @@ class _Rewriter:
             return self.rows[x]
         p = f"{x}/rowq"
         flat = self.node("Reshape", [x, self.const(f"{p}.shape", np.array([-1, width], np.int64))], f"{p}/rows")
+        if x in self.smooth:
+            inverse = (np.float32(1) / self.smooth[x]).astype(np.float32)
+            flat = self.node("Mul", [flat, self.const(f"{p}.inverse_smooth", inverse)], f"{p}/smoothed")
         high = self.node("ReduceMax", [flat], f"{p}/max", axes=[1], keepdims=0)
         low = self.node("Neg", [self.node("ReduceMin", [flat], f"{p}/min", axes=[1], keepdims=0)], f"{p}/negmin")
         peak = self.node("Max", [high, low, "rowq.tiny"], f"{p}/absmax")
@@ -107,6 +116,8 @@ class _Rewriter:
         x, y = node.input[0], node.output[0]
         p = node.name or y
         limit = 63 if self.reduce_range else 127
+        if x in self.smooth:
+            weight = weight * self.smooth[x][:, None]
         column_scale = np.maximum(np.abs(weight).max(axis=0), np.float32(1e-30)) / np.float32(limit)
         qweight = np.clip(np.rint(weight / column_scale), -limit, limit).astype(np.int8)
         rows, row_scale = self.quantized_rows(x, weight.shape[0])
@@ -121,16 +132,21 @@ class _Rewriter:
         self.node("Reshape", [flat, shape], y)
 
 
-def quantize_rows(model: onnx.ModelProto, exclude: Iterable[str] = (), reduce_range: bool = False) -> list[str]:
+def quantize_rows(model: onnx.ModelProto, exclude: Iterable[str] = (), reduce_range: bool = False,
+                  smooth: Mapping[str, np.ndarray] | None = None) -> list[str]:
     """Rewrite every MatMul with a constant 2-D float weight (except ``exclude``) to per-row int8, in place.
 
     ``reduce_range`` keeps weights within 7 bits, for CPUs whose int8 kernels add u8 x s8 pairs
-    in 16 bits (AVX2, AVX-512 without VNNI). Returns the names of the quantized MatMuls.
+    in 16 bits (AVX2, AVX-512 without VNNI). ``smooth``: MatMul input name -> positive float32
+    channel scales (:func:`smoothing_scales`). Returns the names of the quantized MatMuls.
     """
     graph = model.graph
     skip = set(exclude)
     weights = {init.name: init for init in graph.initializer}
-    rewriter = _Rewriter(graph, reduce_range)
+    for name, scales in (smooth or {}).items():
+        if scales.ndim != 1 or scales.dtype != np.float32 or not bool(np.all(scales > 0)):
+            raise ValueError(f"smoothing scales of {name!r} must be a 1-D positive float32 array")
+    rewriter = _Rewriter(graph, reduce_range, smooth=dict(smooth or {}))
     rewriter.const("rowq.tiny", np.array(1e-30, np.float32))
     rewriter.const("rowq.levels", np.array(127.0, np.float32))
     rewriter.const("rowq.zero_point", np.array(ZERO_POINT, np.uint8))
@@ -154,6 +170,42 @@ def quantize_rows(model: onnx.ModelProto, exclude: Iterable[str] = (), reduce_ra
     return done
 
 
+# Inputs worth smoothing: normalized or attention outputs, whose outlying channels are the same for
+# every token. A GELU output (the feed-forward block's second MatMul) measured worse when smoothed.
+SMOOTHED_PRODUCERS = frozenset({"LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization",
+                                "SimplifiedLayerNormalization", "MultiHeadAttention", "Attention"})
+
+
+def smoothing_scales(model: onnx.ModelProto, peaks: Mapping[str, np.ndarray], alpha: float = 0.5) -> dict[str, np.ndarray]:
+    """SmoothQuant scales ``peak^alpha / weight_peak^(1 - alpha)`` per channel of each smoothable MatMul input.
+
+    ``model``: the graph :func:`quantize_rows` will rewrite (fused ``Attention`` already split);
+    ``peaks``: input name -> largest ``|x|`` per channel on sample texts. Inputs produced by
+    :data:`SMOOTHED_PRODUCERS` only; scales are divided by their geometric mean.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+    weights = {init.name: init for init in model.graph.initializer}
+    producers = {output: node.op_type for node in model.graph.node for output in node.output}
+    rows: dict[str, list[np.ndarray]] = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
+            array = numpy_helper.to_array(weights[node.input[1]])
+            if array.ndim == 2 and array.dtype == np.float32:
+                rows.setdefault(node.input[0], []).append(np.abs(array).max(axis=1))
+    scales = {}
+    for name, peak_rows in rows.items():
+        if producers.get(name) not in SMOOTHED_PRODUCERS or name not in peaks:
+            continue
+        activation = np.maximum(np.asarray(peaks[name], np.float64), 1e-5)
+        weight = np.maximum(np.max(peak_rows, axis=0).astype(np.float64), 1e-5)
+        if activation.shape != weight.shape:
+            raise ValueError(f"{name}: {activation.shape[0]} channel peaks for {weight.shape[0]} weight rows")
+        scale = activation ** alpha / weight ** (1 - alpha)
+        scales[name] = (scale / np.exp(np.log(scale).mean())).astype(np.float32)
+    return scales
+
+
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     keep = [init for init in graph.initializer if init.name in used]
@@ -161,4 +213,4 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(keep)
 
 
-__all__ = ["ZERO_POINT", "quantize_rows", "split_attention"]
+__all__ = ["SMOOTHED_PRODUCERS", "ZERO_POINT", "quantize_rows", "smoothing_scales", "split_attention"]

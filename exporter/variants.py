@@ -35,12 +35,15 @@ from .parity import (
 )
 from .quantize import (
     FAMILIES,
+    channel_peaks,
     family_file_name,
+    hq_thresholds,
     meets,
     outlier_ranking,
     quantize_graph,
     search_exclusions,
     selection_targets,
+    split_hq,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         model_dir: a directory written by the exporter (sentence-transformers layout plus ``onnx/model.onnx``).
         optimize: levels among ``O1`` to ``O4``.
         quantize: CPU families among ``avx2``, ``avx512``, ``avx512_vnni``, ``arm64``; ``auto`` is the best
-            family for the CPU this runs on (:func:`onnx_st.cpu.int8_families`).
+            family for the CPU this runs on (:func:`onnx_st.cpu.int8_families`). ``<family>_hq`` (and
+            ``auto_hq``) writes the near-lossless ``onnx/model_qint8_<family>_hq.onnx`` (:mod:`exporter.quantize`).
         parity_texts: size of the fixed parity sample (``benchmark_sentences(n)``).
         fast_load: files (``onnx/model.onnx``, or variants written here or before) to rewrite as
             ``<name>_fast.onnx`` + ``_fast.onnx_data`` (:func:`onnx_st.fastload.write_fast_load`), held
@@ -70,14 +74,16 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         exclude: ``"auto"`` keeps outlying MatMuls in float32 until the int8 targets are met; ``"none"`` quantizes all.
         echo: where each record's summary line goes.
     """
-    if "auto" in quantize:
-        from onnx_st.cpu import cpu_header
+    for requested in ("auto", "auto_hq"):
+        if requested in quantize:
+            from onnx_st.cpu import cpu_header
 
-        echo(f"--quantize auto -> {resolve_families(['auto'])[0]} ({cpu_header()})")
+            echo(f"--quantize {requested} -> {resolve_families([requested])[0]} ({cpu_header()})")
     quantize = resolve_families(quantize)
-    unknown = [lvl for lvl in optimize if lvl not in LEVELS] + [f for f in quantize if f not in FAMILIES]
+    unknown = [lvl for lvl in optimize if lvl not in LEVELS] + [f for f in quantize if split_hq(f)[0] not in FAMILIES]
     if unknown:
-        raise ValueError(f"unknown variants {unknown}; levels {LEVELS}, CPU families {sorted(FAMILIES)}")
+        raise ValueError(f"unknown variants {unknown}; levels {LEVELS}, CPU families {sorted(FAMILIES)} "
+                         "(each also as <family>_hq)")
     if exclude not in ("auto", "none"):
         raise ValueError(f"exclude must be 'auto' or 'none', got {exclude!r}")
     model_dir = Path(model_dir)
@@ -122,7 +128,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
 
 
 def resolve_families(quantize: Sequence[str]) -> list[str]:
-    """``quantize`` with ``auto`` replaced by the best int8 family of this CPU (duplicates dropped).
+    """``quantize`` with ``auto`` (``auto_hq``) replaced by the best int8 family of this CPU (duplicates dropped).
 
     Raises:
         ValueError: ``auto`` on a CPU without AVX2, AVX-512 or ARM64 int8 support.
@@ -132,11 +138,12 @@ def resolve_families(quantize: Sequence[str]) -> list[str]:
     families = []
     for requested in quantize:
         name = requested
-        if requested == "auto":
+        base, hq = split_hq(requested)
+        if base == "auto":
             native = int8_families()
             if not native:
-                raise ValueError("--quantize auto: this CPU has none of AVX2, AVX-512 or ARM64")
-            name = native[0]
+                raise ValueError(f"--quantize {requested}: this CPU has none of AVX2, AVX-512 or ARM64")
+            name = native[0] + ("_hq" if hq else "")
             logger.info("--quantize auto: %s for this CPU (it runs %s)", name, native)
         if name not in families:
             families.append(name)
@@ -164,19 +171,23 @@ class _Selector:
                 for i in range(0, len(texts), BATCH_SIZE)]
 
 
-def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
+def _quantize_family(requested: str, modules: Sequence[tuple[Path, Transformer]],
                      sources: Mapping[Path, tuple[Path, str]], selector: _Selector, checker: ParityChecker,
                      exclude: str) -> ParityRecord:
-    file_name = family_file_name(family)
+    """The int8 file of one family; ``<family>_hq``: smoothed, float32 embedding table, near-lossless targets."""
+    file_name = family_file_name(requested)
+    family, hq = split_hq(requested)
     rankings = {d: [name for name, _ in outlier_ranking(sources[d][0], selector.feeds(m))] if exclude == "auto" else []
                 for d, m in modules}
+    peaks = {d: channel_peaks(sources[d][0], selector.feeds(m)) if hq else None for d, m in modules}
     settings: dict[Path, dict[str, Any]] = {}
 
     def writer(embeddings: bool) -> Callable[[int], None]:
         def write(k: int) -> None:
             for module_dir, _ in modules:
                 settings[module_dir] = quantize_graph(sources[module_dir][0], module_dir / file_name, family,
-                                                      exclude=rankings[module_dir][:k], embeddings=embeddings)
+                                                      exclude=rankings[module_dir][:k], embeddings=embeddings,
+                                                      peaks=peaks[module_dir])
         return write
 
     def search(embeddings: bool) -> tuple[int, list[dict[str, Any]]]:
@@ -184,18 +195,21 @@ def _quantize_family(family: str, modules: Sequence[tuple[Path, Transformer]],
         return k, [{**step, "embeddings": "int8" if embeddings else "float32"} for step in steps]
 
     limit = min((len(r) for r in rankings.values()), default=0)
-    targets = selection_targets(checker.kind)
+    targets = selection_targets(checker.kind, hq)
     chosen, trail = 0, list[dict[str, Any]]()
-    if exclude == "auto":
+    if exclude == "auto" and not hq:
         chosen, trail = search(embeddings=True)
         if not meets(trail[-1], targets):
             # The int8 embedding table moves every token (per-token outputs feel it most): float32 table, search again.
             chosen, table_trail = search(embeddings=False)
             trail += table_trail
+    elif exclude == "auto":  # near-lossless: the float32 table from the start (measured: a fifth of the loss)
+        chosen, trail = search(embeddings=False)
     else:
-        writer(embeddings=True)(0)
+        writer(embeddings=not hq)(0)
     first = settings[modules[0][0]]
-    return checker.check(file_name, checker.thresholds("int8"), created_by={
+    thresholds = hq_thresholds(checker.kind) if hq else checker.thresholds("int8")
+    return checker.check(file_name, thresholds, created_by={
         "method": "quantize", "source": sources[modules[0][0]][1], "settings": first,
         "float32_nodes": chosen, "selection": {"texts": SELECTION_TEXTS, "seed": 1, "trail": trail}})
 
