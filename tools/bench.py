@@ -1,6 +1,7 @@
 """Benchmark onnx-st against sentence-transformers on the same model and inputs, in one run.
 
-    python -m tools.bench --kind dense|sentences|long|sparse|cross|multi-vector|all [--model DIR] [--texts N] [--batch-size 32]
+    python -m tools.bench --kind dense|sentences|long|sparse|cross|multi-vector[-sentences|-long]|all [--model DIR] [--texts N]
+        [--batch-size 32]
         [--rounds 3] [--engines onnx-st,ort-alone,st-torch,st-onnx,fastembed] [--threads N] [--file-name onnx/model_xxx.onnx]
         [--max-run-tokens N|none] [--parallel-runs 1,2]
         [--files onnx/model_O2.onnx,onnx/model_qint8_avx2.onnx]
@@ -15,7 +16,8 @@ rank correlation of reranker scores). Every engine gets the same inputs, made on
 kind uses its default, built once and cached: dense all-MiniLM-L6-v2 (``sentences``: the same model on
 single docstring sentences, 34 tokens on average), long all-mpnet-base-v2 on
 200-600-token texts, sparse splade-tiny, cross the
-MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``)
+MiniLM reranker, multi-vector MiniLM with a seeded 128-d token projection (``encode_document``; also on the
+single sentences and on the long texts: ``multi-vector-sentences``, ``multi-vector-long``)
 (:mod:`tools.bench_workloads`); ``--kind all`` runs them all on their defaults.
 ``--parallel-runs 1,2`` runs every ``onnx-st`` engine once per value of ``parallel_runs`` (batches
 of one call in flight at once, each on ``cores / N`` threads), labelled ``@N`` above 1.

@@ -150,7 +150,7 @@ def outputs_array(kind: str, outputs: Any) -> Any:
     (rerankers), or every token vector of every document one after the other (multi-vector)."""
     import numpy as np
 
-    if kind == "multi-vector":
+    if kind.startswith("multi-vector"):
         return np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs])
     for convert in ("to_dense",):  # onnx-st SparseEmbeddings, torch sparse tensors
         if hasattr(outputs, convert):
@@ -303,4 +303,14 @@ WORKLOADS: dict[str, Workload] = {
         describe="{n} documents (30% of 150-450 words)", engines=("onnx-st", "ort-alone", "st-torch"),
         warmup=["A first document warms nothing up."], inputs=_sparse_texts, default_model=_multi_vector,
         probe=documents_of_tokens, probe_label=f"{PROBE_TEXTS}x{PROBE_TOKENS}"),
+    "multi-vector-sentences": Workload(
+        kind="multi-vector-sentences", class_name="MultiVectorEncoder", call="encode_document", unit="texts",
+        default_n=1000, describe="{n} single docstring sentences (about 35 tokens)",
+        engines=("onnx-st", "ort-alone", "st-torch"), warmup=["A first document warms nothing up."],
+        inputs=_sentence_texts, default_model=_multi_vector),
+    "multi-vector-long": Workload(
+        kind="multi-vector-long", class_name="MultiVectorEncoder", call="encode_document", unit="texts",
+        default_n=128, describe="{n} documents of 150-450 words (about 200-600 tokens, truncated at 256)",
+        engines=("onnx-st", "ort-alone", "st-torch"), warmup=["A first document warms nothing up."],
+        inputs=_long_texts, default_model=_multi_vector),
 }
