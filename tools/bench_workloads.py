@@ -242,13 +242,15 @@ def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
 
     buildable = {Path(level_file_name(level)).name: level for level in LEVELS}
     buildable.update({Path(family_file_name(family)).name: family for family in FAMILIES})
+    buildable.update({Path(family_file_name(f"{family}_hq")).name: f"{family}_hq" for family in FAMILIES})
     present = {p.name for p in Path(model_dir).rglob("model*.onnx")}
     missing = [Path(f).name for f in files if Path(f).name not in present]
     unknown = sorted(name for name in missing if name not in buildable)
     if unknown:
-        raise SystemExit(f"cannot build {unknown}: only onnx/model_O1..O4.onnx and onnx/model_qint8_<family>.onnx")
+        raise SystemExit(f"cannot build {unknown}: only onnx/model_O1..O4.onnx and "
+                         "onnx/model_qint8_<family>[_hq].onnx")
     levels = [buildable[name] for name in missing if buildable[name] in LEVELS]
-    families = [buildable[name] for name in missing if buildable[name] in FAMILIES]
+    families = [buildable[name] for name in missing if buildable[name].removesuffix("_hq") in FAMILIES]
     if levels or families:  # records on the 2,000 texts the targets are stated on (500 by default)
         make_variants(model_dir, optimize=levels, quantize=families, parity_texts=VARIANT_PARITY_TEXTS,
                       echo=lambda line: print(line, file=sys.stderr))

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 PARITY_FILE = "parity.json"
 _LEVEL = re.compile(r"model_(O[1-4])\.onnx$")
-_INT8 = re.compile(r"model_(q(?:u)?int8)_(\w+)\.onnx$")
+_INT8 = re.compile(r"model_(q(?:u)?int8)_(\w+?)(?:_hq)?\.onnx$")  # ``_hq``: the near-lossless int8 file
 
 
 @dataclass(frozen=True)
