@@ -118,6 +118,28 @@ def pool_logits(logits: Any, attention_mask: Any) -> Any:
     return np.log1p(np.maximum(pooled, 0.0, out=pooled), out=pooled)
 
 
+def same_process_share(model: Any, call: Any, inputs: list[Any], batch_size: int, pairs: int = 3) -> float:
+    """onnx-st's rate as a share of ONNX Runtime alone on the same runs, within this process: the call and
+    then its recorded runs back to back (the ``ort-alone`` way), ``pairs`` times alternating; the median
+    of the pairs' ratios. Both sides share the process, its session and the machine's moment, so the
+    figure moves less than the ratio of two processes' medians."""
+    from tools.ort_ceiling import first_transformer, workload_runs
+
+    runs = workload_runs(model, lambda: call(inputs, batch_size=batch_size))
+    transformer = first_transformer(model)
+    session, output = transformer.session._session, [transformer.graph_output]
+    ratios = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        call(inputs, batch_size=batch_size)
+        ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for feeds in runs:
+            session.run(output, feeds)
+        ratios.append((time.perf_counter() - t0) / ours)
+    return statistics.median(ratios)
+
+
 def read_inputs(path: str | None) -> list[Any] | None:
     """The inputs the parent wrote (JSON: pairs come back as tuples), or ``None``."""
     if not path:
@@ -137,7 +159,8 @@ def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch
     if engine == "ort-alone":
         return ort_alone(workload, model, n, batch_size, threads, file_name, max_run_tokens, inputs)
     start = time.perf_counter()
-    call = getattr(load(workload, engine, model, threads, file_name, max_run_tokens, parallel_runs), workload.call)
+    loaded = load(workload, engine, model, threads, file_name, max_run_tokens, parallel_runs)
+    call = getattr(loaded, workload.call)
     call(workload.warmup, batch_size=batch_size)
     result = {"cold_start_s": time.perf_counter() - start}
     if mode == "throughput":
@@ -150,6 +173,8 @@ def worker(workload: Workload, engine: str, mode: str, model: str, n: int, batch
             import numpy as np
 
             np.save(save, outputs_array(workload.kind, outputs))
+        if engine == "onnx-st":
+            result["same_process_share"] = same_process_share(loaded, call, inputs, batch_size)
     else:
         assert workload.probe is not None
         batch = workload.probe(Path(model))
@@ -304,6 +329,7 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
     ``of ORT`` is an ``onnx-st`` row's rate as a share of ONNX Runtime alone on the same file (the
     ``ort-alone`` rows; ratio of the medians); for SPLADE, in brackets, its share of ONNX Runtime followed
     by :func:`pool_logits`, the one reduction over the logits that every runtime of the model does.
+    ``same proc`` is the same share measured inside the onnx-st process (:func:`same_process_share`).
     ``vs ST`` compares the engine's outputs with sentence-transformers' (:func:`agreement_column`, first round).
     ``parity`` is the file's record against sentence-transformers: largest difference for float32 files, mean/min cosine (or score
     correlation) for int8 ones.
@@ -311,7 +337,7 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
     agreement = agreement or {}
     probe = workload.probe_label
     head = (f"{'engine':<27} {workload.unit + '/s':>9} {'cold start s':>13} {'peak RSS MiB':>13} {'x speed':>8} "
-            f"{'x memory':>9} {'of ORT':>12} {'vs ST':>16} {'parity':>20}")
+            f"{'x memory':>9} {'of ORT':>12} {'same proc':>9} {'vs ST':>16} {'parity':>20}")
     if workload.probe:
         head += f" {probe + ' batch +MiB':>18} {probe + ' peak RSS MiB':>20} {'x batch memory':>15}"
     lines = [head]
@@ -330,6 +356,10 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
         pooled = _median(alone, "per_s_pooled")
         return f"{100 * ours / theirs:.0f}%" + (f" ({100 * ours / pooled:.0f}%)" if math.isfinite(pooled) else "")
 
+    def same_proc(engine: str) -> str:
+        share = _median(results[engine]["throughput"], "same_process_share")
+        return f"{100 * share:.0f}%" if math.isfinite(share) else ""
+
     def cell(value: float, spec: str, width: int) -> str:
         return f"{value:>{width}{spec}}" if math.isfinite(value) else " " * width
 
@@ -344,7 +374,7 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
                 f"{cell(_median(modes['throughput'], 'peak_rss_mib'), '.0f', 13)} "
                 f"{ratio(engine, 'throughput', 'per_s') if not alone else '':>8} "
                 f"{ratio(engine, 'throughput', 'peak_rss_mib') if not alone else '':>9} "
-                f"{of_ort(engine):>12} {agreement.get(engine, ''):>16} "
+                f"{of_ort(engine):>12} {same_proc(engine):>9} {agreement.get(engine, ''):>16} "
                 f"{parity_column(model, engine) if model and not alone else '':>20}")
         if workload.probe and not alone:
             line += (f" {_median(modes['probe'], 'batch_added_mib'):>18.0f} "
