@@ -79,7 +79,8 @@ MODELS = {
 HUB_REPOS = {"sentence-transformers/all-MiniLM-L6-v2": "dense-mean"}
 BENCH_MODELS = {"dense": "all-minilm-l6-v2-onnx", "sentences": "all-minilm-l6-v2-onnx",
                 "long": "all-minilm-l6-v2-onnx", "sparse": "splade-onnx", "cross": "reranker-onnx",
-                "multi-vector": "colbert-onnx"}
+                "multi-vector": "colbert-onnx", "multi-vector-sentences": "colbert-onnx",
+                "multi-vector-long": "colbert-onnx"}
 TEXTS = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium.", "",
          "Paris is the capital of France.", "Berlin is in Germany."]
 CORPORA = ("corpus.jsonl", "corpus.parquet", "corpus/", "pairs.csv")
