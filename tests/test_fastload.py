@@ -86,3 +86,18 @@ def test_auto_takes_the_fast_load_copy_of_its_choice_only_when_it_may(tmp_path: 
         model = SentenceTransformer(str(model_dir), model_kwargs={"file_name": "auto"})
         np.testing.assert_allclose(model.encode(fixture_inputs("dense-mean")),
                                    fixture_expected("dense-mean")["encode"], atol=1e-5)
+
+
+@pytest.mark.parametrize("created_by", ["a string", ["a", "list"], 3])
+def test_a_record_whose_created_by_is_no_object_is_a_config_error(tmp_path: Path, created_by: object) -> None:
+    import json
+
+    from onnx_st._runtime.variants import choose_file
+    from onnx_st.errors import ConfigError
+
+    model_dir = _copy("dense-mean", tmp_path)
+    write_fast_load(model_dir / "onnx" / "model.onnx", model_dir / "onnx" / "model_fast.onnx")
+    record = {**_record("onnx/model_fast.onnx"), "created_by": created_by}
+    (model_dir / "onnx" / "parity.json").write_text(json.dumps({"onnx/model_fast.onnx": record}))
+    with pytest.raises(ConfigError, match="created_by"):
+        choose_file(model_dir)

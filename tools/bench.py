@@ -102,20 +102,13 @@ def ort_alone(workload: Workload, model: str, n: int, batch_size: int, threads: 
         session.run(output, feeds)
     result = {"per_s": len(inputs) / (time.perf_counter() - t0), "onnx_runs": float(len(runs))}
     if transformer.task == "fill-mask":  # SPLADE: the graph gives (rows, seq, vocab) logits
+        from onnx_st.modules.splade import splade_pool
+
         t0 = time.perf_counter()
         for feeds in runs:
-            pool_logits(session.run(output, feeds)[0], feeds["attention_mask"])
+            splade_pool(session.run(output, feeds)[0], feeds["attention_mask"])
         result["per_s_pooled"] = len(inputs) / (time.perf_counter() - t0)
     return result
-
-
-def pool_logits(logits: Any, attention_mask: Any) -> Any:
-    """The least NumPy work after a SPLADE graph: each row's maximum over its attended positions, then
-    ``log1p(relu)`` of the (rows, vocab) result (right padding assumed: the benchmark's tokenizers pad right)."""
-    import numpy as np
-
-    pooled = np.stack([row[:int(n)].max(axis=0) for row, n in zip(logits, attention_mask.sum(axis=1))])
-    return np.log1p(np.maximum(pooled, 0.0, out=pooled), out=pooled)
 
 
 def same_process_share(model: Any, call: Any, inputs: list[Any], batch_size: int, pairs: int = 3) -> float:
@@ -328,7 +321,7 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
 
     ``of ORT`` is an ``onnx-st`` row's rate as a share of ONNX Runtime alone on the same file (the
     ``ort-alone`` rows; ratio of the medians); for SPLADE, in brackets, its share of ONNX Runtime followed
-    by :func:`pool_logits`, the one reduction over the logits that every runtime of the model does.
+    by SPLADE's max pooling (``splade_pool``), the one pass over the logits every runtime of the model makes.
     ``same proc`` is the same share measured inside the onnx-st process (:func:`same_process_share`).
     ``vs ST`` compares the engine's outputs with sentence-transformers' (:func:`agreement_column`, first round).
     ``parity`` is the file's record against sentence-transformers: largest difference for float32 files, mean/min cosine (or score

@@ -124,13 +124,12 @@ class Tokenized:
 
     @classmethod
     def concat(cls, parts: Sequence[Tokenized]) -> Tokenized:
-        """The rows of ``parts``, one after the other."""
+        """The rows of ``parts`` (at least one), one after the other."""
         if len(parts) == 1:
             return parts[0]
         starts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
         offsets = np.concatenate([np.zeros(1, np.int64)] + [p.offsets[1:] + s for p, s in zip(parts, starts)])
-        return cls(np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int64),
-                   np.concatenate([p.type_ids for p in parts]) if parts else np.zeros(0, np.int64), offsets)
+        return cls(np.concatenate([p.ids for p in parts]), np.concatenate([p.type_ids for p in parts]), offsets)
 
 
 class TextTokenizer:

@@ -19,6 +19,7 @@ from typing import Any
 from onnx_st._runtime.config import read_json
 from onnx_st.cpu import int8_families
 from onnx_st.errors import ConfigError, ModelNotFoundError
+from onnx_st.fastload import data_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,21 @@ class Variant:
         return None if self.parity is None else bool(self.parity.get("passed"))
 
     @property
+    def created_by(self) -> dict[str, Any]:
+        """How the exporter made the file (its record's ``created_by``; empty without one).
+
+        Raises:
+            ConfigError: the record's ``created_by`` is not a JSON object.
+        """
+        created = (self.parity or {}).get("created_by") or {}
+        if not isinstance(created, dict):
+            raise ConfigError(f"{PARITY_FILE}: the record of {self.file_name} has a 'created_by' that is not an object")
+        return created
+
+    @property
     def fast_load_source(self) -> str | None:
         """The file this one is the fast-load copy of (:mod:`onnx_st.fastload`), from its parity record."""
-        created = (self.parity or {}).get("created_by") or {}
+        created = self.created_by
         source = created.get("source")
         return source if created.get("method") == "fast_load" and isinstance(source, str) else None
 
@@ -164,8 +177,8 @@ def _rejection(variant: Variant, families: list[str]) -> str | None:
     if variant.kind == "int8":
         if variant.cpu_family not in families:
             return f"this CPU lacks the {variant.cpu_family} instruction set"
-        settings = (variant.parity.get("created_by") or {}).get("settings") or {}
-        if settings.get("batch_invariant") is not True:
+        settings = variant.created_by.get("settings")
+        if not isinstance(settings, dict) or settings.get("batch_invariant") is not True:
             return "activations quantized per batch (outputs would depend on the rest of the batch)"
     return None
 
@@ -174,24 +187,16 @@ def _copy_rejection(copy: Variant, directory: Path) -> str | None:
     """Why the fast-load copy of the chosen file may not stand in for it (``None``: it may).
 
     The copy holds ONNX Runtime's own fused operators: it is taken only from the ONNX Runtime line
-    (major.minor) that wrote it, with a passed parity record and its weights file present.
+    (major.minor) that wrote it, with a passed parity record and its weights file (``<file>_data``) present.
     """
     if copy.parity is None or not copy.passed:
         return "no passed parity record"
-    from importlib.metadata import PackageNotFoundError, version
+    import onnxruntime
 
-    written = str((copy.parity.get("created_by") or {}).get("onnxruntime", ""))
-    running = ""
-    for package in ("onnxruntime", "onnxruntime-gpu"):
-        try:
-            running = version(package)
-            break
-        except PackageNotFoundError:
-            continue
+    written, running = str(copy.created_by.get("onnxruntime", "")), onnxruntime.__version__
     if written.split(".")[:2] != running.split(".")[:2]:
-        return f"written by onnxruntime {written or 'unknown'}, this is {running or 'unknown'}"
-    data = str((copy.parity.get("created_by") or {}).get("external_data", ""))
-    if not data or not (directory / Path(copy.file_name).parent / data).is_file():
+        return f"written by onnxruntime {written or 'unknown'}, this is {running}"
+    if not data_file(directory / copy.file_name).is_file():
         return "its weights file is missing"
     return None
 
