@@ -12,7 +12,6 @@ to it at load).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +37,8 @@ def write_fast_load(source: Path, target: Path, level: FastLoadLevel = "extended
     Raises:
         OnnxModelError: ONNX Runtime cannot load or save the graph.
     """
+    import tempfile  # here, not at the top: a cold start reads data_file and never writes a copy
+
     import onnxruntime as ort
 
     levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
