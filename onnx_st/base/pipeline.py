@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from onnx_st._runtime.blas import one_blas_thread
 from onnx_st.errors import ConfigError, InputError
 from onnx_st.modules import Features, InputModule, Module
 from onnx_st.modules.base import PreparedInputs, Rows, text_length
@@ -131,9 +132,10 @@ class Pipeline:
             return idx, collect(self.forward(self.collate(prepared, idx, modality)))
 
         results: list[Any] = [None] * len(items)
-        for idx, outputs in _progress(self._batches(starts, batch), show, len(starts)):
-            for i, out in zip(idx, outputs):
-                results[i] = out
+        with one_blas_thread():  # the cores are ONNX Runtime's: see onnx_st._runtime.blas
+            for idx, outputs in _progress(self._batches(starts, batch), show, len(starts)):
+                for i, out in zip(idx, outputs):
+                    results[i] = out
         return results
 
     def _batches(self, starts: range, batch: Callable[[int], T]) -> Iterator[T]:
