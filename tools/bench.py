@@ -265,14 +265,16 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def parity_column(model: str, engine: str) -> str:
-    """The engine's file's parity record in a few characters: ``2.2e-07`` (fp32) or ``cos .995/.988`` (int8)."""
+def parity_column(model: str, engine: str, default_file: str | None = None) -> str:
+    """The engine's file's parity record in a few characters: ``2.2e-07`` (fp32) or ``cos .995/.988`` (int8).
+
+    ``default_file`` is the file of a plain ``onnx-st`` engine (``--file-name``; ``onnx/model.onnx``)."""
     base, file_name = split_engine(engine)
     if base != "onnx-st":
         return ""
     from onnx_st import list_variants
 
-    wanted = file_name or "onnx/model.onnx"
+    wanted = file_name or default_file or "onnx/model.onnx"
     record = next((v.parity for v in list_variants(model) if v.file_name == wanted and v.parity), None)
     if not record:
         return "no record"
@@ -316,7 +318,7 @@ def agreement_column(kind: str, path: str, baseline: str | None) -> str:
 
 
 def summarize(workload: Workload, results: Results, skipped: dict[str, str], model: str = "",
-              agreement: dict[str, str] | None = None) -> list[str]:
+              agreement: dict[str, str] | None = None, file_name: str | None = None) -> list[str]:
     """Median table plus ratios to the ``st-torch`` baseline (``-`` without a baseline).
 
     ``of ORT`` is an ``onnx-st`` row's rate as a share of ONNX Runtime alone on the same file (the
@@ -368,7 +370,7 @@ def summarize(workload: Workload, results: Results, skipped: dict[str, str], mod
                 f"{ratio(engine, 'throughput', 'per_s') if not alone else '':>8} "
                 f"{ratio(engine, 'throughput', 'peak_rss_mib') if not alone else '':>9} "
                 f"{of_ort(engine):>12} {same_proc(engine):>9} {agreement.get(engine, ''):>16} "
-                f"{parity_column(model, engine) if model and not alone else '':>20}")
+                f"{parity_column(model, engine, file_name) if model and not alone else '':>20}")
         if workload.probe and not alone:
             line += (f" {_median(modes['probe'], 'batch_added_mib'):>18.0f} "
                      f"{_median(modes['probe'], 'peak_rss_mib'):>20.0f} "
@@ -428,7 +430,7 @@ def bench(workload: Workload, args: argparse.Namespace) -> bool:
                               flush=True)
         agreement = {e: agreement_column(workload.kind, path, saved.get(BASELINE)) for e, path in saved.items()
                      if e != BASELINE}
-    print("\n".join(summarize(workload, results, skipped, model, agreement)), flush=True)
+    print("\n".join(summarize(workload, results, skipped, model, agreement, args.file_name)), flush=True)
     return all(results[e]["throughput"] for e in runnable)
 
 
