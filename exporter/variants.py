@@ -35,6 +35,7 @@ from .parity import (
 )
 from .quantize import (
     FAMILIES,
+    HQ_SUFFIX,
     channel_peaks,
     family_file_name,
     hq_thresholds,
@@ -77,7 +78,7 @@ def make_variants(model_dir: str | Path, *, optimize: Sequence[str] = (), quanti
         exclude: ``"auto"`` keeps outlying MatMuls in float32 until the int8 targets are met; ``"none"`` quantizes all.
         echo: where each record's summary line goes.
     """
-    for requested in ("auto", "auto_hq"):
+    for requested in ("auto", "auto" + HQ_SUFFIX):
         if requested in quantize:
             from onnx_st.cpu import cpu_header
 
@@ -146,7 +147,7 @@ def resolve_families(quantize: Sequence[str]) -> list[str]:
             native = int8_families()
             if not native:
                 raise ValueError(f"--quantize {requested}: this CPU has none of AVX2, AVX-512 or ARM64")
-            name = native[0] + ("_hq" if hq else "")
+            name = native[0] + (HQ_SUFFIX if hq else "")
             logger.info("--quantize auto: %s for this CPU (it runs %s)", name, native)
         if name not in families:
             families.append(name)

@@ -97,18 +97,25 @@ def ort_alone(workload: Workload, model: str, n: int, batch_size: int, threads: 
         warm += len(feeds["input_ids"])
         if warm >= batch_size:
             break
+    result = {"per_s": len(inputs) / run_seconds(transformer, runs), "onnx_runs": float(len(runs))}
+    if transformer.task == "fill-mask":  # SPLADE: the graph gives (rows, seq, vocab) logits
+        result["per_s_pooled"] = len(inputs) / run_seconds(transformer, runs, pool=True)
+    return result
+
+
+def run_seconds(transformer: Any, runs: list[dict[str, Any]], pool: bool = False) -> float:
+    """Seconds that ``runs`` take through the Transformer's own ONNX Runtime session, back to back, only
+    ``InferenceSession.run`` in between (``pool``: each output then max-pooled by ``splade_pool``, SPLADE's
+    one pass over the logits)."""
+    from onnx_st.modules.splade import splade_pool
+
+    session, output = transformer.session._session, [transformer.graph_output]
     t0 = time.perf_counter()
     for feeds in runs:
-        session.run(output, feeds)
-    result = {"per_s": len(inputs) / (time.perf_counter() - t0), "onnx_runs": float(len(runs))}
-    if transformer.task == "fill-mask":  # SPLADE: the graph gives (rows, seq, vocab) logits
-        from onnx_st.modules.splade import splade_pool
-
-        t0 = time.perf_counter()
-        for feeds in runs:
-            splade_pool(session.run(output, feeds)[0], feeds["attention_mask"])
-        result["per_s_pooled"] = len(inputs) / (time.perf_counter() - t0)
-    return result
+        logits = session.run(output, feeds)[0]
+        if pool:
+            splade_pool(logits, feeds["attention_mask"])
+    return time.perf_counter() - t0
 
 
 def same_process_share(model: Any, call: Any, inputs: list[Any], batch_size: int, pairs: int = 3) -> float:
@@ -120,16 +127,12 @@ def same_process_share(model: Any, call: Any, inputs: list[Any], batch_size: int
 
     runs = workload_runs(model, lambda: call(inputs, batch_size=batch_size))
     transformer = first_transformer(model)
-    session, output = transformer.session._session, [transformer.graph_output]
     ratios = []
     for _ in range(pairs):
         t0 = time.perf_counter()
         call(inputs, batch_size=batch_size)
         ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for feeds in runs:
-            session.run(output, feeds)
-        ratios.append((time.perf_counter() - t0) / ours)
+        ratios.append(run_seconds(transformer, runs) / ours)
     return statistics.median(ratios)
 
 

@@ -126,10 +126,10 @@ class FastEmbedModel:
                 sources=source, dim=int(pooling.get("embedding_dimension", pooling.get("word_embedding_dimension"))),
                 model_file=file_name)
             self.model = TextEmbedding(name, **common)
-            limit = next((json.loads(path.read_text()).get(key) for path, key in (
+            lengths = (json.loads(path.read_text()).get(key) if path.is_file() else None for path, key in (
                 (model_dir / "sentence_bert_config.json", "max_seq_length"),
-                (model_dir / "tokenizer_config.json", "model_max_length")) if path.is_file()
-                and isinstance(json.loads(path.read_text()).get(key), int)), None)
+                (model_dir / "tokenizer_config.json", "model_max_length")))
+            limit = next((length for length in lengths if isinstance(length, int)), None)
             if limit is not None:  # fastembed cuts at its own length (128 here), not the model's
                 self.model.model.tokenizer.enable_truncation(max_length=limit)
         else:
@@ -237,12 +237,12 @@ VARIANT_PARITY_TEXTS = 2000
 def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
     """Build the O-level and int8 ``files`` (``onnx/model_O2.onnx``, ``onnx/model_qint8_avx2.onnx``) missing from ``model_dir``."""
     from exporter.optimize import LEVELS, level_file_name
-    from exporter.quantize import FAMILIES, family_file_name
+    from exporter.quantize import FAMILIES, HQ_SUFFIX, family_file_name, split_hq
     from exporter.variants import make_variants
 
     buildable = {Path(level_file_name(level)).name: level for level in LEVELS}
     buildable.update({Path(family_file_name(family)).name: family for family in FAMILIES})
-    buildable.update({Path(family_file_name(f"{family}_hq")).name: f"{family}_hq" for family in FAMILIES})
+    buildable.update({Path(family_file_name(family + HQ_SUFFIX)).name: family + HQ_SUFFIX for family in FAMILIES})
     present = {p.name for p in Path(model_dir).rglob("model*.onnx")}
     missing = [Path(f).name for f in files if Path(f).name not in present]
     unknown = sorted(name for name in missing if name not in buildable)
@@ -250,7 +250,7 @@ def ensure_variants(model_dir: Path, files: Sequence[str]) -> None:
         raise SystemExit(f"cannot build {unknown}: only onnx/model_O1..O4.onnx and "
                          "onnx/model_qint8_<family>[_hq].onnx")
     levels = [buildable[name] for name in missing if buildable[name] in LEVELS]
-    families = [buildable[name] for name in missing if buildable[name].removesuffix("_hq") in FAMILIES]
+    families = [buildable[name] for name in missing if split_hq(buildable[name])[0] in FAMILIES]
     if levels or families:  # records on the 2,000 texts the targets are stated on (500 by default)
         make_variants(model_dir, optimize=levels, quantize=families, parity_texts=VARIANT_PARITY_TEXTS,
                       echo=lambda line: print(line, file=sys.stderr))

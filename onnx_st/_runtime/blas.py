@@ -52,8 +52,8 @@ def _library_paths() -> list[str]:
         maps = Path("/proc/self/maps").read_text(errors="replace")
     except OSError:
         return []
-    return sorted({line.split(None, 5)[5] for line in maps.splitlines()
-                   if len(line.split(None, 5)) == 6 and "openblas" in line.lower()})
+    fields = (line.split(None, 5) for line in maps.splitlines())  # address perms offset dev inode path
+    return sorted({f[5] for f in fields if len(f) == 6 and "openblas" in f[5].lower()})
 
 
 def _bind(path: str) -> BlasThreads | None:
